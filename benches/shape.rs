@@ -1,0 +1,2 @@
+//! Benchmarks of the geometry layer: tap-map construction and traversal.
+fn main() {}

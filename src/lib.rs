@@ -1,0 +1,8 @@
+//! convmat turns a convolution layer into the exact matrix it applies and characterizes that matrix.
+//!
+//! This crate is the command-line tool and a thin facade over the workspace's crates, each usable on its
+//! own:
+//! - [`shape`] (`convmat-shape`): layer specs, geometry, flat indices, tap maps and shape chains.
+#![warn(missing_docs)]
+
+pub use convmat_shape as shape;

@@ -6,3 +6,8 @@
 #![warn(missing_docs)]
 
 pub use convmat_shape as shape;
+
+/// The README's Rust examples, compiled and run as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

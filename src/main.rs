@@ -1,1 +1,35 @@
-fn main() {}
+//! The `convmat` command line: see `convmat --help`.
+
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+
+mod cli;
+
+fn main() -> ExitCode {
+    let args = match cli::Cli::try_parse() {
+        Ok(args) => args,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // clap's message is a paragraph, then usage; keep the paragraph, on one line.
+            let text = e.render().to_string();
+            let message = text.split("\n\n").next().unwrap_or_default();
+            let message = message.trim_start_matches("error: ").split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("error: {message} (see 'convmat --help')");
+            return ExitCode::from(2);
+        }
+    };
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: what is wrong, which value, what would be valid.
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}

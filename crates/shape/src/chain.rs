@@ -55,13 +55,21 @@ impl PoolSpec {
         }
         let mut out = Vec::with_capacity(self.rank);
         for d in 0..self.rank {
-            let (n, k, s, p, dil) =
-                (input[d] as i64, self.kernel_size[d] as i64, self.stride[d] as i64, self.padding[d] as i64, self.dilation[d] as i64);
+            let (n, k, s, p, dil) = (
+                input[d] as i64,
+                self.kernel_size[d] as i64,
+                self.stride[d] as i64,
+                self.padding[d] as i64,
+                self.dilation[d] as i64,
+            );
             if p > k / 2 {
                 return Err(ShapeError::Invalid {
                     param: "padding",
                     value: p.to_string(),
-                    valid: format!("pooling padding must be at most half the kernel size ({k}/2 = {}) in dim {d}", k / 2),
+                    valid: format!(
+                        "pooling padding must be at most half the kernel size ({k}/2 = {}) in dim {d}",
+                        k / 2
+                    ),
                 });
             }
             let num = n + 2 * p - dil * (k - 1) - 1 + if self.ceil_mode { s - 1 } else { 0 };
@@ -137,9 +145,31 @@ pub struct LayerShape {
 }
 
 const ELEMENTWISE: &[&str] = &[
-    "ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh",
-    "Hardtanh", "Hardswish", "Hardsigmoid", "Softplus", "Softsign", "Softmax", "LogSoftmax", "Dropout",
-    "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Identity",
+    "ReLU",
+    "ReLU6",
+    "LeakyReLU",
+    "PReLU",
+    "ELU",
+    "SELU",
+    "CELU",
+    "GELU",
+    "SiLU",
+    "Mish",
+    "Sigmoid",
+    "Tanh",
+    "Hardtanh",
+    "Hardswish",
+    "Hardsigmoid",
+    "Softplus",
+    "Softsign",
+    "Softmax",
+    "LogSoftmax",
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "AlphaDropout",
+    "Identity",
 ];
 
 impl Layer {
@@ -148,7 +178,8 @@ impl Layer {
     /// # Errors
     /// An input that does not fit the layer, with what the layer expects.
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, ShapeError> {
-        let wrong = |expected: String| ShapeError::InputShape { layer: self.to_string(), expected, got: input.to_vec() };
+        let wrong =
+            |expected: String| ShapeError::InputShape { layer: self.to_string(), expected, got: input.to_vec() };
         let spatial_input = |rank: usize, channels: Option<usize>| {
             if input.len() != rank + 1 {
                 return Err(wrong(format!("(C, {}) for one sample", spatial_names(rank))));
@@ -202,7 +233,11 @@ impl Layer {
                     return Err(wrong("at least one dimension".into()));
                 };
                 if last != *in_features {
-                    return Err(ShapeError::LinearFeatures { layer: self.to_string(), expected: last, got: *in_features });
+                    return Err(ShapeError::LinearFeatures {
+                        layer: self.to_string(),
+                        expected: last,
+                        got: *in_features,
+                    });
                 }
                 let mut out = input.to_vec();
                 *out.last_mut().expect("non-empty") = *out_features;
@@ -226,8 +261,10 @@ impl Layer {
     pub fn parameter_count(&self) -> usize {
         match self {
             Layer::Conv(spec) => spec.parameter_count(),
-            Layer::Linear { in_features, out_features, bias } => in_features * out_features + if *bias { *out_features } else { 0 },
-            Layer::BatchNorm { num_features, affine, .. } => if *affine { 2 * num_features } else { 0 },
+            Layer::Linear { in_features, out_features, bias } => {
+                in_features * out_features + if *bias { *out_features } else { 0 }
+            }
+            Layer::BatchNorm { num_features, affine: true, .. } => 2 * num_features,
             _ => 0,
         }
     }
@@ -277,12 +314,31 @@ pub fn parse_layer(text: &str) -> Result<Layer, ParseError> {
         ("Conv" | "ConvTranspose", Some(rank)) => {
             let transposed = base == "ConvTranspose";
             const CONV: &[&str] = &[
-                "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias",
-                "padding_mode", "device", "dtype",
+                "in_channels",
+                "out_channels",
+                "kernel_size",
+                "stride",
+                "padding",
+                "dilation",
+                "groups",
+                "bias",
+                "padding_mode",
+                "device",
+                "dtype",
             ];
             const CONVT: &[&str] = &[
-                "in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "groups",
-                "bias", "dilation", "padding_mode", "device", "dtype",
+                "in_channels",
+                "out_channels",
+                "kernel_size",
+                "stride",
+                "padding",
+                "output_padding",
+                "groups",
+                "bias",
+                "dilation",
+                "padding_mode",
+                "device",
+                "dtype",
             ];
             let b = Bound::new(text, &call, if transposed { CONVT } else { CONV }, 3)?;
             let (cin, cout) = (b.usize("in_channels", 0)?, b.usize("out_channels", 0)?);
@@ -472,9 +528,8 @@ pub fn propagate<'a>(
     let mut shape = input.to_vec();
     let mut out = Vec::new();
     for (i, layer) in layers.into_iter().enumerate() {
-        shape = layer
-            .output_shape(&shape)
-            .map_err(|error| ChainError { index: i + 1, layer: layer.to_string(), error })?;
+        shape =
+            layer.output_shape(&shape).map_err(|error| ChainError { index: i + 1, layer: layer.to_string(), error })?;
         out.push(LayerShape { layer: layer.to_string(), output: shape.clone(), params: layer.parameter_count() });
     }
     Ok(out)

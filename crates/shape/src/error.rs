@@ -154,7 +154,7 @@ pub enum ShapeError {
         got: Vec<usize>,
     },
     /// A `Linear` whose `in_features` does not match the size reaching it.
-    #[error("{layer}: in_features is {got} but the input has {expected} features; write Linear({expected}, ...)")]
+    #[error("in_features is {got} but {expected} features reach it; write Linear({expected}, ...)")]
     LinearFeatures {
         /// The layer, as written.
         layer: String,
@@ -183,7 +183,7 @@ fn dim_suffix(dim: Option<usize>) -> String {
 ///
 /// `column` is the 1-based character position of the offending text in `text`.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{message} at column {column} of `{text}`")]
+#[error("column {column} of `{text}`: {message}")]
 pub struct ParseError {
     /// The whole expression.
     pub text: String,

@@ -62,8 +62,7 @@ impl RowMajor {
     /// When a coordinate is out of range or the arity differs (a caller's contract violation).
     #[track_caller]
     pub fn encode(&self, index: &[usize]) -> usize {
-        self.try_encode(index)
-            .unwrap_or_else(|| panic!("index {index:?} is out of range for shape {:?}", self.shape))
+        self.try_encode(index).unwrap_or_else(|| panic!("index {index:?} is out of range for shape {:?}", self.shape))
     }
 
     /// Multi-index of a flat index, written into `out` (`out.len()` must equal the rank).

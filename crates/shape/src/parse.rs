@@ -97,9 +97,9 @@ impl<'a> Parser<'a> {
                 };
                 toks.push((tok, start, i));
             } else if c == b'\'' || c == b'"' {
-                let close = text[i + 1..].find(c as char).ok_or_else(|| {
-                    Self::error_at(text, start, "unterminated string (no closing quote)")
-                })?;
+                let close = text[i + 1..]
+                    .find(c as char)
+                    .ok_or_else(|| Self::error_at(text, start, "unterminated string (no closing quote)"))?;
                 let s = &text[i + 1..i + 1 + close];
                 i += close + 2;
                 toks.push((Tok::Str(s.to_string()), start, i));
@@ -188,6 +188,9 @@ impl<'a> Parser<'a> {
             }
             let value = p.value()?;
             args.push(Arg { keyword, value });
+            if p.peek().is_none() {
+                return Err(p.err(p.at(), "missing ')' at the end"));
+            }
             if !p.eat(",") && p.peek() != Some(&Tok::Punct(")")) {
                 return Err(p.err(p.at(), format!("expected ',' or ')', found {}", p.describe())));
             }
@@ -212,7 +215,9 @@ impl<'a> Parser<'a> {
                     }
                     items.push(self.value()?);
                     if !self.eat(",") && self.peek() != Some(&Tok::Punct(close)) {
-                        return Err(self.err(self.at(), format!("expected ',' or '{close}', found {}", self.describe())));
+                        return Err(
+                            self.err(self.at(), format!("expected ',' or '{close}', found {}", self.describe()))
+                        );
                     }
                 }
                 ValueKind::Tuple(items)
@@ -327,7 +332,12 @@ impl<'c> Bound<'c> {
                         return Err(Parser::error_at(
                             text,
                             arg.value.span.0,
-                            format!("{} takes at most {} positional arguments ({})", call.name, names.len(), names.join(", ")),
+                            format!(
+                                "{} takes at most {} positional arguments ({})",
+                                call.name,
+                                names.len(),
+                                names.join(", ")
+                            ),
                         ));
                     }
                     next += 1;
@@ -394,10 +404,12 @@ impl<'c> Bound<'c> {
     }
 
     fn int_list(&self, name: &str, v: &Value) -> Result<Vec<usize>, ParseError> {
-        let one = |v: &Value| match v.kind {
-            ValueKind::Int(i) if i >= 0 => Ok(i as usize),
-            _ => Err(self.bad(v, format!("{} of {} must be a non-negative integer or a tuple of them", name, self.layer))),
-        };
+        let one =
+            |v: &Value| match v.kind {
+                ValueKind::Int(i) if i >= 0 => Ok(i as usize),
+                _ => Err(self
+                    .bad(v, format!("{} of {} must be a non-negative integer or a tuple of them", name, self.layer))),
+            };
         match &v.kind {
             ValueKind::Tuple(items) if !items.is_empty() => items.iter().map(one).collect(),
             _ => one(v).map(|x| vec![x]),

@@ -86,7 +86,7 @@ impl FromStr for PaddingMode {
 }
 
 /// Padding as a layer definition states it; resolved to concrete begin/end amounts by [`crate::Geometry`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Padding {
     /// Explicit amounts before and after each spatial dimension. Covers PyTorch's int and tuple forms
@@ -104,14 +104,9 @@ pub enum Padding {
     SameUpper,
     /// ONNX `SAME_LOWER`: output `ceil(input / stride)`, the odd extra pixel at the beginning.
     SameLower,
-    /// PyTorch `padding='valid'`: no padding.
+    /// PyTorch `padding='valid'`: no padding (the default, same as `padding=0`).
+    #[default]
     Valid,
-}
-
-impl Default for Padding {
-    fn default() -> Self {
-        Self::Valid
-    }
 }
 
 impl Padding {
@@ -523,7 +518,8 @@ impl ConvSpec {
             }
         }
         self.padding.check_arity(r)?;
-        for (param, c) in [("in_channels", self.in_channels), ("out_channels", self.out_channels), ("groups", self.groups)]
+        for (param, c) in
+            [("in_channels", self.in_channels), ("out_channels", self.out_channels), ("groups", self.groups)]
         {
             if c == 0 {
                 return Err(ShapeError::Zero { param, dim: None });
@@ -545,7 +541,10 @@ impl ConvSpec {
         if self.transposed {
             if self.padding_mode != PaddingMode::Zeros {
                 return Err(ShapeError::Transposed {
-                    what: format!("only padding_mode='zeros' is supported (as in PyTorch), got '{}'", self.padding_mode),
+                    what: format!(
+                        "only padding_mode='zeros' is supported (as in PyTorch), got '{}'",
+                        self.padding_mode
+                    ),
                 });
             }
             if !matches!(self.padding, Padding::Explicit { .. } | Padding::Valid) {
@@ -579,7 +578,14 @@ impl fmt::Display for ConvSpec {
     /// The PyTorch constructor expression for this layer (non-default arguments only).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = if self.transposed { "ConvTranspose" } else { "Conv" };
-        write!(f, "{name}{}d({}, {}, {}", self.rank, self.in_channels, self.out_channels, tuple_or_one(&self.kernel_size))?;
+        write!(
+            f,
+            "{name}{}d({}, {}, {}",
+            self.rank,
+            self.in_channels,
+            self.out_channels,
+            tuple_or_one(&self.kernel_size)
+        )?;
         if self.stride.iter().any(|&s| s != 1) {
             write!(f, ", stride={}", tuple_or_one(&self.stride))?;
         }

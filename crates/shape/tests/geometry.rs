@@ -15,9 +15,8 @@ struct Axis {
 }
 
 fn axis() -> impl Strategy<Value = Axis> {
-    (1usize..12, 1usize..5, 1usize..4, 1usize..4, 0usize..5, 0usize..5).prop_map(
-        |(input, kernel, stride, dilation, begin, end)| Axis { input, kernel, stride, dilation, begin, end },
-    )
+    (1usize..12, 1usize..5, 1usize..4, 1usize..4, 0usize..5, 0usize..5)
+        .prop_map(|(input, kernel, stride, dilation, begin, end)| Axis { input, kernel, stride, dilation, begin, end })
 }
 
 fn mode() -> impl Strategy<Value = PaddingMode> {
@@ -238,10 +237,22 @@ fn geometry_cases() {
     check(t.clone().with_output_padding([1]), &[7, 7], Ok(&[14, 14]));
     check(t, &[7, 7], Ok(&[13, 13]));
 
-    check(c2(3, 8, &[5]), &[4, 4], Err("input size 4 (padded 4) in spatial dim 0 is smaller than the dilated kernel 5"));
+    check(
+        c2(3, 8, &[5]),
+        &[4, 4],
+        Err("input size 4 (padded 4) in spatial dim 0 is smaller than the dilated kernel 5"),
+    );
     check(c2(3, 8, &[3]).with_dilation([6]).with_padding(Padding::uniform(1)), &[9, 9], Err("dilated kernel 13"));
-    check(c2(1, 1, &[7]).with_padding(Padding::uniform(3)).with_padding_mode(PaddingMode::Reflect), &[3, 3], Err("padding 3 for input size 3"));
-    check(c2(1, 1, &[9]).with_padding(Padding::uniform(4)).with_padding_mode(PaddingMode::Circular), &[3, 3], Err("at most the input size"));
+    check(
+        c2(1, 1, &[7]).with_padding(Padding::uniform(3)).with_padding_mode(PaddingMode::Reflect),
+        &[3, 3],
+        Err("padding 3 for input size 3"),
+    );
+    check(
+        c2(1, 1, &[9]).with_padding(Padding::uniform(4)).with_padding_mode(PaddingMode::Circular),
+        &[3, 3],
+        Err("at most the input size"),
+    );
     check(c2(1, 1, &[3]).with_stride([2]).with_padding(Padding::Same), &[8, 8], Err("strided"));
     check(c2(3, 8, &[3]).with_groups(2), &[8, 8], Err("in_channels=3 is not divisible by groups=2"));
     check(c2(4, 6, &[3]).with_groups(4), &[8, 8], Err("out_channels=6 is not divisible by groups=4"));
@@ -293,7 +304,10 @@ fn weight_and_bias_checks() {
     assert!(spec.check_weight_shape(&[16, 3, 3, 3]).is_ok());
     let e = spec.check_weight_shape(&[16, 6, 3, 3]).unwrap_err().to_string();
     assert!(e.contains("[16, 6, 3, 3]") && e.contains("[16, 3, 3, 3]") && e.contains("C_out, C_in/groups"), "{e}");
-    assert_eq!(spec.check_bias_len(15).unwrap_err().to_string(), "bias has 15 values, expected 16 (one per output channel)");
+    assert_eq!(
+        spec.check_bias_len(15).unwrap_err().to_string(),
+        "bias has 15 values, expected 16 (one per output channel)"
+    );
     let t = ConvSpec::new_transposed(2, 16, 8, [3]).with_groups(4);
     assert_eq!(t.weight_shape(), vec![16, 2, 3, 3]);
     assert_eq!(ConvSpec::from_weight_shape(&[16, 2, 3, 3], 4, true).unwrap(), t);

@@ -1,0 +1,21 @@
+//! Argument parsers shared by the subcommands.
+
+/// A shape given on the command line (`C,H,W`), as one clap value.
+#[derive(Clone, Debug)]
+pub struct Dims(pub Vec<usize>);
+
+/// Parses `C,H,W` (also `CxHxW`): positive integers.
+pub fn parse_shape(text: &str) -> Result<Dims, String> {
+    let parts: Vec<&str> = text.split([',', 'x']).map(str::trim).collect();
+    let bad = || format!("'{text}' is not a shape; expected comma-separated positive integers such as 3,32,32 (C,H,W)");
+    let dims: Vec<usize> = parts.iter().map(|p| p.parse::<usize>().map_err(|_| bad())).collect::<Result<_, _>>()?;
+    if dims.is_empty() || dims.contains(&0) {
+        return Err(bad());
+    }
+    Ok(Dims(dims))
+}
+
+/// Shape as `1x32x32`.
+pub fn show_shape(shape: &[usize]) -> String {
+    shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+}

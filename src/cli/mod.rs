@@ -1,0 +1,27 @@
+//! Subcommands of the `convmat` binary.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod args;
+mod shape;
+
+/// Turn a convolution layer into the exact matrix it applies (PyTorch semantics), and characterize it.
+#[derive(Debug, Parser)]
+#[command(name = "convmat", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Shape(shape::ShapeArgs),
+}
+
+/// Runs one subcommand.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Shape(a) => shape::run(a),
+    }
+}

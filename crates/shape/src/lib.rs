@@ -50,5 +50,5 @@ pub use chain::{parse_layer, propagate, Layer, LayerShape, PoolKind, PoolSpec};
 pub use error::{ChainError, ParseError, ShapeError};
 pub use geometry::Geometry;
 pub use layout::RowMajor;
-pub use spec::{ConvSpec, Padding, PaddingMode, MAX_RANK};
-pub use taps::{AxisTaps, TapMap};
+pub use spec::{ConvSpec, Padding, PaddingMode, TrueConvShape, MAX_RANK};
+pub use taps::{AxisTaps, TapGroups, TapMap};

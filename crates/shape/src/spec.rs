@@ -618,3 +618,60 @@ fn tuple_or_one(v: &[usize]) -> String {
         tuple(v)
     }
 }
+
+/// The output shape of a true convolution, as MATLAB's `conv`, `conv2` and `convn` name it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TrueConvShape {
+    /// The full convolution: output `n + k - 1` (MATLAB's default).
+    #[default]
+    Full,
+    /// The central part, the size of the input: output `n`, starting at `floor(k / 2)` of the full one.
+    Same,
+    /// Only the parts computed without padding: output `n - k + 1`.
+    Valid,
+}
+
+impl TrueConvShape {
+    /// The MATLAB spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Same => "same",
+            Self::Valid => "valid",
+        }
+    }
+
+    /// The padding under which cross-correlation with the *flipped* kernel equals true convolution of
+    /// this shape (dilation widens the kernel as usual).
+    pub fn padding(self, kernel: &[usize], dilation: &[usize]) -> Padding {
+        let eff: Vec<usize> = kernel.iter().zip(dilation).map(|(&k, &d)| d * (k - 1) + 1).collect();
+        match self {
+            Self::Full => {
+                let p: Vec<usize> = eff.iter().map(|e| e - 1).collect();
+                Padding::Explicit { begin: p.clone(), end: p }
+            }
+            Self::Same => Padding::Explicit {
+                begin: eff.iter().map(|e| e - 1 - e / 2).collect(),
+                end: eff.iter().map(|e| e / 2).collect(),
+            },
+            Self::Valid => Padding::Valid,
+        }
+    }
+}
+
+impl FromStr for TrueConvShape {
+    type Err = ShapeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(Self::Full),
+            "same" => Ok(Self::Same),
+            "valid" => Ok(Self::Valid),
+            _ => Err(ShapeError::Invalid {
+                param: "shape",
+                value: format!("'{s}'"),
+                valid: "expected 'full', 'same' or 'valid'".into(),
+            }),
+        }
+    }
+}

@@ -16,11 +16,91 @@ pub struct AxisTaps {
     positions: usize,
     kernel: usize,
     reads: Vec<usize>,
-    hit_start: Vec<usize>,
-    hit_coord: Vec<usize>,
+    hits: Groups,
+    readers: Groups,
+}
+
+/// Per key (a position, or a coordinate), a sorted list of `(index, taps)` groups, stored flat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Groups {
+    start: Vec<usize>,
+    index: Vec<usize>,
     tap_start: Vec<usize>,
     taps: Vec<usize>,
 }
+
+impl Groups {
+    /// Groups `(key, index, tap)` triples, sorted by key, then index, then tap, over `keys` keys.
+    fn new(keys: usize, triples: &[(usize, usize, usize)]) -> Self {
+        let mut g = Groups {
+            start: Vec::with_capacity(keys + 1),
+            index: Vec::new(),
+            tap_start: vec![0],
+            taps: Vec::with_capacity(triples.len()),
+        };
+        let mut j = 0;
+        for key in 0..keys {
+            g.start.push(g.index.len());
+            while j < triples.len() && triples[j].0 == key {
+                let (_, index, tap) = triples[j];
+                if j == 0 || triples[j - 1].0 != key || triples[j - 1].1 != index {
+                    if !g.index.is_empty() {
+                        g.tap_start.push(g.taps.len());
+                    }
+                    g.index.push(index);
+                }
+                g.taps.push(tap);
+                j += 1;
+            }
+        }
+        g.start.push(g.index.len());
+        if !g.index.is_empty() {
+            g.tap_start.push(g.taps.len());
+        }
+        g
+    }
+
+    #[inline]
+    fn count(&self, key: usize) -> usize {
+        self.start[key + 1] - self.start[key]
+    }
+
+    #[inline]
+    fn iter(&self, key: usize) -> TapGroups<'_> {
+        TapGroups { groups: self, next: self.start[key], end: self.start[key + 1] }
+    }
+}
+
+/// Iterator over `(index, taps)` groups of one axis: what [`AxisTaps::hits`] and
+/// [`AxisTaps::readers`] return.
+#[derive(Clone, Debug)]
+pub struct TapGroups<'a> {
+    groups: &'a Groups,
+    next: usize,
+    end: usize,
+}
+
+impl<'a> Iterator for TapGroups<'a> {
+    type Item = (usize, &'a [usize]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next == self.end {
+            return None;
+        }
+        let h = self.next;
+        self.next += 1;
+        let g = self.groups;
+        Some((g.index[h], &g.taps[g.tap_start[h]..g.tap_start[h + 1]]))
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.end - self.next, Some(self.end - self.next))
+    }
+}
+
+impl ExactSizeIterator for TapGroups<'_> {}
 
 impl AxisTaps {
     fn new(
@@ -33,38 +113,23 @@ impl AxisTaps {
         mode: PaddingMode,
     ) -> Self {
         let mut reads = Vec::with_capacity(positions * kernel);
-        let mut hit_start = Vec::with_capacity(positions + 1);
-        let mut hit_coord = Vec::new();
-        let mut tap_start = vec![0];
-        let mut taps = Vec::new();
-        let mut pairs: Vec<(usize, usize)> = Vec::with_capacity(kernel);
-        hit_start.push(0);
+        let mut by_position = Vec::with_capacity(positions * kernel);
         for o in 0..positions {
-            pairs.clear();
             for t in 0..kernel {
                 let i = (o * stride + t * dilation) as isize - pad_begin as isize;
                 let read = mode.remap(i, size);
                 reads.push(read.unwrap_or(NONE));
                 if let Some(c) = read {
-                    pairs.push((c, t));
+                    by_position.push((o, c, t));
                 }
             }
-            pairs.sort_unstable();
-            for (j, &(c, t)) in pairs.iter().enumerate() {
-                if j == 0 || pairs[j - 1].0 != c {
-                    if j > 0 {
-                        tap_start.push(taps.len());
-                    }
-                    hit_coord.push(c);
-                }
-                taps.push(t);
-            }
-            if !pairs.is_empty() {
-                tap_start.push(taps.len());
-            }
-            hit_start.push(hit_coord.len());
         }
-        Self { size, positions, kernel, reads, hit_start, hit_coord, tap_start, taps }
+        let mut by_coord: Vec<_> = by_position.iter().map(|&(o, c, t)| (c, o, t)).collect();
+        by_position.sort_unstable();
+        by_coord.sort_unstable();
+        let hits = Groups::new(positions, &by_position);
+        let readers = Groups::new(size, &by_coord);
+        Self { size, positions, kernel, reads, hits, readers }
     }
 
     fn trivial() -> Self {
@@ -99,15 +164,27 @@ impl AxisTaps {
     /// Number of distinct coordinates window `position` reads.
     #[inline]
     pub fn hit_count(&self, position: usize) -> usize {
-        self.hit_start[position + 1] - self.hit_start[position]
+        self.hits.count(position)
     }
 
     /// The distinct coordinates window `position` reads, increasing, each with the taps (increasing)
     /// that read it.
     #[inline]
-    pub fn hits(&self, position: usize) -> impl ExactSizeIterator<Item = (usize, &[usize])> + '_ {
-        (self.hit_start[position]..self.hit_start[position + 1])
-            .map(move |h| (self.hit_coord[h], &self.taps[self.tap_start[h]..self.tap_start[h + 1]]))
+    pub fn hits(&self, position: usize) -> TapGroups<'_> {
+        self.hits.iter(position)
+    }
+
+    /// Number of window positions that read grid coordinate `coord`.
+    #[inline]
+    pub fn reader_count(&self, coord: usize) -> usize {
+        self.readers.count(coord)
+    }
+
+    /// The inverse of [`hits`](Self::hits): the window positions that read grid coordinate `coord`,
+    /// increasing, each with the taps (increasing) through which it reads it.
+    #[inline]
+    pub fn readers(&self, coord: usize) -> TapGroups<'_> {
+        self.readers.iter(coord)
     }
 }
 
@@ -269,6 +346,48 @@ impl TapMap {
     pub fn hit_count(&self, window: usize) -> usize {
         let w = self.window_coords(window);
         (0..MAX_RANK).map(|a| self.axes[a].hit_count(w[a])).product()
+    }
+
+    /// The per-axis coordinates of a flat grid index.
+    ///
+    /// # Panics
+    /// When `grid >= grid_len()`.
+    #[inline]
+    #[track_caller]
+    pub fn grid_coords(&self, grid: usize) -> [usize; MAX_RANK] {
+        assert!(grid < self.grid_len, "grid position {grid} out of range ({})", self.grid_len);
+        let s = self.grid_strides;
+        [grid / s[0], grid % s[0] / s[1], grid % s[1]]
+    }
+
+    /// Row-major strides of the window positions over the three axes.
+    pub fn window_strides(&self) -> [usize; MAX_RANK] {
+        self.window_strides
+    }
+
+    /// Number of windows that read grid position `grid` (the non-zeros of a transposed convolution's
+    /// matrix row, per channel).
+    #[inline]
+    pub fn reader_count(&self, grid: usize) -> usize {
+        let c = self.grid_coords(grid);
+        (0..MAX_RANK).map(|a| self.axes[a].reader_count(c[a])).product()
+    }
+
+    /// Calls `f(window, [taps0, taps1, taps2])` for every window that reads grid position `grid`, in
+    /// increasing order, with the per-axis taps through which it does: the inverse of
+    /// [`for_each_hit`](Self::for_each_hit).
+    #[inline]
+    pub fn for_each_reader(&self, grid: usize, mut f: impl FnMut(usize, [&[usize]; MAX_RANK])) {
+        let c = self.grid_coords(grid);
+        let [a0, a1, a2] = &self.axes;
+        let [w0, w1, _] = self.window_strides;
+        for (o0, t0) in a0.readers(c[0]) {
+            for (o1, t1) in a1.readers(c[1]) {
+                for (o2, t2) in a2.readers(c[2]) {
+                    f(o0 * w0 + o1 * w1 + o2, [t0, t1, t2]);
+                }
+            }
+        }
     }
 
     /// Calls `f(grid_index, [taps0, taps1, taps2])` for every distinct grid position `window` reads, in

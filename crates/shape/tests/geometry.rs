@@ -131,6 +131,26 @@ proptest! {
             seen += 1;
         }
         prop_assert_eq!(seen, taps.windows_len());
+
+        // readers are the exact inverse of reads: (grid, window, tap) triples agree
+        let mut forward = Vec::new();
+        for w in 0..taps.windows_len() {
+            taps.for_each_read(w, |t, r| if let Some(p) = r { forward.push((p, w, t)) });
+        }
+        let mut inverse = Vec::new();
+        let ks = taps.kernel_strides();
+        for p in 0..taps.grid_len() {
+            let mut windows = Vec::new();
+            taps.for_each_reader(p, |w, [t0, t1, t2]| {
+                windows.push(w);
+                for &a in t0 { for &b in t1 { for &c in t2 { inverse.push((p, w, a * ks[0] + b * ks[1] + c)); } } }
+            });
+            prop_assert!(windows.windows(2).all(|q| q[0] < q[1]));
+            prop_assert_eq!(windows.len(), taps.reader_count(p));
+        }
+        forward.sort_unstable();
+        inverse.sort_unstable();
+        prop_assert_eq!(forward, inverse);
     }
 
     #[test]

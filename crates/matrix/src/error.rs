@@ -1,0 +1,53 @@
+use convmat_shape::ShapeError;
+use thiserror::Error;
+
+/// What can go wrong building or applying a convolution's matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum MatrixError {
+    /// The layer itself is invalid.
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
+    /// A weight buffer of the wrong length.
+    #[error("weight has {got} values, expected {expected} for weight shape {shape:?}")]
+    WeightLen {
+        /// `prod(shape)`.
+        expected: usize,
+        /// Values given.
+        got: usize,
+        /// The layer's weight shape.
+        shape: Vec<usize>,
+    },
+    /// A row range outside the matrix.
+    #[error("rows {start}..{end} are out of range: the matrix has {rows} rows (valid: start < end <= {rows})")]
+    RowRange {
+        /// First row asked for.
+        start: usize,
+        /// One past the last row asked for.
+        end: usize,
+        /// Rows of the matrix.
+        rows: usize,
+    },
+    /// A count that does not fit the sparse index type.
+    #[error("{what} = {value} does not fit the {index} index type (max {max}); use a wider index type")]
+    IndexOverflow {
+        /// `columns` or `nnz`.
+        what: &'static str,
+        /// The count.
+        value: usize,
+        /// The index type's name.
+        index: &'static str,
+        /// Its largest value.
+        max: u128,
+    },
+    /// An array of the wrong shape.
+    #[error("{what} has shape {got:?}, expected {expected}")]
+    Dimension {
+        /// Which argument.
+        what: &'static str,
+        /// What would be valid.
+        expected: String,
+        /// Shape given.
+        got: Vec<usize>,
+    },
+}

@@ -1,0 +1,57 @@
+//! Exact matrices of convolution layers, with PyTorch's semantics.
+//!
+//! For a layer described by [`convmat_shape`] and its weights, [`Conv`] builds the matrix `A` with
+//! `flatten(layer(x)) = A·flatten(x) + b` — rows are the flattened output `(C_out, *out)`, columns the
+//! flattened input `(C_in, *in)`, both as `torch.flatten` orders them — for every option: 1-3 d,
+//! stride, dilation, groups, any padding, the four padding modes (colliding taps summed), transposed
+//! convolutions with `output_padding`.
+//!
+//! - [`Conv::dense`] (`ndarray::Array2`), [`Conv::csr`] / [`Conv::csc`] (sprs, sorted unique indices,
+//!   built in parallel in place, `u32` or wider indices), with [`MatrixOptions`]: row ranges (shards that
+//!   stack to the full matrix), the affine forms ([`Affine`]), dropping exact zeros;
+//! - [`Conv::apply`] / [`Conv::adjoint`] / [`Conv::forward`]: the matrix-free operator on batches;
+//! - [`unfold`] / [`fold`] (im2col / col2im, `F.unfold` / `F.fold` in 1-3 d) and
+//!   [`Conv::conv_unfold`] (convolution as unfold + GEMM);
+//! - [`Conv::kernel_adjoint`]: `dL/dA` back to `dL/dweight` and `dL/dbias`;
+//! - [`Conv::true_convolution`] and [`convmtx2`]: MATLAB's flipped-kernel convolution;
+//! - [`direct_conv`]: the obviously-correct loop reference.
+//!
+//! Generic over the scalar ([`convmat_numeric::Scalar`]: `f32`, `f64`, raw fixed-point integers).
+//!
+//! ```
+//! use convmat_matrix::{Affine, Conv, MatrixOptions};
+//! use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
+//!
+//! // Conv2d(2, 3, 3, padding=1, padding_mode='circular') on 2x5x5
+//! let spec = ConvSpec::new(2, 2, 3, [3]).with_padding(Padding::uniform(1)).with_padding_mode(PaddingMode::Circular);
+//! let geometry = Geometry::new(&spec, &[5, 5])?;
+//! let weight: Vec<f32> = (0..3 * 2 * 9).map(|i| i as f32).collect();
+//! let conv = Conv::new(geometry, weight, Some(vec![1.0, 2.0, 3.0]))?;
+//! let a = conv.csr()?;                       // 75 x 50, 9 * 2 entries per row
+//! assert_eq!((a.rows(), a.cols(), a.nnz()), (75, 50, 75 * 18));
+//! let affine = conv.csr_with::<u32, u32>(&MatrixOptions::default().affine(Affine::Column))?;
+//! assert_eq!(affine.cols(), 51);             // [A | b]
+//! # Ok::<(), convmat_matrix::MatrixError>(())
+//! ```
+//!
+//! # Errors and panics
+//! Wrong shapes, lengths and ranges are [`MatrixError`]s naming the numbers; nothing here panics on
+//! user data.
+#![warn(missing_docs)]
+
+mod build;
+mod direct;
+mod error;
+mod flip;
+mod grad;
+mod layer;
+mod operator;
+mod unfold;
+
+pub use build::{Affine, MatrixOptions};
+pub use direct::direct_conv;
+pub use error::MatrixError;
+pub use flip::{convmtx2, flip_kernel};
+pub use grad::KernelGrad;
+pub use layer::Conv;
+pub use unfold::{fold, unfold};

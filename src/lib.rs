@@ -2,9 +2,13 @@
 //!
 //! This crate is the command-line tool and a thin facade over the workspace's crates, each usable on its
 //! own:
-//! - [`shape`] (`convmat-shape`): layer specs, geometry, flat indices, tap maps and shape chains.
+//! - [`shape`] (`convmat-shape`): layer specs, geometry, flat indices, tap maps and shape chains;
+//! - [`numeric`] (`convmat-numeric`): the scalar abstraction (f32, f64, raw fixed-point integers);
+//! - [`matrix`] (`convmat-matrix`): dense, sparse and matrix-free builders, unfold/fold, kernel adjoint.
 #![warn(missing_docs)]
 
+pub use convmat_matrix as matrix;
+pub use convmat_numeric as numeric;
 pub use convmat_shape as shape;
 
 /// The README's Rust examples, compiled and run as doc tests so they stay true.

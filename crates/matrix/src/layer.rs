@@ -217,6 +217,42 @@ impl<'a, T: Scalar> Walker<'a, T> {
         });
     }
 
+    /// As [`for_each_entry`](Self::for_each_entry), faster: the row's spatial hits are gathered once
+    /// into `scratch` as `(column offset, tap)` pairs and then streamed for every input channel. Rows
+    /// with colliding taps fall back to the general walk.
+    #[inline]
+    pub fn for_each_entry_fast(&self, row: usize, scratch: &mut Vec<(usize, usize)>, mut f: impl FnMut(usize, T)) {
+        let (rc, pos) = (row / self.row_len, row % self.row_len);
+        let [l0, l1, l2] = self.lists(pos);
+        let [s0, s1, _] = self.col_strides;
+        let [k0, k1, _] = self.kernel_strides;
+        scratch.clear();
+        for (c0, t0) in l0 {
+            for (c1, t1) in l1.clone() {
+                for (c2, t2) in l2.clone() {
+                    if t0.len() != 1 || t1.len() != 1 || t2.len() != 1 {
+                        return self.for_each_entry(row, f);
+                    }
+                    scratch.push((c0 * s0 + c1 * s1 + c2, t0[0] * k0 + t1[0] * k1 + t2[0]));
+                }
+            }
+        }
+        let group = rc / self.row_ch_per_group;
+        let w = self.weight;
+        for cl in 0..self.col_ch_per_group {
+            let cc = group * self.col_ch_per_group + cl;
+            let wbase = if self.by_readers {
+                (cc * self.row_ch_per_group + rc % self.row_ch_per_group) * self.kernel_len
+            } else {
+                (rc * self.col_ch_per_group + cl) * self.kernel_len
+            };
+            let (col_base, wk) = (cc * self.col_len, &w[wbase..wbase + self.kernel_len]);
+            for &(off, t) in scratch.iter() {
+                f(col_base + off, wk[t]);
+            }
+        }
+    }
+
     /// Calls `f(weight_index)` for every weight that contributes to entry (`row`, `col`): the inverse of
     /// [`walk`](Self::walk) for one entry (nothing when the entry is structurally zero).
     pub fn weights_at(&self, row: usize, col: usize, mut f: impl FnMut(usize)) {

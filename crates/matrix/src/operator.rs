@@ -55,8 +55,8 @@ impl<T: Scalar> Conv<T> {
         let xs = xt.as_slice().expect("standard layout");
         let mut out = vec![T::ACC_ZERO; walker.rows * batch];
         if batch > 0 {
-            out.par_chunks_mut(batch).enumerate().for_each(|(r, acc)| {
-                walker.for_each_entry(r, |c, v| {
+            out.par_chunks_mut(batch).enumerate().for_each_init(Vec::new, |scratch, (r, acc)| {
+                walker.for_each_entry_fast(r, scratch, |c, v| {
                     for (a, &xv) in acc.iter_mut().zip(&xs[c * batch..(c + 1) * batch]) {
                         *a = T::mul_acc(*a, v, xv);
                     }

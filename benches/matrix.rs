@@ -1,0 +1,99 @@
+//! Matrix builders: CSR throughput next to the physical limit (writing the same bytes to fresh memory),
+//! dense fill, and the matrix-free operator next to unfold + GEMM. Seeded weights; one run compares all.
+
+use std::hint::black_box;
+
+use convmat::matrix::Conv;
+use convmat::shape::{ConvSpec, Geometry, Padding};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ndarray::{Array2, IxDyn};
+
+fn weights(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+fn layer(cin: usize, cout: usize, hw: usize, stride: usize) -> Conv<f32> {
+    let spec = ConvSpec::new(2, cin, cout, [3]).with_padding(Padding::uniform(1)).with_stride([stride]);
+    let g = Geometry::new(&spec, &[hw, hw]).unwrap();
+    let n = spec.weight_shape().iter().product();
+    Conv::new(g, weights(n, 42), Some(weights(cout, 7))).unwrap()
+}
+
+/// Writing `nnz` u32 indices and f32 values to freshly allocated memory, in parallel: the floor any
+/// CSR builder of this size sits on. `huge` advises transparent huge pages, as convmat's builders do.
+fn fresh_fill(nnz: usize, huge: bool) -> (Vec<u32>, Vec<f32>) {
+    use rayon::prelude::*;
+    let mut i = vec![0u32; nnz];
+    let mut d = vec![0f32; nnz];
+    if huge {
+        advise(&mut i);
+        advise(&mut d);
+    }
+    i.par_chunks_mut(1 << 16).zip(d.par_chunks_mut(1 << 16)).for_each(|(a, b)| {
+        for (k, (x, y)) in a.iter_mut().zip(b.iter_mut()).enumerate() {
+            *x = k as u32;
+            *y = k as f32;
+        }
+    });
+    (i, d)
+}
+
+fn advise<T>(v: &mut [T]) {
+    const HUGE: usize = 2 << 20;
+    let start = v.as_mut_ptr() as usize;
+    let (lo, hi) = ((start + HUGE - 1) & !(HUGE - 1), (start + std::mem::size_of_val(v)) & !(HUGE - 1));
+    if hi > lo {
+        // SAFETY: the range lies inside the vector; the advice does not change its contents.
+        unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE) };
+    }
+}
+
+fn csr(c: &mut Criterion) {
+    let mut g = c.benchmark_group("csr_f32_u32");
+    g.sample_size(10);
+    for (name, cin, cout, hw) in [("64to64_3x3_32x32", 64, 64, 32), ("64to64_3x3_56x56", 64, 64, 56)] {
+        let conv = layer(cin, cout, hw, 1);
+        let nnz = conv.csr().unwrap().nnz();
+        g.throughput(Throughput::Elements(nnz as u64));
+        g.bench_function(BenchmarkId::new("convmat", name), |b| b.iter(|| black_box(conv.csr().unwrap())));
+        g.bench_function(BenchmarkId::new("fresh_fill", name), |b| b.iter(|| black_box(fresh_fill(nnz, false))));
+        g.bench_function(BenchmarkId::new("fresh_fill_thp", name), |b| b.iter(|| black_box(fresh_fill(nnz, true))));
+    }
+    g.finish();
+}
+
+fn dense(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dense_f32");
+    g.sample_size(10);
+    let conv = layer(3, 16, 32, 1);
+    let bytes = conv.rows() * conv.cols() * 4;
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.bench_function("3to16_3x3_32x32", |b| b.iter(|| black_box(conv.dense())));
+    g.bench_function("fresh_fill_same_bytes", |b| b.iter(|| black_box(fresh_fill(bytes / 8, false))));
+    g.bench_function("fresh_fill_thp_same_bytes", |b| b.iter(|| black_box(fresh_fill(bytes / 8, true))));
+    g.finish();
+}
+
+fn operator(c: &mut Criterion) {
+    let mut g = c.benchmark_group("operator_batch8");
+    g.sample_size(10);
+    let conv = layer(64, 64, 32, 1);
+    let x = Array2::from_shape_vec((8, conv.cols()), weights(8 * conv.cols(), 3)).unwrap();
+    let y = Array2::from_shape_vec((8, conv.rows()), weights(8 * conv.rows(), 5)).unwrap();
+    let x4 = x.clone().into_shape_with_order(IxDyn(&[8, 64, 32, 32])).unwrap();
+    g.bench_function("apply_64to64_32x32", |b| b.iter(|| black_box(conv.apply(x.view()).unwrap())));
+    g.bench_function("adjoint_64to64_32x32", |b| b.iter(|| black_box(conv.adjoint(y.view()).unwrap())));
+    g.bench_function("unfold_gemm_64to64_32x32", |b| b.iter(|| black_box(conv.conv_unfold(x4.view()).unwrap())));
+    g.finish();
+}
+
+criterion_group!(benches, csr, dense, operator);
+criterion_main!(benches);

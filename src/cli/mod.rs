@@ -4,6 +4,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod args;
+mod demo;
+mod rng;
 mod shape;
 
 /// Turn a convolution layer into the exact matrix it applies (PyTorch semantics), and characterize it.
@@ -16,12 +18,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Demo(demo::DemoArgs),
     Shape(shape::ShapeArgs),
 }
 
 /// Runs one subcommand.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Demo(a) => demo::run(a),
         Command::Shape(a) => shape::run(a),
     }
 }

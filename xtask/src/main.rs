@@ -1,21 +1,24 @@
 //! `cargo xtask`: project automation.
 //!
-//! - `cargo xtask golden`: regenerate the golden files under `tests/golden/` with the Python oracles in
-//!   `xtask/oracle/` (PyTorch, NumPy/SciPy, apytypes), then run the golden tests.
+//! - `cargo xtask golden`: regenerate `tests/golden/cases/*.json` from `tests/golden/catalog.json` with
+//!   the Python oracles in `xtask/oracle/` (PyTorch, NumPy/SciPy), print the table of cases, then run the
+//!   golden tests. Needs a Python with torch, numpy and scipy (`CONVMAT_PYTHON`, default `python3`).
+//! - `cargo xtask golden --check`: without Python, fail if any golden file is missing, stale (its
+//!   recorded case differs from the catalog's) or orphaned, naming the files and the command to run.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use serde_json::Value;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("golden") => golden(&args[1..]),
-        _ => {
-            eprintln!("usage: cargo xtask golden");
-            bail!("unknown or missing task");
-        }
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["golden"] => golden(),
+        ["golden", "--check"] => check().map(|n| println!("golden files: all {n} cases present and fresh")),
+        _ => bail!("usage: cargo xtask golden [--check]"),
     }
 }
 
@@ -23,14 +26,49 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
 }
 
-/// The Python that runs the oracles: `$CONVMAT_PYTHON`, else `python3`.
-fn python() -> String {
-    std::env::var("CONVMAT_PYTHON").unwrap_or_else(|_| "python3".into())
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-fn golden(_args: &[String]) -> Result<()> {
+/// Names the missing, stale and orphaned golden files; returns the number of cases when all is well.
+fn check() -> Result<usize> {
+    let dir = root().join("tests/golden");
+    let catalog = read_json(&dir.join("catalog.json"))?;
+    let cases = catalog["cases"].as_array().context("catalog.json has no `cases` list")?;
+    let mut problems = Vec::new();
+    let mut names = BTreeSet::new();
+    for case in cases {
+        let name = case["name"].as_str().context("a case without a name")?;
+        if !names.insert(name.to_string()) {
+            problems.push(format!("duplicate case name {name}"));
+        }
+        let path = dir.join("cases").join(format!("{name}.json"));
+        match read_json(&path) {
+            Err(_) => problems.push(format!("missing: {}", path.display())),
+            Ok(doc) if &doc["case"] != case => problems.push(format!("stale: {}", path.display())),
+            Ok(_) => {}
+        }
+    }
+    for entry in std::fs::read_dir(dir.join("cases"))? {
+        let path = entry?.path();
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        if path.extension().is_some_and(|e| e == "json") && !names.contains(&stem) {
+            problems.push(format!("orphaned (not in catalog.json): {}", path.display()));
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "golden files do not match tests/golden/catalog.json:\n  {}\nrun `CONVMAT_PYTHON=/path/to/venv/bin/python cargo xtask golden` to regenerate them",
+            problems.join("\n  ")
+        );
+    }
+    Ok(cases.len())
+}
+
+fn golden() -> Result<()> {
     let root = root();
-    let py = python();
+    let py = std::env::var("CONVMAT_PYTHON").unwrap_or_else(|_| "python3".into());
     let probe = Command::new(&py).args(["-c", "import torch, numpy, scipy"]).status();
     if !matches!(probe, Ok(s) if s.success()) {
         bail!(
@@ -39,19 +77,45 @@ fn golden(_args: &[String]) -> Result<()> {
              and run `CONVMAT_PYTHON=../venv/bin/python cargo xtask golden`"
         );
     }
-    let out = root.join("tests/golden/shapes.json");
-    let status = Command::new(&py)
-        .arg(root.join("xtask/oracle/shapes.py"))
-        .arg(&out)
-        .status()
-        .with_context(|| format!("running {py}"))?;
-    if !status.success() {
-        bail!("xtask/oracle/shapes.py failed");
+    // orphans are removed so the directory mirrors the catalog
+    let catalog = read_json(&root.join("tests/golden/catalog.json"))?;
+    let names: BTreeSet<String> = catalog["cases"]
+        .as_array()
+        .context("catalog.json has no `cases` list")?
+        .iter()
+        .filter_map(|c| c["name"].as_str().map(String::from))
+        .collect();
+    let cases_dir = root.join("tests/golden/cases");
+    std::fs::create_dir_all(&cases_dir)?;
+    for entry in std::fs::read_dir(&cases_dir)? {
+        let path = entry?.path();
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        if !names.contains(stem) {
+            std::fs::remove_file(&path)?;
+        }
     }
-    println!("wrote {}", out.display());
-    let status = Command::new("cargo").args(["test", "--test", "golden_shapes"]).current_dir(&root).status()?;
+    let status = Command::new(&py).arg(root.join("xtask/oracle/golden.py")).arg(&root).status()?;
     if !status.success() {
-        bail!("golden tests failed");
+        bail!("xtask/oracle/golden.py failed");
+    }
+    let n = check()?;
+    println!("{:<48} {:<12} {:<28} {:>8}", "case", "kind", "oracle", "bytes");
+    for name in &names {
+        let path = cases_dir.join(format!("{name}.json"));
+        let doc = read_json(&path)?;
+        let bytes = std::fs::metadata(&path)?.len();
+        println!(
+            "{:<48} {:<12} {:<28} {:>8}",
+            name,
+            doc["case"]["kind"].as_str().unwrap_or("?"),
+            doc["oracle"].as_str().unwrap_or("?"),
+            bytes
+        );
+    }
+    println!("{n} cases; now checking convmat against them");
+    let status = Command::new(env!("CARGO")).args(["test", "--test", "golden"]).current_dir(&root).status()?;
+    if !status.success() {
+        bail!("convmat disagrees with some golden cases (see above)");
     }
     Ok(())
 }

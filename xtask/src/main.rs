@@ -5,6 +5,8 @@
 //!   golden tests. Needs a Python with torch, numpy and scipy (`CONVMAT_PYTHON`, default `python3`).
 //! - `cargo xtask golden --check`: without Python, fail if any golden file is missing, stale (its
 //!   recorded case differs from the catalog's) or orphaned, naming the files and the command to run.
+//! - `cargo xtask bench-peers`: run the criterion bench `peers` and the Python peers in
+//!   `../shared/peers/` on the same layers, one after the other, and print the ratio table README shows.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,8 @@ fn main() -> Result<()> {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["golden"] => golden(),
         ["golden", "--check"] => check().map(|n| println!("golden files: all {n} cases present and fresh")),
-        _ => bail!("usage: cargo xtask golden [--check]"),
+        ["bench-peers"] => bench_peers(),
+        _ => bail!("usage: cargo xtask golden [--check] | cargo xtask bench-peers"),
     }
 }
 
@@ -116,6 +119,83 @@ fn golden() -> Result<()> {
     let status = Command::new(env!("CARGO")).args(["test", "--test", "golden"]).current_dir(&root).status()?;
     if !status.success() {
         bail!("convmat disagrees with some golden cases (see above)");
+    }
+    Ok(())
+}
+
+/// (case, nnz-bearing peers to run, dense peers to run), as named in bench_peers.py.
+const PEER_CASES: &[(&str, &[&str], &[&str])] = &[
+    ("cifar_in", &["numpy_csr", "seed_c2s"], &["torch_identity", "seed_affine"]),
+    ("lenet2", &["numpy_csr", "seed_c2s"], &["torch_identity", "seed_affine"]),
+    ("cifar_mid", &["numpy_csr", "seed_c2s"], &[]),
+    ("resnet_s2", &["numpy_csr", "seed_c2s"], &[]),
+    ("resnet_56", &["numpy_csr", "seed_c2s"], &[]),
+];
+
+/// Median seconds of a criterion benchmark, from its estimates file.
+fn criterion_median(root: &Path, group: &str, id: &str) -> Result<f64> {
+    let path = root.join("target/criterion").join(group).join(id).join("new/estimates.json");
+    let v = read_json(&path)?;
+    v["median"]["point_estimate"].as_f64().map(|ns| ns / 1e9).context("no median in criterion estimates")
+}
+
+/// Seconds one peer takes (bench_peers.py prints `builder case seconds nnz nnz_per_s peak_rss_mb`).
+fn peer_seconds(py: &str, peers: &Path, builder: &str, case: &str) -> Option<(f64, u64)> {
+    let out =
+        Command::new(py).arg(peers.join("bench_peers.py")).args([builder, case]).current_dir(peers).output().ok()?;
+    let line = String::from_utf8_lossy(&out.stdout).lines().last()?.to_string();
+    let f: Vec<&str> = line.split_whitespace().collect();
+    Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
+}
+
+fn bench_peers() -> Result<()> {
+    let root = root();
+    let peers = root.join("../shared/peers");
+    if !peers.join("bench_peers.py").exists() {
+        bail!("no peers at {}: the shared/ folder must sit beside the checkout", peers.display());
+    }
+    let py = std::env::var("CONVMAT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let status = Command::new(env!("CARGO"))
+        .args(["bench", "--bench", "peers", "--", "--noplot"])
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        bail!("cargo bench --bench peers failed");
+    }
+    println!("\nCSR f32 build time, median of 10 (convmat) vs one in-process run (Python peers), same machine, one after the other:\n");
+    println!("| layer | nnz | convmat | nnz/s | numpy_csr | ratio | seed_c2s | ratio |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (case, sparse, _) in PEER_CASES {
+        let ours = criterion_median(&root, "peers_csr", case)?;
+        let mut cells = Vec::new();
+        let mut nnz = 0;
+        for b in *sparse {
+            match peer_seconds(&py, &peers, b, case) {
+                Some((s, n)) => {
+                    // numpy_csr (listed first) stores exactly A; seed_c2s also stores padding and bias
+                    if nnz == 0 {
+                        nnz = n;
+                    }
+                    cells.push(format!("{s:.3} s | {:.0}x", s / ours));
+                }
+                None => cells.push("failed | -".into()),
+            }
+        }
+        println!("| {case} | {nnz} | {:.4} s | {:.2e} | {} |", ours, nnz as f64 / ours, cells.join(" | "));
+    }
+    println!("\nDense f32 build time:\n");
+    println!("| layer | convmat | torch_identity | ratio | seed_affine | ratio |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (case, _, dense) in PEER_CASES.iter().filter(|c| !c.2.is_empty()) {
+        let ours = criterion_median(&root, "peers_dense", case)?;
+        let cells: Vec<String> = dense
+            .iter()
+            .map(|b| match peer_seconds(&py, &peers, b, case) {
+                Some((s, _)) => format!("{s:.3} s | {:.0}x", s / ours),
+                None => "failed | -".into(),
+            })
+            .collect();
+        println!("| {case} | {:.4} s | {} |", ours, cells.join(" | "));
     }
     Ok(())
 }

@@ -9,7 +9,10 @@
 //!   `i8`, `i16`, `i32` in `i64`, `i64` in `i128`, as MATLAB's full-precision `fimath` does.
 //!
 //! Fixed point is *not* forced through `num_traits::Float`: a matrix of fixed-point weights is a matrix
-//! of raw integers plus a format.
+//! of raw integers plus a [`QFormat`]. [`QFormat`] follows MATLAB's `fi`/`fimath` to the bit: the six
+//! [`Rounding`] methods and two [`Overflow`] actions, exact quantization and requantization, and
+//! full-precision product and sum formats. [`fixed_facade`] converts to and from the `fixed` crate's
+//! types through their bits.
 //!
 //! ```
 //! use convmat_numeric::Scalar;
@@ -22,6 +25,13 @@
 #![warn(missing_docs)]
 
 use std::fmt::Debug;
+
+mod error;
+pub mod fixed_facade;
+mod qformat;
+
+pub use error::NumericError;
+pub use qformat::{Overflow, QFormat, Rounding, MAX_WORD_BITS};
 
 mod sealed {
     pub trait Sealed {}

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use convmat::matrix::{convmtx2, fold, unfold, Affine, Conv, MatrixOptions};
-use convmat::numeric::Scalar;
+use convmat::matrix::{convmtx2, fold, unfold, Accumulation, Affine, Conv, FixedConv, MatrixOptions};
+use convmat::numeric::{Overflow, QFormat, Rounding, Scalar};
 use convmat::shape::{parse_layer, propagate, ConvSpec, Geometry, Padding, PaddingMode, TrueConvShape};
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
 use serde_json::Value;
@@ -173,6 +173,62 @@ fn check_convmtx2(case: &Value, exp: &Value) -> Result<(), String> {
     assert_close::<f64>("convmtx2", t.iter().copied(), &floats(&exp["t"]))
 }
 
+fn ints(v: &Value) -> Vec<i128> {
+    v.as_array().expect("array").iter().map(|x| x.as_i64().expect("int") as i128).collect()
+}
+
+fn check_fixed_conv(case: &Value, exp: &Value) -> Result<(), String> {
+    let spec = spec_of(case);
+    let input = uints(&case["input"]);
+    let geometry = Geometry::new(&spec, &input[1..]).map_err(|e| e.to_string())?;
+    let fmt = |k: &str| case[k].as_str().unwrap().parse::<QFormat>().map_err(|e| e.to_string());
+    let bias = (!exp["bias"].is_null()).then(|| floats(&exp["bias"]));
+    let conv =
+        FixedConv::new(geometry, &floats(&exp["weight"]), bias.as_deref(), fmt("weight_format")?, fmt("input_format")?)
+            .map_err(|e| e.to_string())?;
+    let w: Vec<i128> = conv.raw_conv().weight().iter().map(|&v| v as i128).collect();
+    if w != ints(&exp["w_raw"]) {
+        return Err("quantized weights differ".into());
+    }
+    if let (Some(b), Some(expect)) = (conv.bias_raw(), exp.get("b_raw")) {
+        if b != ints(expect).as_slice() {
+            return Err("quantized bias differs".into());
+        }
+    }
+    let rounding: Rounding = case["rounding"].as_str().unwrap().parse().unwrap();
+    let overflow: Overflow = case["overflow"].as_str().unwrap().parse().unwrap();
+    for (i, x) in exp["x"].as_array().unwrap().iter().enumerate() {
+        let xq = conv.quantize_input(&floats(x));
+        if xq.iter().map(|&v| v as i128).collect::<Vec<_>>() != ints(&exp["x_raw"][i]) {
+            return Err(format!("quantized input {i} differs"));
+        }
+        let x = Array2::from_shape_vec((1, xq.len()), xq).unwrap();
+        if let Some(acc) = case.get("acc_format") {
+            let format: QFormat = acc.as_str().unwrap().parse().unwrap();
+            let y =
+                conv.apply(x.view(), Accumulation::Narrow { format, rounding, overflow }).map_err(|e| e.to_string())?;
+            if y.raw.row(0).to_vec() != ints(&exp["y_acc_raw"][i]) {
+                return Err(format!(
+                    "narrow accumulator, sample {i}: {:?} vs {}",
+                    y.raw.row(0).to_vec(),
+                    exp["y_acc_raw"][i]
+                ));
+            }
+        } else {
+            let y = conv.apply(x.view(), Accumulation::Full).map_err(|e| e.to_string())?;
+            // our accumulator keeps the product's fraction length, as the oracle's values do
+            if y.raw.row(0).to_vec() != ints(&exp["y_raw"][i]) {
+                return Err(format!("exact accumulator, sample {i}"));
+            }
+            let out = y.cast(fmt("out_format")?, rounding, overflow);
+            if out.raw.row(0).to_vec() != ints(&exp["y_out_raw"][i]) {
+                return Err(format!("output cast {rounding}/{overflow}, sample {i}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_shape_chain(case: &Value, exp: &Value) -> Result<(), String> {
     let input = uints(&case["input"]);
     let layers = case["layers"]
@@ -221,12 +277,13 @@ fn every_catalog_case_matches_its_oracle() {
             "true_conv" => check_true_conv(case, exp),
             "convmtx2" => check_convmtx2(case, exp),
             "shape_chain" => check_shape_chain(case, exp),
+            "fixed_conv" => check_fixed_conv(case, exp),
             other => Err(format!("unknown kind {other}")),
         };
         if let Err(e) = result {
             failures.push(format!("{name} [{}]: {e}", doc["oracle"].as_str().unwrap_or("?")));
         }
     }
-    assert!(cases.len() >= 70, "the catalog shrank to {} cases", cases.len());
+    assert!(cases.len() >= 91, "the catalog shrank to {} cases", cases.len());
     assert!(failures.is_empty(), "{} of {} golden cases fail:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }

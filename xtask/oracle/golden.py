@@ -29,7 +29,13 @@ def scipy_version():
     return f"scipy {scipy.__version__}, numpy {np.__version__}"
 
 
+def apytypes_version():
+    import apytypes
+    return f"apytypes {apytypes.__version__}, torch {torch.__version__.split('+')[0]} (im2col of stored integers)"
+
+
 ORACLES = {
+    "fixed_conv": apytypes_version,
     "conv": torch_version,
     "unfold": torch_version,
     "shape_chain": torch_version,
@@ -211,7 +217,129 @@ def shape_chain_case(case):
     return {"outputs": outs, "params": params}
 
 
-KINDS = {"conv": conv_case, "unfold": unfold_case, "true_conv": true_conv_case, "convmtx2": convmtx2_case,
+QUANT = {"nearest": "RND", "round": "RND_INF", "convergent": "RND_CONV", "floor": "TRN", "ceil": "TRN_INF",
+         "zero": "TRN_ZERO"}
+
+
+def parse_q(text):
+    """'q1.7' -> (int_bits, frac_bits); signed formats only in the catalog."""
+    i, f = text[1:].split(".")
+    return int(i), int(f)
+
+
+def fixed_conv_case(case):
+    """MATLAB fi semantics through apytypes: quantize (Nearest, Saturate), im2col of the stored integers
+    (torch F.pad + F.unfold: a rearrangement, exact), full-precision matmul, bias in the product format,
+    then the output cast; or a narrow accumulator re-cast after every product and sum, in tap order."""
+    from apytypes import APyFixed, APyFixedArray, OverflowMode, QuantizationMode
+
+    def quant(a, fmt, q="nearest", o="saturate"):
+        i, f = fmt
+        return APyFixedArray.from_float(np.asarray(a, dtype=np.float64), int_bits=12, frac_bits=52).cast(
+            int_bits=i, frac_bits=f, quantization=getattr(QuantizationMode, QUANT[q]),
+            overflow=OverflowMode.SAT if o == "saturate" else OverflowMode.WRAP)
+
+    def raw(arr, frac):
+        v = np.asarray(arr.to_numpy(), dtype=np.float64) * 2.0 ** frac
+        assert np.all(np.abs(v) < 2 ** 53) and np.all(v == np.round(v))
+        return [int(x) for x in v.ravel()]
+
+    rng = rng_for(case["name"])
+    rank = len(case["input"]) - 1
+    cin, cout, g = case["in_channels"], case["out_channels"], case.get("groups", 1)
+    k = per_dim(case["kernel_size"], rank)
+    wshape = (cout, cin // g, *k)
+    scale = case["scale"]
+    w = rng.uniform(-scale, scale, wshape)
+    b = rng.uniform(-scale, scale, cout) if case.get("bias") else None
+    xs = rng.uniform(-scale, scale, (2, *case["input"]))
+    wf, xf = parse_q(case["weight_format"]), parse_q(case["input_format"])
+    W, X = quant(w, wf), quant(xs, xf)
+    pf = (wf[0] + xf[0], wf[1] + xf[1])  # product format (int bits incl. sign, frac)
+    w_raw = np.array(raw(W, wf[1]), dtype=np.float64).reshape(wshape)
+    x_raw = np.array(raw(X, xf[1]), dtype=np.float64).reshape(xs.shape)
+    out = {"weight": flat(w), "bias": flat(b) if b is not None else None, "x": [flat(v) for v in xs],
+           "w_raw": raw(W, wf[1]), "x_raw": [raw(X, xf[1])[i * x_raw[0].size:(i + 1) * x_raw[0].size] for i in range(2)]}
+    if b is not None:
+        B = quant(b, pf)
+        out["b_raw"] = raw(B, pf[1])
+    # im2col of the stored integers, padded per the padding mode (exact in float64)
+    pad = []
+    p = per_dim(case.get("padding", 0), rank)
+    for pp in reversed(p):
+        pad += [pp, pp]
+    mode = case.get("padding_mode", "zeros")
+    xt = torch.from_numpy(x_raw)
+    if rank == 1:
+        xt = xt.unsqueeze(-1)
+    if any(p):
+        xt = F.pad(xt if rank == 2 else xt.squeeze(-1), pad, mode="constant" if mode == "zeros" else mode)
+        if rank == 1:
+            xt = xt.unsqueeze(-1)
+    k2 = k if rank == 2 else [k[0], 1]
+    st = per_dim(case.get("stride", 1), rank)
+    dl = per_dim(case.get("dilation", 1), rank)
+    st2 = st if rank == 2 else [st[0], 1]
+    dl2 = dl if rank == 2 else [dl[0], 1]
+    cols = F.unfold(xt, k2, dilation=dl2, stride=st2).numpy()  # (2, cin*K, L)
+    K = int(np.prod(k))
+    cin_g, cout_g = cin // g, cout // g
+    if "acc_format" not in case:
+        ys = []
+        for n in range(2):
+            blocks = []
+            for gi in range(g):
+                Wg = APyFixedArray.from_float(w_raw[gi * cout_g:(gi + 1) * cout_g].reshape(cout_g, cin_g * K) * 2.0 ** -wf[1],
+                                              int_bits=wf[0], frac_bits=wf[1])
+                Cg = APyFixedArray.from_float(cols[n, gi * cin_g * K:(gi + 1) * cin_g * K] * 2.0 ** -xf[1],
+                                              int_bits=xf[0], frac_bits=xf[1])
+                blocks.append(Wg @ Cg)
+            y = np.concatenate([np.array(raw(bl, pf[1]), dtype=object).reshape(cout_g, -1) for bl in blocks])
+            if b is not None:
+                y = y + np.array(out["b_raw"], dtype=object).reshape(-1, 1)
+            ys.append([int(v) for v in y.ravel()])
+        out["y_raw"] = ys
+        # the output cast, from the exact accumulator (as an APy array at the product's fraction length)
+        of = parse_q(case["out_format"])
+        casts = []
+        for y in ys:
+            acc_bits = max(int(abs(v)).bit_length() for v in y) + 2
+            Y = APyFixedArray.from_float(np.array(y, dtype=np.float64) * 2.0 ** -pf[1],
+                                         int_bits=acc_bits - pf[1], frac_bits=pf[1])
+            assert acc_bits < 64  # apytypes' WRAP cast is wrong beyond 64 bits
+            C = Y.cast(int_bits=of[0], frac_bits=of[1], quantization=getattr(QuantizationMode, QUANT[case["rounding"]]),
+                       overflow=OverflowMode.SAT if case["overflow"] == "saturate" else OverflowMode.WRAP)
+            casts.append(raw(C, of[1]))
+        out["y_out_raw"] = casts
+    else:
+        af = parse_q(case["acc_format"])
+        qm = getattr(QuantizationMode, QUANT[case["rounding"]])
+        om = OverflowMode.SAT if case["overflow"] == "saturate" else OverflowMode.WRAP
+
+        def cast(v):
+            return v.cast(int_bits=af[0], frac_bits=af[1], quantization=qm, overflow=om)
+
+        ys = []
+        for n in range(2):
+            y = []
+            for co in range(cout):
+                gi = co // cout_g
+                for l in range(cols.shape[2]):
+                    acc = cast(APyFixed.from_float(float(out["b_raw"][co]) * 2.0 ** -pf[1], int_bits=pf[0] + 2,
+                                                   frac_bits=pf[1])) if b is not None else APyFixed.from_float(
+                        0.0, int_bits=af[0], frac_bits=af[1])
+                    for j in range(cin_g * K):
+                        wv = APyFixed.from_float(float(w_raw[co].ravel()[j]) * 2.0 ** -wf[1], int_bits=wf[0], frac_bits=wf[1])
+                        xv = APyFixed.from_float(float(cols[n, gi * cin_g * K + j, l]) * 2.0 ** -xf[1], int_bits=xf[0],
+                                                 frac_bits=xf[1])
+                        acc = cast(acc + cast(wv * xv))
+                    y.append(int(round(float(acc) * 2.0 ** af[1])))
+            ys.append(y)
+        out["y_acc_raw"] = ys
+    return out
+
+
+KINDS = {"fixed_conv": fixed_conv_case, "conv": conv_case, "unfold": unfold_case, "true_conv": true_conv_case, "convmtx2": convmtx2_case,
          "shape_chain": shape_chain_case}
 
 

@@ -1,3 +1,4 @@
+use convmat_numeric::NumericError;
 use convmat_shape::ShapeError;
 use thiserror::Error;
 
@@ -8,6 +9,9 @@ pub enum MatrixError {
     /// The layer itself is invalid.
     #[error(transparent)]
     Shape(#[from] ShapeError),
+    /// A fixed-point format or accumulator problem.
+    #[error(transparent)]
+    Numeric(#[from] NumericError),
     /// A weight buffer of the wrong length.
     #[error("weight has {got} values, expected {expected} for weight shape {shape:?}")]
     WeightLen {

@@ -14,6 +14,8 @@
 //!   [`Conv::conv_unfold`] (convolution as unfold + GEMM);
 //! - [`Conv::kernel_adjoint`]: `dL/dA` back to `dL/dweight` and `dL/dbias`;
 //! - [`Conv::true_convolution`] and [`convmtx2`]: MATLAB's flipped-kernel convolution;
+//! - [`FixedConv`]: fixed-point convolution bit-exact with MATLAB `fi` (full precision, or a narrow
+//!   accumulator), through unfold + exact GEMM;
 //! - [`direct_conv`]: the obviously-correct loop reference.
 //!
 //! Generic over the scalar ([`convmat_numeric::Scalar`]: `f32`, `f64`, raw fixed-point integers).
@@ -42,6 +44,7 @@
 mod build;
 mod direct;
 mod error;
+mod fixed;
 mod flip;
 mod grad;
 mod layer;
@@ -51,6 +54,7 @@ mod unfold;
 pub use build::{Affine, MatrixOptions};
 pub use direct::direct_conv;
 pub use error::MatrixError;
+pub use fixed::{Accumulation, FixedConv, FixedOutput};
 pub use flip::{convmtx2, flip_kernel};
 pub use grad::KernelGrad;
 pub use layer::Conv;

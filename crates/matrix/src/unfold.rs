@@ -20,20 +20,40 @@ pub fn unfold<T: Scalar>(geometry: &Geometry, x: ArrayViewD<'_, T>) -> Result<Ar
     let x = batch_view(x, c, geometry.grid(), "unfold input")?;
     let (n, k, l) = (x.len_of(Axis(0)), taps.kernel_len(), taps.windows_len());
     let mut out = Array3::from_elem((n, c * k, l), T::ZERO);
-    out.axis_iter_mut(Axis(0)).into_par_iter().zip(x.axis_iter(Axis(0))).for_each(|(mut cols, xs)| {
-        for ch in 0..c {
-            let src = xs.row(ch);
-            let src = src.as_slice().expect("standard layout");
-            for w in 0..l {
-                taps.for_each_read(w, |t, r| {
-                    if let Some(p) = r {
-                        cols[[ch * k + t, w]] = src[p];
-                    }
-                });
+    let flat = out.as_slice_mut().expect("fresh array");
+    if !flat.is_empty() {
+        // one (sample, channel, tap) row of length L per chunk, filled in window order
+        flat.par_chunks_mut(l).enumerate().for_each(|(i, row)| {
+            let (b, ch, t) = (i / (c * k), i / k % c, i % k);
+            let src = x.slice(ndarray::s![b, ch, ..]);
+            unfold_row(&taps, t, src.as_slice().expect("standard layout"), row);
+        });
+    }
+    Ok(out)
+}
+
+/// Row `t` of one channel's unfold: for every window, the value tap `t` reads (0 in zero padding).
+fn unfold_row<T: Scalar>(taps: &TapMap, t: usize, src: &[T], row: &mut [T]) {
+    let [a0, a1, a2] = taps.axes();
+    let ks = taps.kernel_strides();
+    let gs = taps.grid_strides();
+    let (t0, t1, t2) = (t / ks[0], t % ks[0] / ks[1], t % ks[1]);
+    let mut w = 0;
+    for o0 in 0..a0.positions() {
+        let r0 = a0.read(o0, t0);
+        for o1 in 0..a1.positions() {
+            let r1 = a1.read(o1, t1);
+            let dst = &mut row[w..w + a2.positions()];
+            w += a2.positions();
+            let (Some(r0), Some(r1)) = (r0, r1) else { continue };
+            let base = r0 * gs[0] + r1 * gs[1];
+            for (o2, d) in dst.iter_mut().enumerate() {
+                if let Some(r2) = a2.read(o2, t2) {
+                    *d = src[base + r2];
+                }
             }
         }
-    });
-    Ok(out)
+    }
 }
 
 /// col2im: `F.fold`, the adjoint of [`unfold`]: sums every column entry back into the input position

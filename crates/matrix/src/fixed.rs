@@ -1,0 +1,308 @@
+//! Fixed-point convolution, bit-exact with MATLAB's `fi` under its default `fimath`.
+
+use convmat_numeric::{NumericError, Overflow, QFormat, Rounding};
+use convmat_shape::Geometry;
+use ndarray::{Array2, ArrayView2, IxDyn};
+use rayon::prelude::*;
+
+use crate::{direct_conv, Conv, MatrixError};
+
+/// How products are accumulated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Accumulation {
+    /// MATLAB's default `fimath` (`ProductMode` and `SumMode` `FullPrecision`): exact products and an
+    /// exact sum, growing `ceil(log2 N)` bits; nothing is rounded.
+    #[default]
+    Full,
+    /// A narrow hardware accumulator, as the seed's MATLAB loop `sum = fi(sum + fi(w * x, ...), ...)`:
+    /// every product and every partial sum is re-cast to `format` with `rounding` and `overflow`,
+    /// accumulating in kernel-tap order (input channel, then kernel rows, then columns), starting from
+    /// the bias cast to `format`. Order-dependent by nature.
+    Narrow {
+        /// The accumulator's format.
+        format: QFormat,
+        /// Rounding of each product (and of the bias) into the accumulator.
+        rounding: Rounding,
+        /// Overflow action after every operation.
+        overflow: Overflow,
+    },
+}
+
+/// Stored integers and the format they are in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FixedOutput {
+    /// Stored integers, `(batch, rows)`.
+    pub raw: Array2<i128>,
+    /// Their format.
+    pub format: QFormat,
+}
+
+impl FixedOutput {
+    /// The real values (`raw * 2^-f`) as `f64`.
+    ///
+    /// # Errors
+    /// An accumulator wider than 53 bits, whose values `f64` cannot hold exactly.
+    pub fn to_f64(&self) -> Result<Array2<f64>, MatrixError> {
+        if self.format.word_bits() > 53 {
+            return Err(MatrixError::Numeric(NumericError::TooWide { bits: self.format.word_bits(), max: 53 }));
+        }
+        Ok(self.raw.mapv(|r| self.format.to_f64(r)))
+    }
+
+    /// Cast to `format` with `rounding` and `overflow` (MATLAB's `fi(y, s, w, f)` with a chosen fimath).
+    pub fn cast(&self, format: QFormat, rounding: Rounding, overflow: Overflow) -> FixedOutput {
+        let from = self.format.frac_bits();
+        FixedOutput { raw: self.raw.mapv(|r| format.requantize(r, from, rounding, overflow)), format }
+    }
+}
+
+/// A convolution layer in fixed point: weights and bias quantized as MATLAB's `fi` constructor does
+/// (Nearest, Saturate), inputs in a given format, exact integer arithmetic.
+///
+/// The bias is quantized (Nearest, Saturate) to the product's format (word `w_w + w_x`, fraction
+/// `f_w + f_x`) and added exactly in the accumulator as one more term, as integer inference hardware does.
+///
+/// ```
+/// use convmat_matrix::{Accumulation, FixedConv};
+/// use convmat_numeric::QFormat;
+/// use convmat_shape::{ConvSpec, Geometry};
+/// let q17: QFormat = "q1.7".parse().unwrap();
+/// let g = Geometry::new(&ConvSpec::new(1, 1, 1, [2]).with_bias(false), &[3]).unwrap();
+/// let conv = FixedConv::new(g, &[0.5, -0.25], None, q17, q17).unwrap();
+/// let x = conv.quantize_input(&[0.75, 1.0, -1.0]); // 1.0 saturates to 127/128
+/// let y = conv.apply(ndarray::Array2::from_shape_vec((1, 3), x).unwrap().view(), Accumulation::Full).unwrap();
+/// assert_eq!(y.format.to_string(), "q3.14"); // s16,14 products, 2 terms: one more bit
+/// assert_eq!(y.raw.into_raw_vec_and_offset().0, vec![64 * 96 - 32 * 127, 64 * 127 + 32 * 128]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct FixedConv {
+    raw: Conv<i64>,
+    weight_format: QFormat,
+    input_format: QFormat,
+    bias: Option<Vec<i128>>,
+}
+
+impl FixedConv {
+    /// Quantizes `weight` (and `bias`) and fixes the input format.
+    ///
+    /// # Errors
+    /// Wrong weight or bias length, formats beyond 64-bit stored integers, or an exact accumulator wider
+    /// than 128 bits.
+    pub fn new(
+        geometry: Geometry,
+        weight: &[f64],
+        bias: Option<&[f64]>,
+        weight_format: QFormat,
+        input_format: QFormat,
+    ) -> Result<Self, MatrixError> {
+        for f in [weight_format, input_format] {
+            if !f.fits_i64() {
+                return Err(MatrixError::Numeric(NumericError::NotI64 { format: f.to_string() }));
+            }
+        }
+        let wq: Vec<i64> =
+            weight.iter().map(|&v| weight_format.quantize(v, Rounding::Nearest, Overflow::Saturate) as i64).collect();
+        let raw = Conv::new(geometry, wq, None)?;
+        let mut this = Self { raw, weight_format, input_format, bias: None };
+        if let Some(b) = bias {
+            this.raw.geometry().spec().check_bias_len(b.len())?;
+            // one more term of the sum: in the product's format, so the growth of ceil(log2(N + 1)) bits holds
+            let p = this.product_format();
+            let bias_format = QFormat::new(true, p.word_bits(), p.frac_bits())?;
+            this.bias =
+                Some(b.iter().map(|&v| bias_format.quantize(v, Rounding::Nearest, Overflow::Saturate)).collect());
+        }
+        Ok(this)
+    }
+
+    /// The layer with the quantized weights as stored integers: its matrices (`dense`, `csr`, ...) hold
+    /// raw integers in [`weight_format`](Self::weight_format).
+    pub fn raw_conv(&self) -> &Conv<i64> {
+        &self.raw
+    }
+
+    /// The layer with the real values the quantized weights stand for.
+    pub fn real_conv(&self) -> Conv<f64> {
+        let w = self.raw.weight().iter().map(|&r| self.weight_format.to_f64(r as i128)).collect();
+        let b = self.bias.as_ref().map(|b| {
+            let f = self.product_format().frac_bits();
+            b.iter().map(|&r| r as f64 * 2f64.powi(-f)).collect()
+        });
+        Conv::new(self.raw.geometry().clone(), w, b).expect("same geometry and lengths")
+    }
+
+    /// Weight format.
+    pub fn weight_format(&self) -> QFormat {
+        self.weight_format
+    }
+    /// Input format.
+    pub fn input_format(&self) -> QFormat {
+        self.input_format
+    }
+    /// Stored bias, at the product's fraction length.
+    pub fn bias_raw(&self) -> Option<&[i128]> {
+        self.bias.as_deref()
+    }
+
+    /// Products per output at most: `C_in / groups * prod(kernel)` (the `N` of MATLAB's `ceil(log2 N)`;
+    /// for a transposed layer the sum runs over its input channels too).
+    pub fn terms(&self) -> usize {
+        let spec = self.raw.geometry().spec();
+        spec.in_channels() / spec.groups() * self.raw.tap_map().kernel_len()
+    }
+
+    fn product_format(&self) -> QFormat {
+        self.weight_format.product(self.input_format).expect("both fit 64 bits")
+    }
+
+    /// The exact accumulator: the product format grown by `ceil(log2 N)` bits, `N` the products per
+    /// output plus one for the bias.
+    ///
+    /// # Errors
+    /// More than 128 bits.
+    pub fn accumulator_format(&self) -> Result<QFormat, MatrixError> {
+        let n = self.terms() + usize::from(self.raw.geometry().spec().bias());
+        Ok(self.product_format().sum_of(n)?)
+    }
+
+    /// Input values quantized like MATLAB's `fi` constructor (Nearest, Saturate).
+    pub fn quantize_input(&self, x: &[f64]) -> Vec<i64> {
+        x.iter().map(|&v| self.input_format.quantize(v, Rounding::Nearest, Overflow::Saturate) as i64).collect()
+    }
+
+    /// The layer applied to a batch of stored inputs `(batch, cols)`, exactly.
+    ///
+    /// [`Accumulation::Full`] runs as unfold + matrix multiply, in `f32` or `f64` when the accumulator
+    /// provably stays within 24 or 53 bits (every partial sum is then an exactly representable integer,
+    /// whatever the summation order), otherwise in `i128`.
+    ///
+    /// # Errors
+    /// An input of the wrong shape; an accumulator beyond 128 bits; a narrow accumulator on a transposed
+    /// layer (tap order is defined for convolutions).
+    pub fn apply(&self, x: ArrayView2<'_, i64>, accumulation: Accumulation) -> Result<FixedOutput, MatrixError> {
+        if x.ncols() != self.raw.cols() {
+            return Err(MatrixError::Dimension {
+                what: "input",
+                expected: format!("(batch, {})", self.raw.cols()),
+                got: x.shape().to_vec(),
+            });
+        }
+        match accumulation {
+            Accumulation::Full => self.apply_full(x),
+            Accumulation::Narrow { format, rounding, overflow } => self.apply_narrow(x, format, rounding, overflow),
+        }
+    }
+
+    fn apply_full(&self, x: ArrayView2<'_, i64>) -> Result<FixedOutput, MatrixError> {
+        let format = self.accumulator_format()?;
+        let max_w = self.raw.weight().iter().map(|w| w.unsigned_abs()).max().unwrap_or(0) as f64;
+        let max_x = x.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as f64;
+        let max_b = self.bias.as_ref().map_or(0.0, |b| b.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as f64);
+        // every partial sum is bounded by the sum of the absolute values of its terms
+        let bound = max_w * max_x * self.terms() as f64 + max_b;
+        let mut raw = if bound < (1u64 << 24) as f64 {
+            self.exact_float::<f32>(x)
+        } else if bound < (1u64 << 53) as f64 {
+            self.exact_float::<f64>(x)
+        } else {
+            self.raw.apply(x)?
+        };
+        if let Some(b) = &self.bias {
+            let per = self.raw.rows() / b.len();
+            for mut row in raw.rows_mut() {
+                for (i, v) in row.iter_mut().enumerate() {
+                    *v += b[i / per];
+                }
+            }
+        }
+        Ok(FixedOutput { raw, format })
+    }
+
+    /// Unfold + GEMM on the stored integers as floats of type `F`: exact under the caller's bound.
+    fn exact_float<F>(&self, x: ArrayView2<'_, i64>) -> Array2<i128>
+    where
+        F: convmat_numeric::Scalar<Acc = F> + ndarray::LinalgScalar,
+    {
+        let w: Vec<F> = self.raw.weight().iter().map(|&v| F::from_f64(v as f64)).collect();
+        let conv = Conv::new(self.raw.geometry().clone(), w, None).expect("same geometry");
+        let mut shape = vec![1];
+        shape.extend(self.raw.geometry().input_shape());
+        let rows: Vec<Vec<i128>> = x
+            .outer_iter()
+            .into_par_iter()
+            .map(|xi| {
+                let xf: Vec<F> = xi.iter().map(|&v| F::from_f64(v as f64)).collect();
+                let xa = ndarray::ArrayD::from_shape_vec(IxDyn(&shape), xf).expect("length checked");
+                let y = conv.conv_unfold(xa.view()).expect("shape checked");
+                y.iter().map(|&v| v.to_f64() as i128).collect()
+            })
+            .collect();
+        let n = rows.len();
+        Array2::from_shape_vec((n, self.raw.rows()), rows.into_iter().flatten().collect()).expect("lengths match")
+    }
+
+    fn apply_narrow(
+        &self,
+        x: ArrayView2<'_, i64>,
+        format: QFormat,
+        rounding: Rounding,
+        overflow: Overflow,
+    ) -> Result<FixedOutput, MatrixError> {
+        let geo = self.raw.geometry();
+        if geo.spec().is_transposed() {
+            return Err(MatrixError::Numeric(NumericError::Parse {
+                what: "accumulation for a transposed layer",
+                text: format.to_string(),
+                valid: "full precision (narrow accumulators follow a convolution's tap order)",
+            }));
+        }
+        let taps = self.raw.tap_map();
+        let (k, l, glen) = (taps.kernel_len(), taps.windows_len(), taps.grid_len());
+        let (cout, g) = (geo.spec().out_channels(), geo.spec().groups());
+        let (cin_g, cout_g) = (geo.spec().in_channels() / g, cout / g);
+        let pf = self.product_format().frac_bits();
+        let w = self.raw.weight();
+        let mut out = Array2::zeros((x.nrows(), self.raw.rows()));
+        out.outer_iter_mut().into_par_iter().zip(x.outer_iter()).for_each(|(mut y, xs)| {
+            let mut reads = Vec::with_capacity(k);
+            for win in 0..l {
+                reads.clear();
+                taps.for_each_read(win, |t, r| reads.push((t, r)));
+                for co in 0..cout {
+                    let grp = co / cout_g;
+                    let mut acc = match &self.bias {
+                        Some(b) => format.requantize(b[co], pf, rounding, overflow),
+                        None => 0,
+                    };
+                    for cl in 0..cin_g {
+                        let ci = grp * cin_g + cl;
+                        for &(t, r) in &reads {
+                            // a zero-padded tap multiplies 0: its product casts to 0 and adds nothing
+                            let Some(p) = r else { continue };
+                            let prod = w[(co * cin_g + cl) * k + t] as i128 * xs[ci * glen + p] as i128;
+                            let prod = format.requantize(prod, pf, rounding, overflow);
+                            acc = format.overflow(acc + prod, overflow);
+                        }
+                    }
+                    y[co * l + win] = acc;
+                }
+            }
+        });
+        Ok(FixedOutput { raw: out, format })
+    }
+
+    /// The reference: direct loops over an explicitly padded input in `i128`, bias added at the end.
+    ///
+    /// # Errors
+    /// An input of the wrong length.
+    pub fn apply_direct(&self, x: &[i64]) -> Result<Vec<i128>, MatrixError> {
+        let mut y = direct_conv(self.raw.geometry(), self.raw.weight(), None, x)?;
+        if let Some(b) = &self.bias {
+            let per = y.len() / b.len();
+            for (i, v) in y.iter_mut().enumerate() {
+                *v += b[i / per];
+            }
+        }
+        Ok(y)
+    }
+}

@@ -1,0 +1,140 @@
+//! Fixed-point convolution: im2col + GEMM against direct loops, bit for bit, and fixed-point.md vector 9.
+
+use convmat_matrix::{flip_kernel, Accumulation, FixedConv};
+use convmat_numeric::{Overflow, QFormat, Rounding};
+use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode, TrueConvShape};
+use ndarray::Array2;
+use proptest::prelude::*;
+
+fn uniform(n: usize, seed: u64, scale: f64) -> Vec<f64> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+#[derive(Clone, Debug)]
+struct Case {
+    conv: FixedConv,
+    x: Array2<i64>,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        1usize..=3,
+        1usize..=2,
+        1usize..=3,
+        1usize..=3,
+        prop::collection::vec((2usize..6, 1usize..4, 1usize..3, 0usize..2), 3),
+        prop::sample::select(PaddingMode::ALL.to_vec()),
+        any::<bool>(),
+        any::<bool>(),
+        prop::sample::select(vec!["q1.7", "q1.15", "q4.4", "q8.8", "uq4.4", "q16.16", "q24.24"]),
+        prop::sample::select(vec!["q1.7", "q2.6", "q8.8", "q16.16", "q32.16"]),
+        1.0f64..300.0,
+        any::<u64>(),
+    )
+        .prop_filter_map("invalid", |(rank, g, cin, cout, axes, mode, transposed, bias, wf, xf, scale, seed)| {
+            let axes = &axes[..rank];
+            let v = |f: fn(&(usize, usize, usize, usize)) -> usize| axes.iter().map(f).collect::<Vec<_>>();
+            let spec = if transposed {
+                ConvSpec::new_transposed(rank, g * cin, g * cout, v(|a| a.1))
+            } else {
+                ConvSpec::new(rank, g * cin, g * cout, v(|a| a.1)).with_padding_mode(mode)
+            }
+            .with_groups(g)
+            .with_stride(v(|a| a.2))
+            .with_padding(Padding::symmetric(v(|a| a.3)))
+            .with_bias(bias);
+            let geometry = Geometry::new(&spec, &v(|a| a.0)).ok()?;
+            let (wf, xf): (QFormat, QFormat) = (wf.parse().unwrap(), xf.parse().unwrap());
+            let n: usize = spec.weight_shape().iter().product();
+            let b = bias.then(|| uniform(spec.out_channels(), seed ^ 9, scale));
+            let conv = FixedConv::new(geometry, &uniform(n, seed, scale), b.as_deref(), wf, xf).ok()?;
+            let cols = conv.raw_conv().cols();
+            let x =
+                Array2::from_shape_vec((2, cols), conv.quantize_input(&uniform(2 * cols, seed ^ 5, scale))).unwrap();
+            Some(Case { conv, x })
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn gemm_equals_direct_loops_bit_for_bit(c in case()) {
+        let Ok(y) = c.conv.apply(c.x.view(), Accumulation::Full) else { return Ok(()) };
+        for (row, x) in y.raw.outer_iter().zip(c.x.outer_iter()) {
+            prop_assert_eq!(row.to_vec(), c.conv.apply_direct(x.as_slice().unwrap()).unwrap());
+        }
+        // every exact result fits the accumulator format MATLAB's full precision predicts
+        prop_assert!(y.raw.iter().all(|&v| v >= y.format.raw_min() && v <= y.format.raw_max()));
+    }
+
+    #[test]
+    fn a_wide_enough_narrow_accumulator_is_exact(c in case(), r in prop::sample::select(Rounding::ALL.to_vec())) {
+        prop_assume!(!c.conv.raw_conv().geometry().spec().is_transposed());
+        let Ok(full) = c.conv.apply(c.x.view(), Accumulation::Full) else { return Ok(()) };
+        let narrow = Accumulation::Narrow { format: full.format, rounding: r, overflow: Overflow::Wrap };
+        prop_assert_eq!(c.conv.apply(c.x.view(), narrow).unwrap().raw, full.raw);
+    }
+}
+
+#[test]
+fn narrow_accumulator_saturates_every_step() {
+    // y = 0.75*x0 + 0.75*x1 + (-0.75)*x2 with x = (1, 1, 1) in q1.7: the exact sum is 0.75*127/128*... ;
+    // in a q1.7 accumulator the partial sum saturates at 127/128 before the negative term comes.
+    let q17: QFormat = "q1.7".parse().unwrap();
+    let g = Geometry::new(&ConvSpec::new(1, 1, 1, [3]).with_bias(false), &[3]).unwrap();
+    let conv = FixedConv::new(g, &[0.75, 0.75, -0.75], None, q17, q17).unwrap();
+    let x = Array2::from_shape_vec((1, 3), conv.quantize_input(&[1.0, 1.0, 1.0])).unwrap();
+    let full = conv.apply(x.view(), Accumulation::Full).unwrap();
+    assert_eq!(full.raw[[0, 0]], 96 * 127); // 0.75 * 127/128, exact at 2^-14
+    let narrow = Accumulation::Narrow { format: q17, rounding: Rounding::Floor, overflow: Overflow::Saturate };
+    let y = conv.apply(x.view(), narrow).unwrap();
+    // products: floor(96*127 / 128) = 95; 95 + 95 = 190 -> 127; 127 - 96 = 31
+    assert_eq!(y.raw[[0, 0]], 31);
+    let wrap = Accumulation::Narrow { format: q17, rounding: Rounding::Floor, overflow: Overflow::Wrap };
+    // 95 + 95 = 190 wraps to -66; -66 - 96 = -162 wraps to 94
+    assert_eq!(conv.apply(x.view(), wrap).unwrap().raw[[0, 0]], 94);
+}
+
+#[test]
+fn vector_9_conv_of_fi_integers() {
+    // fi([-1 2 3 -2 0 1 2]) (s16,13) conv fi([2 4 -1 1]) (s16,12): full and 'same', as s34,25
+    let (fa, fb): (QFormat, QFormat) = ("s16,13".parse().unwrap(), "s16,12".parse().unwrap());
+    let a = [-1.0, 2.0, 3.0, -2.0, 0.0, 1.0, 2.0];
+    let h = [2.0, 4.0, -1.0, 1.0];
+    for (shape, expect) in [
+        (TrueConvShape::Full, vec![-2.0, 0.0, 15.0, 5.0, -9.0, 7.0, 6.0, 7.0, -1.0, 2.0]),
+        (TrueConvShape::Same, vec![15.0, 5.0, -9.0, 7.0, 6.0, 7.0, -1.0]),
+    ] {
+        let spec = ConvSpec::new(1, 1, 1, [4]).with_bias(false);
+        let spec = spec.clone().with_padding(shape.padding(spec.kernel_size(), spec.dilation()));
+        let g = Geometry::new(&spec, &[7]).unwrap();
+        let conv = FixedConv::new(g, &flip_kernel(&h, &[1, 1, 4]), None, fb, fa).unwrap();
+        let x = Array2::from_shape_vec((1, 7), conv.quantize_input(&a)).unwrap();
+        let y = conv.apply(x.view(), Accumulation::Full).unwrap();
+        assert_eq!((y.format.word_bits(), y.format.frac_bits()), (34, 25));
+        assert_eq!(y.to_f64().unwrap().row(0).to_vec(), expect, "{shape:?}");
+    }
+}
+
+#[test]
+fn cast_to_output_format() {
+    let q17: QFormat = "q1.7".parse().unwrap();
+    let g = Geometry::new(&ConvSpec::new(1, 1, 1, [2]).with_bias(false), &[2]).unwrap();
+    let conv = FixedConv::new(g, &[0.5, -0.25], None, q17, q17).unwrap();
+    let x = Array2::from_shape_vec((1, 2), conv.quantize_input(&[0.3, 0.7])).unwrap();
+    let y = conv.apply(x.view(), Accumulation::Full).unwrap();
+    // 64*38 - 32*90 = -448 at 2^-14 = -3.5 / 128: a tie
+    assert_eq!(y.raw[[0, 0]], -448);
+    let cast = |r| y.cast(q17, r, Overflow::Saturate).raw[[0, 0]];
+    assert_eq!([cast(Rounding::Nearest), cast(Rounding::Round), cast(Rounding::Convergent)], [-3, -4, -4]);
+    assert_eq!([cast(Rounding::Floor), cast(Rounding::Ceiling), cast(Rounding::Zero)], [-4, -3, -3]);
+}

@@ -225,20 +225,15 @@ impl FixedConv {
     {
         let w: Vec<F> = self.raw.weight().iter().map(|&v| F::from_f64(v as f64)).collect();
         let conv = Conv::new(self.raw.geometry().clone(), w, None).expect("same geometry");
-        let mut shape = vec![1];
+        let mut shape = vec![x.nrows()];
         shape.extend(self.raw.geometry().input_shape());
-        let rows: Vec<Vec<i128>> = x
-            .outer_iter()
-            .into_par_iter()
-            .map(|xi| {
-                let xf: Vec<F> = xi.iter().map(|&v| F::from_f64(v as f64)).collect();
-                let xa = ndarray::ArrayD::from_shape_vec(IxDyn(&shape), xf).expect("length checked");
-                let y = conv.conv_unfold(xa.view()).expect("shape checked");
-                y.iter().map(|&v| v.to_f64() as i128).collect()
-            })
-            .collect();
-        let n = rows.len();
-        Array2::from_shape_vec((n, self.raw.rows()), rows.into_iter().flatten().collect()).expect("lengths match")
+        let xf = ndarray::Zip::from(&x).par_map_collect(|&v| F::from_f64(v as f64));
+        let xa = xf.into_shape_with_order(IxDyn(&shape)).expect("length checked");
+        // the GEMM threads itself; unfold is parallel over (sample, channel, tap) rows
+        let y = conv.conv_unfold(xa.view()).expect("shape checked");
+        let n = x.nrows();
+        let y = y.into_shape_with_order((n, self.raw.rows())).expect("standard layout");
+        ndarray::Zip::from(&y).par_map_collect(|&v| v.to_f64() as i128)
     }
 
     fn apply_narrow(

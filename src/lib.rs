@@ -4,9 +4,12 @@
 //! own:
 //! - [`shape`] (`convmat-shape`): layer specs, geometry, flat indices, tap maps and shape chains;
 //! - [`numeric`] (`convmat-numeric`): the scalar abstraction (f32, f64, raw fixed-point integers);
-//! - [`matrix`] (`convmat-matrix`): dense, sparse and matrix-free builders, unfold/fold, kernel adjoint.
+//! - [`matrix`] (`convmat-matrix`): dense, sparse and matrix-free builders, unfold/fold, kernel adjoint,
+//!   fixed-point convolution;
+//! - [`io`] (`convmat-io`): npy/npz/safetensors in, npy/SciPy npz/Matrix Market out, atomic writes.
 #![warn(missing_docs)]
 
+pub use convmat_io as io;
 pub use convmat_matrix as matrix;
 pub use convmat_numeric as numeric;
 pub use convmat_shape as shape;

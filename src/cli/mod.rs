@@ -3,8 +3,12 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod apply;
 mod args;
+mod build;
+mod check;
 mod demo;
+mod layer;
 mod rng;
 mod shape;
 
@@ -18,6 +22,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Apply(apply::ApplyArgs),
+    Build(build::BuildArgs),
+    Check(check::CheckArgs),
     Demo(demo::DemoArgs),
     Shape(shape::ShapeArgs),
 }
@@ -25,6 +32,9 @@ enum Command {
 /// Runs one subcommand.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Apply(a) => apply::run(a),
+        Command::Build(a) => build::run(a),
+        Command::Check(a) => check::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Shape(a) => shape::run(a),
     }

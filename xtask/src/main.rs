@@ -72,12 +72,12 @@ fn check() -> Result<usize> {
 fn golden() -> Result<()> {
     let root = root();
     let py = std::env::var("CONVMAT_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = Command::new(&py).args(["-c", "import torch, numpy, scipy"]).status();
+    let probe = Command::new(&py).args(["-c", "import torch, numpy, scipy, apytypes, safetensors"]).status();
     if !matches!(probe, Ok(s) if s.success()) {
         bail!(
-            "the oracles need PyTorch, NumPy and SciPy in `{py}`: create a venv outside the repo \
-             (python3 -m venv ../venv && ../venv/bin/pip install torch numpy scipy apytypes fxpmath) \
-             and run `CONVMAT_PYTHON=../venv/bin/python cargo xtask golden`"
+            "the oracles need PyTorch, NumPy, SciPy, apytypes and safetensors in `{py}`: create a venv outside \
+             the repo (python3 -m venv ../venv && ../venv/bin/pip install torch numpy scipy apytypes fxpmath \
+             safetensors) and run `CONVMAT_PYTHON=../venv/bin/python cargo xtask golden`"
         );
     }
     // orphans are removed so the directory mirrors the catalog
@@ -116,6 +116,19 @@ fn golden() -> Result<()> {
         );
     }
     println!("{n} cases; now checking convmat against them");
+    // files written by the CLI must load in SciPy/NumPy and reproduce PyTorch
+    let status =
+        Command::new(env!("CARGO")).args(["build", "--release", "--bin", "convmat"]).current_dir(&root).status()?;
+    if !status.success() {
+        bail!("cargo build failed");
+    }
+    let status = Command::new(&py)
+        .arg(root.join("xtask/oracle/cli_roundtrip.py"))
+        .arg(root.join("target/release/convmat"))
+        .status()?;
+    if !status.success() {
+        bail!("files written by convmat build do not reproduce PyTorch (xtask/oracle/cli_roundtrip.py)");
+    }
     let status = Command::new(env!("CARGO")).args(["test", "--test", "golden"]).current_dir(&root).status()?;
     if !status.success() {
         bail!("convmat disagrees with some golden cases (see above)");

@@ -1,0 +1,345 @@
+//! File formats for convmat.
+//!
+//! - Read weights and biases: `.npy` (float16, bfloat16, float32, float64, integers; C or Fortran
+//!   order; either endianness), `.npz` by key, and safetensors (a PyTorch `state_dict` saved with
+//!   `safetensors.torch.save_file`: [`read_safetensors_layer`] reads `<layer>.weight` and `<layer>.bias`
+//!   and lists the layers when the name is wrong).
+//! - Write dense arrays as `.npy`, sparse matrices as `.npz` in SciPy's `save_npz` layout (so
+//!   `scipy.sparse.load_npz` opens them) and as Matrix Market `.mtx`, streaming the data (never a
+//!   second copy in memory).
+//! - Every write is atomic ([`AtomicFile`]): a temporary file in the target directory, fsync, rename.
+//!   A failure never leaves a partial file and never clobbers an existing one.
+//!
+//! ```
+//! use convmat_io::{read_array, write_npy, AtomicFile};
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("w.npy");
+//! let mut f = AtomicFile::create(&path).unwrap();
+//! write_npy(f.writer(), &[2, 2], [1.0f32, 2.0, 3.0, 4.0]).unwrap();
+//! f.commit().unwrap();
+//! let t = read_array(&path).unwrap();
+//! assert_eq!((t.shape, t.data), (vec![2, 2], vec![1.0, 2.0, 3.0, 4.0]));
+//! ```
+#![warn(missing_docs)]
+
+mod error;
+mod npy;
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+pub use error::IoError;
+pub use npy::{header as npy_header, read_npy, write_npy, write_npy_bytes, NpyElement};
+
+/// An n-d array read from a file: row-major values as `f64` (exact for every supported dtype but
+/// 64-bit integers beyond 2^53) and the dtype it had.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f64>,
+    /// The dtype in the file (`float32`, `bfloat16`, `int8`, ...).
+    pub dtype: String,
+}
+
+/// Reads an array: `.npy`, `.npz` (`file.npz:key`, or the only array), or a safetensors tensor
+/// (`file.safetensors:name`).
+///
+/// # Errors
+/// As the readers; an unknown extension.
+pub fn read_array(spec: &Path) -> Result<Tensor, IoError> {
+    let (path, key) = split_key(spec);
+    match extension(&path).as_str() {
+        "npy" => read_npy(&path),
+        "npz" => read_npz(&path, key.as_deref()),
+        "safetensors" => {
+            let key = key.ok_or_else(|| IoError::format(&path, "name the tensor: file.safetensors:name"))?;
+            read_safetensors(&path, &key)
+        }
+        _ => Err(IoError::Extension { path, expected: ".npy, .npz[:key] or .safetensors:name" }),
+    }
+}
+
+/// `file.npz:key` -> (`file.npz`, `key`); a path without a key is returned whole.
+fn split_key(spec: &Path) -> (PathBuf, Option<String>) {
+    let text = spec.to_string_lossy();
+    if let Some((file, key)) = text.rsplit_once(':') {
+        if [".npz", ".safetensors"].iter().any(|e| file.ends_with(e)) {
+            return (PathBuf::from(file), Some(key.to_string()));
+        }
+    }
+    (spec.to_path_buf(), None)
+}
+
+fn extension(path: &Path) -> String {
+    path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase()
+}
+
+fn open_zip(path: &Path) -> Result<zip::ZipArchive<File>, IoError> {
+    let f = File::open(path).map_err(|e| IoError::os(path, e))?;
+    zip::ZipArchive::new(f).map_err(|e| IoError::format(path, format!("not a valid .npz (zip) file: {e}")))
+}
+
+fn zip_names(z: &zip::ZipArchive<File>) -> Vec<String> {
+    z.file_names().filter_map(|n| n.ok()).map(|n| n.trim_end_matches(".npy").to_string()).collect()
+}
+
+/// The array names in an `.npz` file.
+///
+/// # Errors
+/// A missing or invalid file.
+pub fn npz_keys(path: &Path) -> Result<Vec<String>, IoError> {
+    let z = open_zip(path)?;
+    Ok(zip_names(&z))
+}
+
+/// Reads array `key` of an `.npz` file (stored or deflated, as `np.savez` / `np.savez_compressed`
+/// write them); without a key, the file must hold exactly one array.
+///
+/// # Errors
+/// A missing or invalid file; a key it does not have (the error lists those it has).
+pub fn read_npz(path: &Path, key: Option<&str>) -> Result<Tensor, IoError> {
+    let mut z = open_zip(path)?;
+    let names = zip_names(&z);
+    let key = match key {
+        Some(k) => k.to_string(),
+        None if names.len() == 1 => names[0].clone(),
+        None => {
+            return Err(IoError::Missing {
+                path: path.into(),
+                what: "array (name it: file.npz:key)",
+                key: String::new(),
+                available: names,
+            })
+        }
+    };
+    if !names.contains(&key) {
+        return Err(IoError::Missing { path: path.into(), what: "array", key, available: names });
+    }
+    let mut entry = z.by_name(&format!("{key}.npy")).map_err(|e| IoError::format(path, e.to_string()))?;
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes).map_err(|e| IoError::os(path, e))?;
+    npy::parse(&path.join(format!("{key}.npy")), &bytes)
+}
+
+/// Reads tensor `name` of a safetensors file.
+///
+/// # Errors
+/// A missing or invalid file; a name it does not have (the error lists those it has); an unsupported dtype.
+pub fn read_safetensors(path: &Path, name: &str) -> Result<Tensor, IoError> {
+    let bytes = std::fs::read(path).map_err(|e| IoError::os(path, e))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| IoError::format(path, format!("not a valid safetensors file: {e}")))?;
+    let t = st.tensor(name).map_err(|_| {
+        let mut available: Vec<String> = st.names().into_iter().map(String::from).collect();
+        available.sort();
+        IoError::Missing { path: path.into(), what: "tensor", key: name.to_string(), available }
+    })?;
+    use safetensors::Dtype;
+    let descr = match t.dtype() {
+        Dtype::F16 => "<f2",
+        Dtype::BF16 => "bfloat16",
+        Dtype::F32 => "<f4",
+        Dtype::F64 => "<f8",
+        Dtype::I8 => "|i1",
+        Dtype::I16 => "<i2",
+        Dtype::I32 => "<i4",
+        Dtype::I64 => "<i8",
+        Dtype::U8 => "|u1",
+        Dtype::U16 => "<u2",
+        Dtype::U32 => "<u4",
+        Dtype::U64 => "<u8",
+        other => return Err(IoError::Dtype { path: path.into(), dtype: format!("{other:?}") }),
+    };
+    let shape = t.shape().to_vec();
+    let (dtype, data) = npy::decode(path, descr, t.data(), shape.iter().product())?;
+    Ok(Tensor { shape, data, dtype })
+}
+
+/// A PyTorch layer's `weight` and `bias` from a safetensors `state_dict`.
+///
+/// # Errors
+/// A layer without `<layer>.weight`: the error lists the layers the file has.
+pub fn read_safetensors_layer(path: &Path, layer: &str) -> Result<(Tensor, Option<Tensor>), IoError> {
+    let weight = read_safetensors(path, &format!("{layer}.weight")).map_err(|e| match e {
+        IoError::Missing { path, available, .. } => IoError::Missing {
+            path,
+            what: "layer",
+            key: layer.to_string(),
+            available: available.iter().filter_map(|n| n.strip_suffix(".weight").map(String::from)).collect(),
+        },
+        e => e,
+    })?;
+    let bias = match read_safetensors(path, &format!("{layer}.bias")) {
+        Ok(b) => Some(b),
+        Err(IoError::Missing { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    Ok((weight, bias))
+}
+
+/// A file written atomically: data goes to a temporary file in the target's directory, which
+/// [`commit`](Self::commit) fsyncs and renames over the target. Dropped without a commit (an error,
+/// a panic), the temporary file is removed and the target is untouched.
+pub struct AtomicFile {
+    target: PathBuf,
+    temp: PathBuf,
+    writer: Option<BufWriter<File>>,
+}
+
+impl AtomicFile {
+    /// Starts writing `target`.
+    ///
+    /// # Errors
+    /// The target's directory does not exist or is not writable.
+    pub fn create(target: &Path) -> Result<Self, IoError> {
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if target.is_dir() {
+            return Err(IoError::format(target, "is a directory; give a file name"));
+        }
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        for attempt in 0..100u32 {
+            let temp = dir.join(format!(".{name}.convmat-{}-{attempt}.tmp", std::process::id()));
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&temp) {
+                Ok(f) => {
+                    return Ok(Self {
+                        target: target.to_path_buf(),
+                        temp,
+                        writer: Some(BufWriter::with_capacity(1 << 20, f)),
+                    })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(IoError::os(target, e)),
+            }
+        }
+        Err(IoError::format(target, "could not create a temporary file beside it"))
+    }
+
+    /// The writer (buffered).
+    pub fn writer(&mut self) -> &mut BufWriter<File> {
+        self.writer.as_mut().expect("not committed yet")
+    }
+
+    /// Flushes, fsyncs and renames the temporary file over the target.
+    ///
+    /// # Errors
+    /// Any of those steps (the temporary file is then removed).
+    pub fn commit(mut self) -> Result<(), IoError> {
+        let w = self.writer.take().expect("committed once");
+        let f = w.into_inner().map_err(|e| IoError::os(&self.target, e.into_error()))?;
+        f.sync_all().map_err(|e| IoError::os(&self.target, e))?;
+        drop(f);
+        std::fs::rename(&self.temp, &self.target).map_err(|e| IoError::os(&self.target, e))?;
+        if let Some(dir) = self.target.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // make the rename itself durable; not all platforms allow opening a directory
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// A compressed sparse matrix to write, borrowed.
+pub struct SparseParts<'a, T> {
+    /// `"csr"` or `"csc"`.
+    pub format: &'static str,
+    /// `(rows, cols)`.
+    pub shape: (usize, usize),
+    /// Offsets into `indices`/`data` per major slot.
+    pub indptr: &'a [usize],
+    /// Minor indices.
+    pub indices: &'a [u32],
+    /// Values.
+    pub data: &'a [T],
+}
+
+/// Writes a sparse matrix as `.npz` in SciPy's `save_npz` layout (`data`, `indices`, `indptr`,
+/// `format`, `shape`; stored, not compressed), plus `extras` arrays (e.g. `bias`, `qformat`).
+/// Index arrays are int32 when every index fits, else int64, as SciPy chooses.
+///
+/// # Errors
+/// Any write error.
+pub fn write_sparse_npz<T: NpyElement, W: Write + Seek>(
+    w: W,
+    m: &SparseParts<'_, T>,
+    extras: &[(&str, Extra<'_>)],
+) -> Result<W, std::io::Error> {
+    let mut z = zip::ZipWriter::new(w);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(m.data.len() * 8 > u32::MAX as usize / 2);
+    let nnz = m.data.len();
+    let wide = nnz > i32::MAX as usize || m.shape.0.max(m.shape.1) > i32::MAX as usize;
+    let zerr = |e: zip::result::ZipError| std::io::Error::other(e.to_string());
+    z.start_file("indices.npy", opts).map_err(zerr)?;
+    if wide {
+        write_npy(&mut z, &[nnz], m.indices.iter().map(|&i| i as i64))?;
+    } else {
+        write_npy(&mut z, &[nnz], m.indices.iter().map(|&i| i as i32))?;
+    }
+    z.start_file("indptr.npy", opts).map_err(zerr)?;
+    if wide {
+        write_npy(&mut z, &[m.indptr.len()], m.indptr.iter().map(|&i| i as i64))?;
+    } else {
+        write_npy(&mut z, &[m.indptr.len()], m.indptr.iter().map(|&i| i as i32))?;
+    }
+    z.start_file("format.npy", opts).map_err(zerr)?;
+    write_npy_bytes(&mut z, m.format)?;
+    z.start_file("shape.npy", opts).map_err(zerr)?;
+    write_npy(&mut z, &[2], [m.shape.0 as i64, m.shape.1 as i64])?;
+    z.start_file("data.npy", opts).map_err(zerr)?;
+    write_npy(&mut z, &[nnz], m.data.iter().copied())?;
+    for (name, extra) in extras {
+        z.start_file(format!("{name}.npy"), opts).map_err(zerr)?;
+        match extra {
+            Extra::F64(v) => write_npy(&mut z, &[v.len()], v.iter().copied())?,
+            Extra::Text(t) => write_npy_bytes(&mut z, t)?,
+        }
+    }
+    z.finish().map_err(zerr)
+}
+
+/// An extra array in a sparse `.npz`.
+pub enum Extra<'a> {
+    /// A float64 vector.
+    F64(&'a [f64]),
+    /// A byte string (`|S<n>`).
+    Text(&'a str),
+}
+
+/// Writes a sparse matrix as Matrix Market coordinate (`real general`, or `integer general` for
+/// integer values), 1-based, in storage order.
+///
+/// # Errors
+/// Any write error.
+pub fn write_mtx<T: std::fmt::Display + Copy, W: Write>(
+    w: &mut W,
+    m: &SparseParts<'_, T>,
+    integer: bool,
+) -> std::io::Result<()> {
+    writeln!(w, "%%MatrixMarket matrix coordinate {} general", if integer { "integer" } else { "real" })?;
+    writeln!(w, "% written by convmat")?;
+    writeln!(w, "{} {} {}", m.shape.0, m.shape.1, m.data.len())?;
+    for major in 0..m.indptr.len() - 1 {
+        for k in m.indptr[major]..m.indptr[major + 1] {
+            let (r, c) =
+                if m.format == "csr" { (major, m.indices[k] as usize) } else { (m.indices[k] as usize, major) };
+            writeln!(w, "{} {} {}", r + 1, c + 1, m.data[k])?;
+        }
+    }
+    Ok(())
+}

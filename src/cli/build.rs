@@ -1,0 +1,336 @@
+//! `convmat build`: the exact matrix of a layer, to a file SciPy / NumPy / Matrix Market tools read.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use convmat_io::{write_mtx, write_npy, write_sparse_npz, AtomicFile, Extra, NpyElement, SparseParts};
+use convmat_matrix::{Affine, Conv, FixedConv, MatrixOptions};
+use convmat_numeric::{QFormat, Scalar};
+use serde::Serialize;
+use sprs::CsMatI;
+
+use super::layer::{LayerArgs, Resolved};
+
+/// Build the exact matrix A of a layer (flatten(layer(x)) = A·flatten(x) + b) and write it to a file.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The output format follows the extension of -o: .npz = sparse (SciPy save_npz layout: data, indices,
+indptr, format, shape; plus `bias`, the expanded bias, one value per row, unless --affine), .npy = dense,
+.mtx = Matrix Market coordinate. --format overrides (csr, csc, dense). With --dtype qI.F the weights
+are quantized as MATLAB's fi(w, 1, I+F, F) and the matrix holds the stored integers (int64, with a
+`qformat` key in npz); --real writes the real values they stand for instead.
+
+Examples:
+  # the sparse CSR of a Conv2d, with the bias as an extra column
+  convmat build --weight w.npy --bias b.npy --input-shape 3,32,32 --padding 1 --affine -o A.npz
+
+  # a PyTorch state_dict saved with safetensors.torch.save_file, layer conv1
+  convmat build --weights model.safetensors --layer conv1 --input-shape 3,32,32 --stride 2 -o A.npz
+
+  # the doubly-block-circulant matrix of a circular-padded layer, dense
+  convmat build --weight w.npy --input-shape 2,5,5 --layer \"Conv2d(2, 3, 3, padding=1, padding_mode='circular', bias=False)\" -o A.npy
+
+  # MATLAB conv2(X, H, 'same') as a matrix, in Q1.7 stored integers, rows 0..1000 only
+  convmat build --weight h.npy --input-shape 1,64,64 --flip --shape same --dtype q1.7 --rows 0..1000 -o A.mtx
+
+Python: A = scipy.sparse.load_npz('A.npz'); y = A @ x.ravel() + np.load('A.npz')['bias']")]
+pub struct BuildArgs {
+    #[command(flatten)]
+    layer: LayerArgs,
+    /// Output file: .npz (sparse), .npy (dense) or .mtx (Matrix Market).
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Storage: csr, csc or dense (default: from the extension; csr for .npz and .mtx).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Element type: f32 (default), f64, or a fixed-point format qI.F (e.g. q1.7, q8.8).
+    #[arg(long, default_value = "f32", value_name = "DTYPE")]
+    dtype: String,
+    /// With a fixed-point --dtype: write the real values (float64) instead of the stored integers.
+    #[arg(long)]
+    real: bool,
+    /// Append the bias as a last column: [A | b] · [x; 1] = A·x + b.
+    #[arg(long)]
+    affine: bool,
+    /// With --affine, also append the row [0 … 0 1], so affine layers compose by matrix product.
+    #[arg(long, requires = "affine")]
+    homogeneous: bool,
+    /// Build only rows R0..R1 of the full matrix (shards stack to it).
+    #[arg(long, value_name = "R0..R1")]
+    rows: Option<String>,
+    /// Drop entries whose weight is exactly zero (kept by default, so the pattern is the geometry's).
+    #[arg(long)]
+    drop_zeros: bool,
+    /// Refuse to build when the estimated memory exceeds this (bytes; K, M, G suffixes).
+    #[arg(long, value_name = "BYTES")]
+    max_memory: Option<String>,
+    /// Print {rows, cols, nnz, bytes, build_seconds, write_seconds, ...} as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress or summary on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Csr,
+    Csc,
+    Dense,
+}
+
+#[derive(Serialize)]
+struct Report {
+    layer: String,
+    output: String,
+    format: &'static str,
+    dtype: String,
+    rows: usize,
+    cols: usize,
+    nnz: usize,
+    bytes: u64,
+    build_seconds: f64,
+    write_seconds: f64,
+}
+
+pub fn parse_bytes(text: &str) -> Result<u64> {
+    let t = text.trim().to_ascii_uppercase();
+    let (num, mult) = match t.trim_end_matches('B').chars().last() {
+        Some('K') => (&t[..t.trim_end_matches('B').len() - 1], 1u64 << 10),
+        Some('M') => (&t[..t.trim_end_matches('B').len() - 1], 1 << 20),
+        Some('G') => (&t[..t.trim_end_matches('B').len() - 1], 1 << 30),
+        Some('T') => (&t[..t.trim_end_matches('B').len() - 1], 1 << 40),
+        _ => (t.trim_end_matches('B'), 1),
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| *v >= 0.0)
+        .map(|v| (v * mult as f64) as u64)
+        .with_context(|| format!("invalid --max-memory '{text}': expected bytes such as 8G, 512M or 1000000"))
+}
+
+/// MemAvailable from /proc/meminfo, when there is one.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+fn parse_rows(text: &str) -> Result<std::ops::Range<usize>> {
+    let bad = || format!("invalid --rows '{text}': expected R0..R1 with R0 < R1, e.g. 0..1000");
+    let (a, b) = text.split_once("..").with_context(bad)?;
+    let (a, b) = (a.trim().parse::<usize>().ok().with_context(bad)?, b.trim().parse::<usize>().ok().with_context(bad)?);
+    if a >= b {
+        bail!(bad());
+    }
+    Ok(a..b)
+}
+
+enum Dtype {
+    F32,
+    F64,
+    Fixed(QFormat),
+}
+
+pub fn run(args: BuildArgs) -> Result<()> {
+    let ext = args.output.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+    if !matches!(ext.as_str(), "npz" | "npy" | "mtx") {
+        bail!(
+            "invalid output '{}': the extension must be .npz (sparse), .npy (dense) or .mtx (Matrix Market)",
+            args.output.display()
+        );
+    }
+    let format = args.format.unwrap_or(if ext == "npy" { Format::Dense } else { Format::Csr });
+    if (format == Format::Dense) != (ext == "npy") {
+        bail!("--format {format:?} cannot be written as .{ext}: dense goes to .npy, csr/csc to .npz or .mtx");
+    }
+    let dtype = match args.dtype.to_ascii_lowercase().as_str() {
+        "f32" | "float32" => Dtype::F32,
+        "f64" | "float64" => Dtype::F64,
+        other => Dtype::Fixed(other.parse().with_context(|| format!("invalid --dtype '{}'", args.dtype))?),
+    };
+    if args.real && !matches!(dtype, Dtype::Fixed(_)) {
+        bail!("--real applies to fixed-point dtypes (qI.F) only");
+    }
+    let resolved = args.layer.resolve()?;
+    let affine = match (args.affine, args.homogeneous) {
+        (false, _) => Affine::None,
+        (true, false) => Affine::Column,
+        (true, true) => Affine::Homogeneous,
+    };
+    let mut opts = MatrixOptions::default().affine(affine).drop_zeros(args.drop_zeros);
+    if let Some(r) = &args.rows {
+        opts = opts.rows(parse_rows(r)?);
+    }
+    // estimate before allocating: an upper bound on the non-zeros
+    let g = &resolved.geometry;
+    let full_rows = g.rows() + usize::from(affine == Affine::Homogeneous);
+    let rows = opts.rows.clone().map_or(full_rows, |r| r.len());
+    let cols = g.cols() + usize::from(affine != Affine::None);
+    let per_row = g.grid_channels() / g.spec().groups() * g.spec().kernel_len() + 1;
+    let elem = match (&dtype, args.real) {
+        (Dtype::F32, _) => 4u64,
+        _ => 8,
+    };
+    let estimate = if format == Format::Dense {
+        rows as u64 * cols as u64 * elem
+    } else {
+        rows as u64 * per_row as u64 * (elem + 4) + rows as u64 * 8
+    };
+    let limit = match &args.max_memory {
+        Some(m) => Some(parse_bytes(m)?),
+        None => available_memory(),
+    };
+    if let Some(limit) = limit.filter(|&l| estimate > l) {
+        bail!(
+            "the matrix needs about {estimate} bytes, more than the {limit} bytes {}; build it in shards with --rows R0..R1{}, or use the matrix-free route (convmat check / apply never form it)",
+            if args.max_memory.is_some() { "allowed by --max-memory" } else { "of memory available" },
+            if format == Format::Dense { ", the sparse format (-o A.npz)" } else { "" }
+        );
+    }
+    let progress = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+        let p = indicatif::ProgressBar::new_spinner();
+        p.set_message(format!("building {rows} x {cols} matrix"));
+        p.enable_steady_tick(std::time::Duration::from_millis(120));
+        p
+    });
+    let report = match dtype {
+        Dtype::F32 => write_float::<f32>(&resolved, &opts, format, &args.output, None, progress.as_ref())?,
+        Dtype::F64 => write_float::<f64>(&resolved, &opts, format, &args.output, None, progress.as_ref())?,
+        Dtype::Fixed(q) => {
+            let fc = FixedConv::new(resolved.geometry.clone(), &resolved.weight, resolved.bias.as_deref(), q, q)?;
+            if args.real {
+                let conv = fc.real_conv();
+                write_conv(&conv, &opts, format, &args.output, Some(q), progress.as_ref())?
+            } else {
+                // stored integers; the bias column (if any) holds the bias at the weight's fraction length
+                let bias = resolved.bias.as_ref().map(|b| {
+                    b.iter()
+                        .map(|&v| {
+                            q.quantize(v, convmat_numeric::Rounding::Nearest, convmat_numeric::Overflow::Saturate)
+                                as i64
+                        })
+                        .collect()
+                });
+                let conv = Conv::new(fc.raw_conv().geometry().clone(), fc.raw_conv().weight().to_vec(), bias)?;
+                write_conv(&conv, &opts, format, &args.output, Some(q), progress.as_ref())?
+            }
+        }
+    };
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+    let report = Report { layer: resolved.description.clone(), dtype: args.dtype.clone(), ..report };
+    if !args.quiet {
+        eprintln!(
+            "{}: {} x {} {}, nnz {}, {} bytes; built in {:.3} s, written in {:.3} s",
+            report.output,
+            report.rows,
+            report.cols,
+            report.format,
+            report.nnz,
+            report.bytes,
+            report.build_seconds,
+            report.write_seconds
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}
+
+fn write_float<T: Scalar + NpyElement + std::fmt::Display>(
+    r: &Resolved,
+    opts: &MatrixOptions,
+    format: Format,
+    out: &Path,
+    q: Option<QFormat>,
+    progress: Option<&indicatif::ProgressBar>,
+) -> Result<Report> {
+    let w: Vec<T> = r.weight.iter().map(|&v| T::from_f64(v)).collect();
+    let b = r.bias.as_ref().map(|b| b.iter().map(|&v| T::from_f64(v)).collect());
+    let conv = Conv::new(r.geometry.clone(), w, b)?;
+    write_conv(&conv, opts, format, out, q, progress)
+}
+
+fn write_conv<T: Scalar + NpyElement + std::fmt::Display>(
+    conv: &Conv<T>,
+    opts: &MatrixOptions,
+    format: Format,
+    out: &Path,
+    q: Option<QFormat>,
+    progress: Option<&indicatif::ProgressBar>,
+) -> Result<Report> {
+    let t = Instant::now();
+    let integer = T::DTYPE.starts_with("int");
+    let report = |rows, cols, nnz, fmt, build: f64, write: f64| -> Result<Report> {
+        Ok(Report {
+            layer: String::new(),
+            output: out.display().to_string(),
+            format: fmt,
+            dtype: String::new(),
+            rows,
+            cols,
+            nnz,
+            bytes: std::fs::metadata(out).map(|m| m.len()).unwrap_or(0),
+            build_seconds: build,
+            write_seconds: write,
+        })
+    };
+    if format == Format::Dense {
+        let a = conv.dense_with(opts)?;
+        let build = t.elapsed().as_secs_f64();
+        if let Some(p) = progress {
+            p.set_message(format!("writing {}", out.display()));
+        }
+        let t = Instant::now();
+        let mut f = AtomicFile::create(out)?;
+        write_npy(f.writer(), a.shape(), a.iter().copied()).with_context(|| format!("writing {}", out.display()))?;
+        f.commit()?;
+        let nnz = a.iter().filter(|v| !v.is_zero()).count();
+        return report(a.nrows(), a.ncols(), nnz, "dense", build, t.elapsed().as_secs_f64());
+    }
+    let m: CsMatI<T, u32, usize> = if format == Format::Csc { conv.csc_with(opts)? } else { conv.csr_with(opts)? };
+    let build = t.elapsed().as_secs_f64();
+    if let Some(p) = progress {
+        p.set_message(format!("writing {} ({} non-zeros)", out.display(), m.nnz()));
+    }
+    let t = Instant::now();
+    let indptr = m.indptr();
+    let parts = SparseParts {
+        format: if m.is_csr() { "csr" } else { "csc" },
+        shape: (m.rows(), m.cols()),
+        indptr: indptr.raw_storage(),
+        indices: m.indices(),
+        data: m.data(),
+    };
+    let mut f = AtomicFile::create(out)?;
+    if out.extension().is_some_and(|e| e.eq_ignore_ascii_case("mtx")) {
+        write_mtx(f.writer(), &parts, integer).with_context(|| format!("writing {}", out.display()))?;
+    } else {
+        let bias: Option<Vec<f64>> = (opts.affine == Affine::None)
+            .then(|| conv.expanded_bias())
+            .flatten()
+            .map(|b| b.iter().map(|v| v.to_f64()).collect());
+        let bias = bias.map(|b| match &opts.rows {
+            Some(r) => b[r.clone()].to_vec(),
+            None => b,
+        });
+        let qtext = q.map(|q| q.to_string());
+        let mut extras = Vec::new();
+        if let Some(b) = &bias {
+            extras.push(("bias", Extra::F64(b)));
+        }
+        if let (Some(t), true) = (&qtext, integer) {
+            extras.push(("qformat", Extra::Text(t)));
+        }
+        write_sparse_npz(f.writer(), &parts, &extras).with_context(|| format!("writing {}", out.display()))?;
+    }
+    f.commit()?;
+    report(m.rows(), m.cols(), m.nnz(), parts.format, build, t.elapsed().as_secs_f64())
+}

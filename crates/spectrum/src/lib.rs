@@ -1,0 +1,504 @@
+//! Singular values of convolution layers: the spectral norm (Lipschitz constant), the top `k`, or all.
+//!
+//! - [`fft_singular_values`]: **exact, all** singular values of a circular-padded convolution by the
+//!   method of Sedghi, Gupta and Long (ICLR 2019): the layer is block-diagonalised by the DFT over the
+//!   grid, leaving one small `C_out x C_in` matrix per frequency. Groups split each block further.
+//!   Strides that divide the grid are handled by a polyphase decomposition: the stride is folded into
+//!   the input channels (`C_in * prod(stride)` of them, on the grid divided by the stride), which turns
+//!   the strided layer into a stride-1 circular one.
+//! - [`lanczos`]: the top `k` singular values of **any** layer (every padding mode, stride, dilation,
+//!   groups, transposed) by Golub-Kahan-Lanczos bidiagonalisation with full reorthogonalisation on the
+//!   matrix-free operator, until each wanted value's residual `||Aᵀu - σv||` is below `tol * σ_1`.
+//! - [`dense_singular_values`]: all singular values of a small layer through its dense matrix.
+//! - [`singular_values`]: picks among them ([`Method::Auto`]) and reports which, with the iterations,
+//!   the residual and, for zero padding, the norm of the circular convolution on the padded grid, which
+//!   bounds the layer's norm from above (the layer is a sub-block of it).
+//!
+//! Dense linear algebra is faer's (pure Rust, no system BLAS/LAPACK).
+//!
+//! ```
+//! use convmat_matrix::Conv;
+//! use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
+//! use convmat_spectrum::{fft_singular_values, dense_singular_values};
+//! let spec = ConvSpec::new(2, 2, 3, [3]).with_padding(Padding::Same).with_padding_mode(PaddingMode::Circular);
+//! let w: Vec<f64> = (0..3 * 2 * 9).map(|i| ((i * 7) % 5) as f64 - 2.0).collect();
+//! let conv = Conv::new(Geometry::new(&spec, &[6, 6]).unwrap(), w, None).unwrap();
+//! let fft = fft_singular_values(&conv).unwrap();
+//! let dense = dense_singular_values(&conv).unwrap();
+//! assert!(fft.iter().zip(&dense).all(|(a, b)| (a - b).abs() < 1e-10 * dense[0]));
+//! ```
+#![warn(missing_docs)]
+
+use convmat_matrix::Conv;
+use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode, MAX_RANK};
+use faer::{c64, Mat, MatRef, Par};
+use ndarray::Array2;
+use rayon::prelude::*;
+use thiserror::Error;
+
+/// What can go wrong computing singular values.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum SpectrumError {
+    /// The FFT method does not apply to this layer.
+    #[error("the FFT method needs a circular-padded convolution whose output grid is the input grid divided by the stride: {why}")]
+    NotCircular {
+        /// Why not.
+        why: String,
+    },
+    /// A dense SVD of a matrix this large would not fit or finish.
+    #[error("a dense SVD of a {rows} x {cols} matrix is too large (limit {limit} entries); ask for --top K or --norm (Lanczos)")]
+    TooLarge {
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+        /// Largest number of entries allowed.
+        limit: usize,
+    },
+    /// More singular values than the matrix has.
+    #[error("asked for {k} singular values but the matrix has only {max}")]
+    TooMany {
+        /// Asked for.
+        k: usize,
+        /// min(rows, cols).
+        max: usize,
+    },
+    /// The SVD of a block failed to converge.
+    #[error("the SVD did not converge")]
+    Svd,
+    /// The layer is invalid.
+    #[error(transparent)]
+    Matrix(#[from] convmat_matrix::MatrixError),
+}
+
+/// Singular values of a small (complex or real) matrix, in nonincreasing order, computed sequentially
+/// (the callers parallelise over blocks).
+fn svd_values<T: faer::traits::ComplexField>(a: MatRef<'_, T>) -> Result<Vec<T::Real>, SpectrumError> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::svd::{svd, svd_scratch, ComputeSvdVectors};
+    let (m, n) = a.shape();
+    let mut s = faer::diag::Diag::<T>::zeros(m.min(n));
+    let scratch = svd_scratch::<T>(m, n, ComputeSvdVectors::No, ComputeSvdVectors::No, Par::Seq, Default::default());
+    svd(a, s.as_mut(), None, None, Par::Seq, MemStack::new(&mut MemBuffer::new(scratch)), Default::default())
+        .map_err(|_| SpectrumError::Svd)?;
+    Ok(s.column_vector().iter().map(|x| faer::traits::math_utils::real(x)).collect())
+}
+
+/// The polyphase frequency blocks of a circular layer, without forming them: per frequency, per group,
+/// the `C_out/g x (C_in/g * prod(stride))` matrix `K[f]`.
+struct Blocks<'a> {
+    conv: &'a Conv<f64>,
+    /// Per axis: grid size / stride.
+    m: [usize; MAX_RANK],
+    /// Per axis and tap: (phase p, shift q) of the tap's offset `t*d - pad` in units of the stride.
+    shifts: [Vec<(usize, isize)>; MAX_RANK],
+    phases: [usize; MAX_RANK],
+}
+
+impl<'a> Blocks<'a> {
+    fn new(conv: &'a Conv<f64>) -> Result<Self, SpectrumError> {
+        let geo = conv.geometry();
+        let spec = geo.spec();
+        let why = |why: String| Err(SpectrumError::NotCircular { why });
+        if spec.is_transposed() {
+            return why("the layer is transposed".into());
+        }
+        if spec.padding_mode() != PaddingMode::Circular {
+            return why(format!("padding_mode is '{}'", spec.padding_mode()));
+        }
+        let r = spec.rank();
+        let lead = MAX_RANK - r;
+        let mut m = [1; MAX_RANK];
+        let mut phases = [1; MAX_RANK];
+        let mut shifts: [Vec<(usize, isize)>; MAX_RANK] = [vec![(0, 0)], vec![(0, 0)], vec![(0, 0)]];
+        for d in 0..r {
+            let (n, s, o) = (geo.input_spatial()[d], spec.stride()[d], geo.output_spatial()[d]);
+            if n % s != 0 || o != n / s {
+                return why(format!(
+                    "in spatial dim {d} the input size {n}, stride {s} and output size {o} do not give output = input / stride"
+                ));
+            }
+            m[lead + d] = n / s;
+            phases[lead + d] = s;
+            shifts[lead + d] = (0..spec.kernel_size()[d])
+                .map(|t| {
+                    let u = (t * spec.dilation()[d]) as isize - geo.pad_begin()[d] as isize;
+                    (u.rem_euclid(s as isize) as usize, u.div_euclid(s as isize))
+                })
+                .collect();
+        }
+        Ok(Self { conv, m, shifts, phases })
+    }
+
+    fn frequencies(&self) -> usize {
+        self.m.iter().product()
+    }
+
+    /// `K[f]` for group `g`, flat frequency `f`.
+    fn block(&self, f: usize, g: usize) -> Mat<c64> {
+        let spec = self.conv.geometry().spec();
+        let groups = spec.groups();
+        let (cin_g, cout_g) = (spec.in_channels() / groups, spec.out_channels() / groups);
+        let [m0, m1, m2] = self.m;
+        let fr = [f / (m1 * m2), f / m2 % m1, f % m2];
+        let [p0, p1, p2] = self.phases;
+        let nphase = p0 * p1 * p2;
+        let ks = [self.shifts[0].len(), self.shifts[1].len(), self.shifts[2].len()];
+        // per axis and tap: the phase and the twiddle e^{2 pi i f q / m}
+        let tw: Vec<Vec<(usize, c64)>> = (0..MAX_RANK)
+            .map(|a| {
+                let m = [m0, m1, m2][a] as f64;
+                self.shifts[a]
+                    .iter()
+                    .map(|&(p, q)| {
+                        let ang = 2.0 * std::f64::consts::PI * (fr[a] as f64) * (q as f64) / m;
+                        (p, c64::new(ang.cos(), ang.sin()))
+                    })
+                    .collect()
+            })
+            .collect();
+        let w = self.conv.weight();
+        let klen = ks[0] * ks[1] * ks[2];
+        let mut k = Mat::<c64>::zeros(cout_g, cin_g * nphase);
+        for co in 0..cout_g {
+            for cl in 0..cin_g {
+                let base = ((g * cout_g + co) * cin_g + cl) * klen;
+                for (t0, &(ph0, e0)) in tw[0].iter().enumerate() {
+                    for (t1, &(ph1, e1)) in tw[1].iter().enumerate() {
+                        let e01 = e0 * e1;
+                        for (t2, &(ph2, e2)) in tw[2].iter().enumerate() {
+                            let wv = w[base + (t0 * ks[1] + t1) * ks[2] + t2];
+                            let col = cl * nphase + (ph0 * p1 + ph1) * p2 + ph2;
+                            let e = e01 * e2;
+                            k[(co, col)] += c64::new(wv * e.re, wv * e.im);
+                        }
+                    }
+                }
+            }
+        }
+        k
+    }
+}
+
+/// All singular values of a circular-padded convolution, exactly, by the FFT (polyphase for strides
+/// dividing the grid), in nonincreasing order: `min(rows, cols)` of them.
+///
+/// # Errors
+/// A layer the method does not apply to (another padding mode, transposed, a stride that does not
+/// divide the input, an output that is not input / stride).
+pub fn fft_singular_values(conv: &Conv<f64>) -> Result<Vec<f64>, SpectrumError> {
+    let blocks = Blocks::new(conv)?;
+    let groups = conv.geometry().spec().groups();
+    let nf = blocks.frequencies();
+    let [m0, m1, m2] = blocks.m;
+    // real weights: K[-f] = conj(K[f]) has the same singular values, so half the frequencies suffice
+    let neg = |f: usize| {
+        let (a, b, c) = (f / (m1 * m2), f / m2 % m1, f % m2);
+        ((m0 - a) % m0 * m1 + (m1 - b) % m1) * m2 + (m2 - c) % m2
+    };
+    let parts: Vec<Vec<f64>> = (0..nf)
+        .into_par_iter()
+        .filter(|&f| f <= neg(f))
+        .map(|f| {
+            let mut out = Vec::new();
+            for g in 0..groups {
+                let k = blocks.block(f, g);
+                let s = svd_values(k.as_ref())?;
+                let times = if neg(f) == f { 1 } else { 2 };
+                for _ in 0..times {
+                    out.extend_from_slice(&s);
+                }
+            }
+            Ok(out)
+        })
+        .collect::<Result<_, SpectrumError>>()?;
+    let mut all: Vec<f64> = parts.into_iter().flatten().collect();
+    all.sort_unstable_by(|a, b| b.total_cmp(a));
+    Ok(all)
+}
+
+/// The largest dense matrix [`dense_singular_values`] accepts (entries).
+pub const DENSE_LIMIT: usize = 30_000_000;
+
+/// All singular values of a layer through its dense matrix (faer's SVD), nonincreasing.
+///
+/// # Errors
+/// A matrix with more than [`DENSE_LIMIT`] entries.
+pub fn dense_singular_values(conv: &Conv<f64>) -> Result<Vec<f64>, SpectrumError> {
+    let (rows, cols) = (conv.rows(), conv.cols());
+    if rows.saturating_mul(cols) > DENSE_LIMIT {
+        return Err(SpectrumError::TooLarge { rows, cols, limit: DENSE_LIMIT });
+    }
+    let a = conv.dense();
+    let m = Mat::<f64>::from_fn(rows, cols, |i, j| a[[i, j]]);
+    m.singular_values().map_err(|_| SpectrumError::Svd)
+}
+
+/// The result of [`lanczos`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct LanczosResult {
+    /// The top singular values, nonincreasing.
+    pub values: Vec<f64>,
+    /// Lanczos steps taken (matrix-vector products with `A` and `Aᵀ` each).
+    pub iterations: usize,
+    /// The largest residual `||Aᵀu - σv||` of the returned values, relative to `σ_1`.
+    pub residual: f64,
+}
+
+/// The top `k` singular values of any layer by Golub-Kahan-Lanczos bidiagonalisation with full
+/// reorthogonalisation, on the matrix-free operator (`A` is never formed). Stops when every one of the
+/// `k` values has a relative residual `||Aᵀu - σv|| / σ_1 <= tol` (exact for Ritz values: `A v = σ u`
+/// holds by construction), or when the Krylov space is exhausted (then the values are exact).
+///
+/// # Errors
+/// `k` larger than `min(rows, cols)`.
+pub fn lanczos(conv: &Conv<f64>, k: usize, tol: f64) -> Result<LanczosResult, SpectrumError> {
+    let (rows, cols) = (conv.rows(), conv.cols());
+    let max = rows.min(cols);
+    if k == 0 || k > max {
+        return Err(SpectrumError::TooMany { k, max });
+    }
+    let apply = |v: &[f64]| -> Vec<f64> {
+        let x = ndarray::ArrayView2::from_shape((1, cols), v).expect("length");
+        conv.apply(x).expect("shape checked").into_raw_vec_and_offset().0
+    };
+    let adjoint = |u: &[f64]| -> Vec<f64> {
+        let y = ndarray::ArrayView2::from_shape((1, rows), u).expect("length");
+        conv.adjoint(y).expect("shape checked").into_raw_vec_and_offset().0
+    };
+    // deterministic start
+    let mut state = 0x9E3779B97F4A7C15u64;
+    let mut v: Vec<f64> = (0..cols)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        })
+        .collect();
+    normalize(&mut v);
+    let mut vs: Vec<Vec<f64>> = vec![v];
+    let mut us: Vec<Vec<f64>> = Vec::new();
+    let (mut alphas, mut betas) = (Vec::<f64>::new(), Vec::<f64>::new());
+    let mut u = apply(&vs[0]);
+    let mut result = None;
+    let mut steps = 0;
+    while steps < max {
+        // u_j = A v_j - beta_{j-1} u_{j-1}, reorthogonalised
+        if let (Some(b), Some(prev)) = (betas.last(), us.last()) {
+            axpy(&mut u, -b, prev);
+        }
+        reorthogonalize(&mut u, &us);
+        let alpha = normalize(&mut u);
+        alphas.push(alpha);
+        us.push(u);
+        steps += 1;
+        // v_{j+1} = Aᵀ u_j - alpha_j v_j
+        let mut w = adjoint(us.last().expect("pushed"));
+        axpy(&mut w, -alpha, vs.last().expect("nonempty"));
+        reorthogonalize(&mut w, &vs);
+        let beta = normalize(&mut w);
+        betas.push(beta);
+        let exhausted = beta <= 1e-14 * alphas.iter().fold(0.0f64, |a, &b| a.max(b)) || alpha == 0.0;
+        if steps >= k && (steps % 4 == 0 || exhausted || steps == max) {
+            let (values, residual) = ritz(&alphas, &betas, k)?;
+            let done = residual <= tol || exhausted || steps == max;
+            result =
+                Some(LanczosResult { values, iterations: steps, residual: if exhausted { 0.0 } else { residual } });
+            if done {
+                break;
+            }
+        }
+        if exhausted {
+            break;
+        }
+        vs.push(w);
+        u = apply(vs.last().expect("pushed"));
+    }
+    result.ok_or(SpectrumError::Svd)
+}
+
+/// Singular values of the bidiagonal `B` (alphas on the diagonal, betas above) and the largest relative
+/// residual `beta_k |p_k| / σ_1` of the top `k`.
+fn ritz(alphas: &[f64], betas: &[f64], k: usize) -> Result<(Vec<f64>, f64), SpectrumError> {
+    let n = alphas.len();
+    let b = Mat::<f64>::from_fn(n, n, |i, j| {
+        if i == j {
+            alphas[i]
+        } else if j == i + 1 {
+            betas[i]
+        } else {
+            0.0
+        }
+    });
+    let svd = b.svd().map_err(|_| SpectrumError::Svd)?;
+    let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
+    let u = svd.U();
+    let last_beta = betas[n - 1];
+    let sigma1 = s[0].max(f64::MIN_POSITIVE);
+    let residual = (0..k.min(n)).map(|i| last_beta * u[(n - 1, i)].abs() / sigma1).fold(0.0, f64::max);
+    Ok((s[..k.min(n)].to_vec(), residual))
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.par_iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
+    y.par_iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
+}
+
+fn normalize(v: &mut [f64]) -> f64 {
+    let n = dot(v, v).sqrt();
+    if n > 0.0 {
+        v.par_iter_mut().for_each(|x| *x /= n);
+    }
+    n
+}
+
+/// Classical Gram-Schmidt, twice ("twice is enough").
+fn reorthogonalize(v: &mut [f64], basis: &[Vec<f64>]) {
+    for _ in 0..2 {
+        let coefs: Vec<f64> = basis.par_iter().map(|b| dot(b, v)).collect();
+        for (b, c) in basis.iter().zip(coefs) {
+            axpy(v, -c, b);
+        }
+    }
+}
+
+/// What to compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// All `min(rows, cols)` singular values.
+    All,
+    /// The largest `k`.
+    Top(usize),
+    /// The largest only (the spectral norm).
+    Norm,
+}
+
+/// How to compute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Method {
+    /// FFT when it applies, else dense SVD for all values of a small matrix, else Lanczos.
+    #[default]
+    Auto,
+    /// The exact FFT (polyphase) method: circular padding only.
+    Fft,
+    /// Lanczos bidiagonalisation on the matrix-free operator.
+    Lanczos,
+    /// Dense SVD.
+    Dense,
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "fft" => Ok(Self::Fft),
+            "lanczos" => Ok(Self::Lanczos),
+            "dense" => Ok(Self::Dense),
+            _ => Err(format!("invalid method '{s}': expected auto, fft, lanczos or dense")),
+        }
+    }
+}
+
+/// Singular values with how they were obtained.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spectrum {
+    /// Nonincreasing.
+    pub values: Vec<f64>,
+    /// `fft`, `lanczos` or `dense`.
+    pub method: &'static str,
+    /// Lanczos steps (0 for the direct methods).
+    pub iterations: usize,
+    /// Relative residual of the values (0 for the direct methods, up to rounding).
+    pub residual: f64,
+    /// For a zero-padded stride-1 or strided convolution: the spectral norm of the circular
+    /// convolution on the padded grid, an upper bound of this layer's norm.
+    pub circular_upper_bound: Option<f64>,
+}
+
+/// Singular values of a layer, choosing the method as asked (see [`Method::Auto`]).
+///
+/// # Errors
+/// A method that does not apply; a dense SVD too large; `Top(k)` beyond `min(rows, cols)`.
+pub fn singular_values(
+    conv: &Conv<f64>,
+    request: Request,
+    method: Method,
+    tol: f64,
+) -> Result<Spectrum, SpectrumError> {
+    let max = conv.rows().min(conv.cols());
+    let k = match request {
+        Request::All => max,
+        Request::Top(k) => k,
+        Request::Norm => 1,
+    };
+    if k == 0 || k > max {
+        return Err(SpectrumError::TooMany { k, max });
+    }
+    let fft_ok = Blocks::new(conv).is_ok();
+    let small = conv.rows().saturating_mul(conv.cols()) <= DENSE_LIMIT;
+    let method = match method {
+        Method::Auto if fft_ok => Method::Fft,
+        Method::Auto if request == Request::All || (small && k * 4 > max) => Method::Dense,
+        Method::Auto => Method::Lanczos,
+        m => m,
+    };
+    let mut spectrum = match method {
+        Method::Fft => {
+            let mut v = fft_singular_values(conv)?;
+            v.truncate(k);
+            Spectrum { values: v, method: "fft", iterations: 0, residual: 0.0, circular_upper_bound: None }
+        }
+        Method::Dense => {
+            let mut v = dense_singular_values(conv)?;
+            v.truncate(k);
+            Spectrum { values: v, method: "dense", iterations: 0, residual: 0.0, circular_upper_bound: None }
+        }
+        _ => {
+            let r = lanczos(conv, k, tol)?;
+            Spectrum {
+                values: r.values,
+                method: "lanczos",
+                iterations: r.iterations,
+                residual: r.residual,
+                circular_upper_bound: None,
+            }
+        }
+    };
+    spectrum.circular_upper_bound = circular_upper_bound(conv);
+    Ok(spectrum)
+}
+
+/// For a zero-padded convolution: the spectral norm of the circular convolution (same kernel, stride 1)
+/// on the padded grid. The layer is a sub-block of it (rows selected by the stride and the valid
+/// windows, columns by the zero extension), so this bounds its norm from above.
+pub fn circular_upper_bound(conv: &Conv<f64>) -> Option<f64> {
+    let geo = conv.geometry();
+    let spec = geo.spec();
+    if spec.is_transposed() || spec.padding_mode() != PaddingMode::Zeros {
+        return None;
+    }
+    let r = spec.rank();
+    let padded: Vec<usize> = (0..r).map(|d| geo.input_spatial()[d] + geo.pad_begin()[d] + geo.pad_end()[d]).collect();
+    let eff: Vec<usize> = (0..r).map(|d| spec.dilation()[d] * (spec.kernel_size()[d] - 1) + 1).collect();
+    // circular, stride 1, 'same' padding that keeps the output grid equal to the padded grid; the
+    // window offset only rotates the output, so the norm is that of C on the padded grid
+    let circ = ConvSpec::new(r, spec.in_channels(), spec.out_channels(), spec.kernel_size())
+        .with_dilation(spec.dilation())
+        .with_groups(spec.groups())
+        .with_padding(Padding::Explicit { begin: eff.iter().map(|e| e - 1).collect(), end: vec![0; r] })
+        .with_padding_mode(PaddingMode::Circular);
+    let g = Geometry::new(&circ, &padded).ok()?;
+    let c = Conv::new(g, conv.weight().to_vec(), None).ok()?;
+    fft_singular_values(&c).ok()?.first().copied()
+}
+
+/// The dense matrix of a layer as faer would take it (for callers comparing spectra).
+pub fn dense_matrix(conv: &Conv<f64>) -> Array2<f64> {
+    conv.dense()
+}

@@ -1,0 +1,159 @@
+//! Spectra against dense SVD of the same matrix.
+
+use convmat_matrix::Conv;
+use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
+use convmat_spectrum::{
+    circular_upper_bound, dense_singular_values, fft_singular_values, lanczos, singular_values, Method, Request,
+};
+
+fn weights(n: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        })
+        .collect()
+}
+
+fn conv(spec: ConvSpec, input: &[usize], seed: u64) -> Conv<f64> {
+    let n = spec.weight_shape().iter().product();
+    Conv::new(Geometry::new(&spec, input).unwrap(), weights(n, seed), None).unwrap()
+}
+
+fn close(got: &[f64], expect: &[f64], rel: f64, what: &str) {
+    assert_eq!(got.len(), expect.len(), "{what}: count");
+    let scale = expect[0];
+    for (i, (g, e)) in got.iter().zip(expect).enumerate() {
+        assert!((g - e).abs() <= rel * scale, "{what}: value {i}: {g} vs {e}");
+    }
+}
+
+fn circular(rank: usize, cin: usize, cout: usize, k: usize) -> ConvSpec {
+    ConvSpec::new(rank, cin, cout, [k]).with_padding_mode(PaddingMode::Circular).with_bias(false)
+}
+
+#[test]
+fn fft_equals_dense_svd() {
+    let cases: Vec<(&str, ConvSpec, Vec<usize>)> = vec![
+        ("2d stride 1 same", circular(2, 3, 4, 3).with_padding(Padding::Same), vec![6, 5]),
+        ("2d stride 1 even kernel", circular(2, 2, 2, 4).with_padding(Padding::Same), vec![5, 6]),
+        (
+            "2d dilation, 3 > 2 channels",
+            circular(2, 3, 2, 3).with_dilation([2]).with_padding(Padding::Same),
+            vec![6, 6],
+        ),
+        ("2d groups", circular(2, 4, 6, 3).with_groups(2).with_padding(Padding::Same), vec![4, 5]),
+        ("1d", circular(1, 2, 3, 5).with_padding(Padding::Same), vec![9]),
+        ("3d", circular(3, 2, 2, 3).with_padding(Padding::Same), vec![3, 4, 3]),
+        ("2d stride 2", circular(2, 2, 3, 3).with_stride([2]).with_padding(Padding::uniform(1)), vec![6, 8]),
+        (
+            "2d stride (2, 1), 1 > 2 channels",
+            circular(2, 1, 2, 3).with_stride([2, 1]).with_padding(Padding::uniform(1)),
+            vec![8, 5],
+        ),
+        (
+            "2d stride 2 even kernel",
+            circular(2, 2, 2, 4)
+                .with_stride([2])
+                .with_padding(Padding::Explicit { begin: vec![1, 1], end: vec![1, 1] }),
+            vec![6, 6],
+        ),
+        ("1d stride 3", circular(1, 2, 4, 3).with_stride([3]).with_padding(Padding::uniform(1)), vec![12]),
+        (
+            "2d stride 2 groups",
+            circular(2, 2, 4, 3).with_groups(2).with_stride([2]).with_padding(Padding::uniform(1)),
+            vec![4, 6],
+        ),
+    ];
+    for (name, spec, input) in cases {
+        let c = conv(spec, &input, 7);
+        let fft = fft_singular_values(&c).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let dense = dense_singular_values(&c).unwrap();
+        close(&fft, &dense, 1e-10, name);
+    }
+}
+
+#[test]
+fn fft_refuses_what_it_cannot_do() {
+    let zeros = ConvSpec::new(2, 1, 1, [3]).with_padding(Padding::uniform(1));
+    assert!(fft_singular_values(&conv(zeros, &[5, 5], 1)).unwrap_err().to_string().contains("padding_mode is 'zeros'"));
+    let odd = circular(2, 1, 1, 3).with_stride([2]).with_padding(Padding::uniform(1));
+    assert!(fft_singular_values(&conv(odd, &[5, 5], 1)).unwrap_err().to_string().contains("output = input / stride"));
+}
+
+#[test]
+fn lanczos_top_k_equals_dense_svd() {
+    let cases: Vec<(&str, ConvSpec, Vec<usize>)> = vec![
+        ("zeros", ConvSpec::new(2, 3, 4, [3]).with_padding(Padding::uniform(1)).with_bias(false), vec![7, 6]),
+        (
+            "zeros stride 2",
+            ConvSpec::new(2, 3, 5, [3]).with_stride([2]).with_padding(Padding::uniform(1)).with_bias(false),
+            vec![8, 8],
+        ),
+        (
+            "reflect",
+            ConvSpec::new(2, 2, 3, [3])
+                .with_padding(Padding::uniform(1))
+                .with_padding_mode(PaddingMode::Reflect)
+                .with_bias(false),
+            vec![6, 7],
+        ),
+        (
+            "replicate dilation",
+            ConvSpec::new(1, 2, 2, [3])
+                .with_dilation([2])
+                .with_padding(Padding::uniform(2))
+                .with_padding_mode(PaddingMode::Replicate)
+                .with_bias(false),
+            vec![20],
+        ),
+        (
+            "transposed",
+            ConvSpec::new_transposed(2, 3, 2, [3]).with_stride([2]).with_padding(Padding::uniform(1)).with_bias(false),
+            vec![5, 5],
+        ),
+        ("groups", ConvSpec::new(2, 4, 4, [3]).with_groups(2).with_bias(false), vec![8, 7]),
+    ];
+    for (name, spec, input) in cases {
+        let c = conv(spec, &input, 3);
+        let dense = dense_singular_values(&c).unwrap();
+        for k in [1, 5, 12] {
+            let r = lanczos(&c, k, 1e-12).unwrap();
+            close(&r.values, &dense[..k], 1e-8, &format!("{name} top {k}"));
+            assert!(r.residual <= 1e-12 || r.iterations == dense.len(), "{name}: residual {}", r.residual);
+        }
+    }
+}
+
+#[test]
+fn circular_norm_bounds_zero_padded_norm() {
+    for (stride, pad) in [(1, 1), (2, 1), (1, 0), (2, 2)] {
+        let spec =
+            ConvSpec::new(2, 3, 4, [3]).with_stride([stride]).with_padding(Padding::uniform(pad)).with_bias(false);
+        let c = conv(spec, &[8, 7], 11);
+        let norm = dense_singular_values(&c).unwrap()[0];
+        let bound = circular_upper_bound(&c).unwrap();
+        assert!(bound >= norm * (1.0 - 1e-12), "stride {stride} pad {pad}: {bound} < {norm}");
+    }
+}
+
+#[test]
+fn auto_picks_and_reports() {
+    let circ = conv(circular(2, 2, 2, 3).with_padding(Padding::Same), &[4, 4], 5);
+    let s = singular_values(&circ, Request::All, Method::Auto, 1e-10).unwrap();
+    assert_eq!((s.method, s.values.len()), ("fft", 32));
+    let zeros = conv(ConvSpec::new(2, 2, 2, [3]).with_padding(Padding::uniform(1)).with_bias(false), &[12, 12], 5);
+    let s = singular_values(&zeros, Request::Norm, Method::Auto, 1e-10).unwrap();
+    assert_eq!(s.method, "lanczos");
+    assert!(s.circular_upper_bound.unwrap() >= s.values[0]);
+    let d = singular_values(&zeros, Request::All, Method::Auto, 1e-10).unwrap();
+    assert_eq!(d.method, "dense");
+    close(&s.values, &d.values[..1], 1e-9, "norm");
+    assert!(singular_values(&zeros, Request::Top(500), Method::Auto, 1e-10)
+        .unwrap_err()
+        .to_string()
+        .contains("only 288"));
+}

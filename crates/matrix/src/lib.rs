@@ -14,6 +14,8 @@
 //!   [`Conv::conv_unfold`] (convolution as unfold + GEMM);
 //! - [`Conv::kernel_adjoint`]: `dL/dA` back to `dL/dweight` and `dL/dbias`;
 //! - [`Conv::true_convolution`] and [`convmtx2`]: MATLAB's flipped-kernel convolution;
+//! - [`cconv`] / [`cconv_matrix`] (MATLAB's circular convolution modulo n) and [`Circulant`]: circular
+//!   layers (any stride dividing the grid) as block-circulant operators applied by FFT;
 //! - [`FixedConv`]: fixed-point convolution bit-exact with MATLAB `fi` (full precision, or a narrow
 //!   accumulator), through unfold + exact GEMM;
 //! - [`direct_conv`]: the obviously-correct loop reference.
@@ -42,6 +44,7 @@
 #![warn(missing_docs)]
 
 mod build;
+mod circulant;
 mod direct;
 mod error;
 mod fixed;
@@ -52,10 +55,12 @@ mod operator;
 mod unfold;
 
 pub use build::{Affine, MatrixOptions};
+pub use circulant::{cconv, cconv_matrix, Circulant};
 pub use direct::direct_conv;
 pub use error::MatrixError;
 pub use fixed::{Accumulation, FixedConv, FixedOutput};
 pub use flip::{convmtx2, flip_kernel};
 pub use grad::KernelGrad;
 pub use layer::Conv;
+pub use rustfft::num_complex::Complex64;
 pub use unfold::{fold, unfold};

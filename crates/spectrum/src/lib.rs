@@ -29,8 +29,8 @@
 //! ```
 #![warn(missing_docs)]
 
-use convmat_matrix::Conv;
-use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode, MAX_RANK};
+use convmat_matrix::{Circulant, Conv};
+use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
 use faer::{c64, Mat, MatRef, Par};
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -41,7 +41,7 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum SpectrumError {
     /// The FFT method does not apply to this layer.
-    #[error("the FFT method needs a circular-padded convolution whose output grid is the input grid divided by the stride: {why}")]
+    #[error("the FFT method does not apply: {why}")]
     NotCircular {
         /// Why not.
         why: String,
@@ -85,102 +85,6 @@ fn svd_values<T: faer::traits::ComplexField>(a: MatRef<'_, T>) -> Result<Vec<T::
     Ok(s.column_vector().iter().map(|x| faer::traits::math_utils::real(x)).collect())
 }
 
-/// The polyphase frequency blocks of a circular layer, without forming them: per frequency, per group,
-/// the `C_out/g x (C_in/g * prod(stride))` matrix `K[f]`.
-struct Blocks<'a> {
-    conv: &'a Conv<f64>,
-    /// Per axis: grid size / stride.
-    m: [usize; MAX_RANK],
-    /// Per axis and tap: (phase p, shift q) of the tap's offset `t*d - pad` in units of the stride.
-    shifts: [Vec<(usize, isize)>; MAX_RANK],
-    phases: [usize; MAX_RANK],
-}
-
-impl<'a> Blocks<'a> {
-    fn new(conv: &'a Conv<f64>) -> Result<Self, SpectrumError> {
-        let geo = conv.geometry();
-        let spec = geo.spec();
-        let why = |why: String| Err(SpectrumError::NotCircular { why });
-        if spec.is_transposed() {
-            return why("the layer is transposed".into());
-        }
-        if spec.padding_mode() != PaddingMode::Circular {
-            return why(format!("padding_mode is '{}'", spec.padding_mode()));
-        }
-        let r = spec.rank();
-        let lead = MAX_RANK - r;
-        let mut m = [1; MAX_RANK];
-        let mut phases = [1; MAX_RANK];
-        let mut shifts: [Vec<(usize, isize)>; MAX_RANK] = [vec![(0, 0)], vec![(0, 0)], vec![(0, 0)]];
-        for d in 0..r {
-            let (n, s, o) = (geo.input_spatial()[d], spec.stride()[d], geo.output_spatial()[d]);
-            if n % s != 0 || o != n / s {
-                return why(format!(
-                    "in spatial dim {d} the input size {n}, stride {s} and output size {o} do not give output = input / stride"
-                ));
-            }
-            m[lead + d] = n / s;
-            phases[lead + d] = s;
-            shifts[lead + d] = (0..spec.kernel_size()[d])
-                .map(|t| {
-                    let u = (t * spec.dilation()[d]) as isize - geo.pad_begin()[d] as isize;
-                    (u.rem_euclid(s as isize) as usize, u.div_euclid(s as isize))
-                })
-                .collect();
-        }
-        Ok(Self { conv, m, shifts, phases })
-    }
-
-    fn frequencies(&self) -> usize {
-        self.m.iter().product()
-    }
-
-    /// `K[f]` for group `g`, flat frequency `f`.
-    fn block(&self, f: usize, g: usize) -> Mat<c64> {
-        let spec = self.conv.geometry().spec();
-        let groups = spec.groups();
-        let (cin_g, cout_g) = (spec.in_channels() / groups, spec.out_channels() / groups);
-        let [m0, m1, m2] = self.m;
-        let fr = [f / (m1 * m2), f / m2 % m1, f % m2];
-        let [p0, p1, p2] = self.phases;
-        let nphase = p0 * p1 * p2;
-        let ks = [self.shifts[0].len(), self.shifts[1].len(), self.shifts[2].len()];
-        // per axis and tap: the phase and the twiddle e^{2 pi i f q / m}
-        let tw: Vec<Vec<(usize, c64)>> = (0..MAX_RANK)
-            .map(|a| {
-                let m = [m0, m1, m2][a] as f64;
-                self.shifts[a]
-                    .iter()
-                    .map(|&(p, q)| {
-                        let ang = 2.0 * std::f64::consts::PI * (fr[a] as f64) * (q as f64) / m;
-                        (p, c64::new(ang.cos(), ang.sin()))
-                    })
-                    .collect()
-            })
-            .collect();
-        let w = self.conv.weight();
-        let klen = ks[0] * ks[1] * ks[2];
-        let mut k = Mat::<c64>::zeros(cout_g, cin_g * nphase);
-        for co in 0..cout_g {
-            for cl in 0..cin_g {
-                let base = ((g * cout_g + co) * cin_g + cl) * klen;
-                for (t0, &(ph0, e0)) in tw[0].iter().enumerate() {
-                    for (t1, &(ph1, e1)) in tw[1].iter().enumerate() {
-                        let e01 = e0 * e1;
-                        for (t2, &(ph2, e2)) in tw[2].iter().enumerate() {
-                            let wv = w[base + (t0 * ks[1] + t1) * ks[2] + t2];
-                            let col = cl * nphase + (ph0 * p1 + ph1) * p2 + ph2;
-                            let e = e01 * e2;
-                            k[(co, col)] += c64::new(wv * e.re, wv * e.im);
-                        }
-                    }
-                }
-            }
-        }
-        k
-    }
-}
-
 /// All singular values of a circular-padded convolution, exactly, by the FFT (polyphase for strides
 /// dividing the grid), in nonincreasing order: `min(rows, cols)` of them.
 ///
@@ -188,24 +92,24 @@ impl<'a> Blocks<'a> {
 /// A layer the method does not apply to (another padding mode, transposed, a stride that does not
 /// divide the input, an output that is not input / stride).
 pub fn fft_singular_values(conv: &Conv<f64>) -> Result<Vec<f64>, SpectrumError> {
-    let blocks = Blocks::new(conv)?;
-    let groups = conv.geometry().spec().groups();
-    let nf = blocks.frequencies();
-    let [m0, m1, m2] = blocks.m;
+    let circ = Circulant::new(conv).map_err(|e| SpectrumError::NotCircular { why: e.to_string() })?;
+    let spec = conv.geometry().spec();
+    let groups = spec.groups();
+    let (rows, cols) = (spec.out_channels() / groups, spec.in_channels() / groups * circ.phases());
     // real weights: K[-f] = conj(K[f]) has the same singular values, so half the frequencies suffice
-    let neg = |f: usize| {
-        let (a, b, c) = (f / (m1 * m2), f / m2 % m1, f % m2);
-        ((m0 - a) % m0 * m1 + (m1 - b) % m1) * m2 + (m2 - c) % m2
-    };
-    let parts: Vec<Vec<f64>> = (0..nf)
+    let parts: Vec<Vec<f64>> = (0..circ.frequencies())
         .into_par_iter()
-        .filter(|&f| f <= neg(f))
+        .filter(|&f| f <= circ.conjugate(f))
         .map(|f| {
+            let times = if circ.conjugate(f) == f { 1 } else { 2 };
             let mut out = Vec::new();
             for g in 0..groups {
-                let k = blocks.block(f, g);
-                let s = svd_values(k.as_ref())?;
-                let times = if neg(f) == f { 1 } else { 2 };
+                let k = circ.block(f, g);
+                let m = Mat::<c64>::from_fn(rows, cols, |i, j| {
+                    let v = k[i * cols + j];
+                    c64::new(v.re, v.im)
+                });
+                let s = svd_values(m.as_ref())?;
                 for _ in 0..times {
                     out.extend_from_slice(&s);
                 }
@@ -440,7 +344,7 @@ pub fn singular_values(
     if k == 0 || k > max {
         return Err(SpectrumError::TooMany { k, max });
     }
-    let fft_ok = Blocks::new(conv).is_ok();
+    let fft_ok = Circulant::new(conv).is_ok();
     let small = conv.rows().saturating_mul(conv.cols()) <= DENSE_LIMIT;
     let method = match method {
         Method::Auto if fft_ok => Method::Fft,

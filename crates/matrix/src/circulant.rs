@@ -260,7 +260,7 @@ fn fft3(data: &mut [Complex64], dims: [usize; MAX_RANK], inverse: bool) {
             continue;
         }
         let fft = if inverse { planner.plan_fft_inverse(len) } else { planner.plan_fft_forward(len) };
-        let others: Vec<usize> = (0..data.len()).filter(|i| (i / strides[axis]) % len == 0).collect();
+        let others: Vec<usize> = (0..data.len()).filter(|i| (i / strides[axis]).is_multiple_of(len)).collect();
         for start in others {
             line.clear();
             line.extend((0..len).map(|k| data[start + k * strides[axis]]));

@@ -6,6 +6,7 @@
 //! - [`numeric`] (`convmat-numeric`): the scalar abstraction (f32, f64, raw fixed-point integers);
 //! - [`matrix`] (`convmat-matrix`): dense, sparse and matrix-free builders, unfold/fold, kernel adjoint,
 //!   fixed-point convolution;
+//! - [`spectrum`] (`convmat-spectrum`): exact FFT spectra, Lanczos top-k and norms, dense SVD;
 //! - [`io`] (`convmat-io`): npy/npz/safetensors in, npy/SciPy npz/Matrix Market out, atomic writes.
 #![warn(missing_docs)]
 
@@ -13,6 +14,7 @@ pub use convmat_io as io;
 pub use convmat_matrix as matrix;
 pub use convmat_numeric as numeric;
 pub use convmat_shape as shape;
+pub use convmat_spectrum as spectrum;
 
 /// The README's Rust examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

@@ -229,6 +229,44 @@ fn check_fixed_conv(case: &Value, exp: &Value) -> Result<(), String> {
     Ok(())
 }
 
+fn check_spectrum(case: &Value, exp: &Value) -> Result<(), String> {
+    use convmat::spectrum::{lanczos, singular_values, Method, Request};
+    let spec = spec_of(case).with_bias(false);
+    let input = uints(&case["input"]);
+    let geometry = Geometry::new(&spec, &input[1..]).map_err(|e| e.to_string())?;
+    let conv = Conv::new(geometry, floats(&exp["weight"]), None).map_err(|e| e.to_string())?;
+    let expect = floats(&exp["singular_values"]);
+    let scale = expect[0];
+    let all = singular_values(&conv, Request::All, Method::Auto, 1e-12).map_err(|e| e.to_string())?;
+    let circular = spec.padding_mode() == PaddingMode::Circular;
+    if (all.method == "fft") != circular {
+        return Err(format!("auto chose {} for padding_mode {}", all.method, spec.padding_mode()));
+    }
+    for (i, (g, e)) in all.values.iter().zip(&expect).enumerate() {
+        if (g - e).abs() > SPECTRUM_TOLERANCE * scale {
+            return Err(format!("{} value {i}: {g} vs NumPy {e}", all.method));
+        }
+    }
+    if all.values.len() != expect.len() {
+        return Err(format!("{} values, NumPy {}", all.values.len(), expect.len()));
+    }
+    if circular {
+        // circular spectra repeat values (conjugate frequencies): single-vector Lanczos sees each once
+        return Ok(());
+    }
+    let top = lanczos(&conv, 5, 1e-12).map_err(|e| e.to_string())?;
+    for (i, (g, e)) in top.values.iter().zip(&expect).enumerate() {
+        if (g - e).abs() > LANCZOS_TOLERANCE * scale {
+            return Err(format!("lanczos top value {i}: {g} vs NumPy {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// Spectra: exact methods (FFT, dense SVD) to 1e-10 of the largest value; Lanczos to 1e-8.
+const SPECTRUM_TOLERANCE: f64 = 1e-10;
+const LANCZOS_TOLERANCE: f64 = 1e-8;
+
 fn check_shape_chain(case: &Value, exp: &Value) -> Result<(), String> {
     let input = uints(&case["input"]);
     let layers = case["layers"]
@@ -278,12 +316,13 @@ fn every_catalog_case_matches_its_oracle() {
             "convmtx2" => check_convmtx2(case, exp),
             "shape_chain" => check_shape_chain(case, exp),
             "fixed_conv" => check_fixed_conv(case, exp),
+            "spectrum" => check_spectrum(case, exp),
             other => Err(format!("unknown kind {other}")),
         };
         if let Err(e) = result {
             failures.push(format!("{name} [{}]: {e}", doc["oracle"].as_str().unwrap_or("?")));
         }
     }
-    assert!(cases.len() >= 91, "the catalog shrank to {} cases", cases.len());
+    assert!(cases.len() >= 97, "the catalog shrank to {} cases", cases.len());
     assert!(failures.is_empty(), "{} of {} golden cases fail:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }

@@ -11,6 +11,7 @@ mod demo;
 mod layer;
 mod rng;
 mod shape;
+mod svd;
 
 /// Turn a convolution layer into the exact matrix it applies (PyTorch semantics), and characterize it.
 #[derive(Debug, Parser)]
@@ -27,6 +28,7 @@ enum Command {
     Check(check::CheckArgs),
     Demo(demo::DemoArgs),
     Shape(shape::ShapeArgs),
+    Svd(svd::SvdArgs),
 }
 
 /// Runs one subcommand.
@@ -37,5 +39,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check(a) => check::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Shape(a) => shape::run(a),
+        Command::Svd(a) => svd::run(a),
     }
 }

@@ -35,6 +35,7 @@ def apytypes_version():
 
 
 ORACLES = {
+    "spectrum": lambda: f"numpy {np.__version__} (linalg.svd of the torch {torch.__version__.split('+')[0]} identity-basis matrix)",
     "fixed_conv": apytypes_version,
     "conv": torch_version,
     "unfold": torch_version,
@@ -339,7 +340,20 @@ def fixed_conv_case(case):
     return out
 
 
-KINDS = {"fixed_conv": fixed_conv_case, "conv": conv_case, "unfold": unfold_case, "true_conv": true_conv_case, "convmtx2": convmtx2_case,
+def spectrum_case(case):
+    """All singular values by dense SVD of the matrix PyTorch's layer applies (identity basis)."""
+    run, layer, rng = make_layer(case)
+    shape = tuple(case["input"])
+    n = int(np.prod(shape))
+    eye = torch.eye(n, dtype=torch.float64).reshape(n, *shape)
+    cols = run(eye)
+    if layer.bias is not None:
+        cols = cols - layer.bias.detach().reshape(1, -1, *([1] * (len(shape) - 1)))
+    a = cols.reshape(n, -1).T.numpy()
+    return {"weight": flat(layer.weight.detach()), "singular_values": flat(np.linalg.svd(a, compute_uv=False))}
+
+
+KINDS = {"spectrum": spectrum_case, "fixed_conv": fixed_conv_case, "conv": conv_case, "unfold": unfold_case, "true_conv": true_conv_case, "convmtx2": convmtx2_case,
          "shape_chain": shape_chain_case}
 
 

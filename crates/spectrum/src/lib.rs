@@ -155,6 +155,11 @@ pub struct LanczosResult {
 /// `k` values has a relative residual `||Aᵀu - σv|| / σ_1 <= tol` (exact for Ritz values: `A v = σ u`
 /// holds by construction), or when the Krylov space is exhausted (then the values are exact).
 ///
+/// A single-vector Krylov method sees each *distinct* singular value once: a value of multiplicity
+/// `m > 1` is returned once, so the list may skip repeats. Circular layers (whose spectra come in
+/// conjugate pairs) should use [`fft_singular_values`], as [`Method::Auto`] does; for other layers with
+/// exactly repeated values (e.g. symmetric kernels) use [`dense_singular_values`].
+///
 /// # Errors
 /// `k` larger than `min(rows, cols)`.
 pub fn lanczos(conv: &Conv<f64>, k: usize, tol: f64) -> Result<LanczosResult, SpectrumError> {
@@ -261,13 +266,20 @@ fn normalize(v: &mut [f64]) -> f64 {
     n
 }
 
-/// Classical Gram-Schmidt, twice ("twice is enough").
+/// Classical Gram-Schmidt, twice ("twice is enough"), each pass reading the basis twice: all
+/// coefficients at once, then one blocked subtraction (not one sweep over `v` per basis vector).
 fn reorthogonalize(v: &mut [f64], basis: &[Vec<f64>]) {
+    const CHUNK: usize = 4096;
     for _ in 0..2 {
-        let coefs: Vec<f64> = basis.par_iter().map(|b| dot(b, v)).collect();
-        for (b, c) in basis.iter().zip(coefs) {
-            axpy(v, -c, b);
-        }
+        let coefs: Vec<f64> = basis.par_iter().map(|b| b.iter().zip(v.iter()).map(|(x, y)| x * y).sum()).collect();
+        v.par_chunks_mut(CHUNK).enumerate().for_each(|(i, chunk)| {
+            let (start, len) = (i * CHUNK, chunk.len());
+            for (b, &c) in basis.iter().zip(&coefs) {
+                for (x, &y) in chunk.iter_mut().zip(&b[start..start + len]) {
+                    *x -= c * y;
+                }
+            }
+        });
     }
 }
 

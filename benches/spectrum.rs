@@ -1,0 +1,35 @@
+//! All singular values of circular layers by the FFT (polyphase) method.
+
+use std::hint::black_box;
+
+use convmat::matrix::Conv;
+use convmat::shape::{ConvSpec, Geometry, Padding, PaddingMode};
+use convmat::spectrum::fft_singular_values;
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn layer(c: usize, hw: usize) -> Conv<f64> {
+    let spec = ConvSpec::new(2, c, c, [3]).with_padding(Padding::Same).with_padding_mode(PaddingMode::Circular);
+    let mut s = 0x2545F4914F6CDD1Du64;
+    let w = (0..c * c * 9)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        })
+        .collect();
+    Conv::new(Geometry::new(&spec, &[hw, hw]).unwrap(), w, None).unwrap()
+}
+
+fn spectrum(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fft_all_singular_values");
+    g.sample_size(10);
+    for (name, ch, hw) in [("circular_16to16_3x3_16x16", 16, 16), ("circular_64to64_3x3_32x32", 64, 32)] {
+        let conv = layer(ch, hw);
+        g.bench_function(name, |b| b.iter(|| black_box(fft_singular_values(&conv).unwrap())));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, spectrum);
+criterion_main!(benches);

@@ -317,7 +317,7 @@ fn check_apply_shape_demo_run() {
 
 #[test]
 fn every_subcommand_has_help_with_examples() {
-    for sub in ["build", "check", "apply", "shape", "demo"] {
+    for sub in ["build", "check", "apply", "svd", "shape", "demo"] {
         let out = ok(&[sub, "--help"]);
         assert!(out.contains("Examples:"), "{sub} --help has no examples");
     }
@@ -439,4 +439,60 @@ fn a_successful_write_replaces_the_file_whole() {
     assert!(size < 100_000, "old bytes survived: {size}");
     assert!(read_npz(&d.p("out.npz"), Some("data")).is_ok());
     assert!(d.listing().iter().all(|f| !f.ends_with(".tmp")), "{:?}", d.listing());
+}
+
+#[test]
+fn svd_writes_descending_values_and_reports_the_method() {
+    let d = Dir::new();
+    let w = d.npy("w.npy", &[2, 2, 3, 3], &seq(36, 4));
+    // circular: all values by FFT
+    let out = ok(&[
+        "svd",
+        "--weight",
+        &w,
+        "--input-shape",
+        "2,4,4",
+        "--padding",
+        "1",
+        "--padding-mode",
+        "circular",
+        "--all",
+        "-o",
+        &d.s("s.npy"),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["method"].as_str(), v["count"].as_u64()), (Some("fft"), Some(32)));
+    let s = read_array(&d.p("s.npy")).unwrap().data;
+    assert_eq!(s.len(), 32);
+    assert!(s.windows(2).all(|p| p[0] >= p[1]));
+    // zero padding: the norm by Lanczos, with the circular bound above it
+    let out = ok(&["svd", "--weight", &w, "--input-shape", "2,6,6", "--padding", "1", "--norm", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["method"], "lanczos");
+    assert!(v["circular_upper_bound"].as_f64().unwrap() >= v["values"][0].as_f64().unwrap());
+    // top k by dense SVD agrees with the top of --all
+    let out = ok(&[
+        "svd",
+        "--weight",
+        &w,
+        "--input-shape",
+        "2,6,6",
+        "--padding",
+        "1",
+        "--top",
+        "3",
+        "--method",
+        "dense",
+        "--json",
+    ]);
+    let dense: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!((dense["values"][0].as_f64().unwrap() - v["values"][0].as_f64().unwrap()).abs() < 1e-8);
+    let (code, _, err) = convmat(&["svd", "--weight", &w, "--input-shape", "2,6,6", "--top", "500"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("only 32"), "{err}");
+    let (code, _, err) =
+        convmat(&["svd", "--weight", &w, "--input-shape", "2,6,6", "--padding", "1", "--norm", "--method", "fft"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("FFT method does not apply") && err.contains("zeros"), "{err}");
 }

@@ -156,6 +156,17 @@ impl<'a, T: Scalar> Walker<'a, T> {
         }
     }
 
+    /// Offset of the weights of (row channel `rc`, column channel `cc`, `cl` within its group):
+    /// `weight[(window channel, grid channel within group, tap)]`, whichever side the rows are on.
+    #[inline]
+    fn weight_base(&self, rc: usize, cc: usize, cl: usize) -> usize {
+        if self.by_readers {
+            (cc * self.row_ch_per_group + rc % self.row_ch_per_group) * self.kernel_len
+        } else {
+            (rc * self.col_ch_per_group + cl) * self.kernel_len
+        }
+    }
+
     /// Structural non-zeros of `row` (every tap that reads a real input, collisions merged).
     #[inline]
     pub fn row_nnz(&self, row: usize) -> usize {
@@ -175,12 +186,7 @@ impl<'a, T: Scalar> Walker<'a, T> {
         let [s0, s1, _] = self.col_strides;
         for cl in 0..self.col_ch_per_group {
             let cc = group * self.col_ch_per_group + cl;
-            // weight[(window channel, grid channel within group, tap)]
-            let wbase = if self.by_readers {
-                (cc * self.row_ch_per_group + rc % self.row_ch_per_group) * self.kernel_len
-            } else {
-                (rc * self.col_ch_per_group + cl) * self.kernel_len
-            };
+            let wbase = self.weight_base(rc, cc, cl);
             let col_base = cc * self.col_len;
             for (c0, t0) in l0.clone() {
                 for (c1, t1) in l1.clone() {
@@ -241,11 +247,7 @@ impl<'a, T: Scalar> Walker<'a, T> {
         let w = self.weight;
         for cl in 0..self.col_ch_per_group {
             let cc = group * self.col_ch_per_group + cl;
-            let wbase = if self.by_readers {
-                (cc * self.row_ch_per_group + rc % self.row_ch_per_group) * self.kernel_len
-            } else {
-                (rc * self.col_ch_per_group + cl) * self.kernel_len
-            };
+            let wbase = self.weight_base(rc, cc, cl);
             let (col_base, wk) = (cc * self.col_len, &w[wbase..wbase + self.kernel_len]);
             for &(off, t) in scratch.iter() {
                 f(col_base + off, wk[t]);
@@ -263,11 +265,7 @@ impl<'a, T: Scalar> Walker<'a, T> {
             return;
         }
         let cl = cc % self.col_ch_per_group;
-        let wbase = if self.by_readers {
-            (cc * self.row_ch_per_group + rc % self.row_ch_per_group) * self.kernel_len
-        } else {
-            (rc * self.col_ch_per_group + cl) * self.kernel_len
-        };
+        let wbase = self.weight_base(rc, cc, cl);
         let target = if self.by_readers { self.taps.window_coords(cpos) } else { self.taps.grid_coords(cpos) };
         let lists = self.lists(pos);
         let mut found: [&[usize]; MAX_RANK] = [&[]; MAX_RANK];

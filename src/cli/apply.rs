@@ -91,13 +91,17 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         bail!("invalid output '{}': apply writes .npy", args.output.display());
     }
     let x = read_array(&args.input).context("reading --input")?;
+    let (weight, bias) = args.layer.load()?;
     // the sample shape: from --input-shape, or X itself (batched when it has one more dim than the weight's rank)
     let (batched, sample) = match &args.layer.input_shape {
         Some(d) if x.shape == d.0 => (false, d.0.clone()),
         Some(d) if x.shape.len() == d.0.len() + 1 && x.shape[1..] == d.0[..] => (true, d.0.clone()),
         Some(d) => bail!("--input has shape {:?}, which is neither --input-shape {:?} nor a batch of it", x.shape, d.0),
         None => {
-            let rank = weight_rank(&args.layer)?;
+            if !(3..=5).contains(&weight.shape.len()) {
+                bail!("weight has shape {:?}: expected 3 to 5 dims (C_out, C_in/groups, *kernel)", weight.shape);
+            }
+            let rank = weight.shape.len() - 2;
             match x.shape.len() {
                 n if n == rank + 2 => (true, x.shape[1..].to_vec()),
                 n if n == rank + 1 => (false, x.shape.clone()),
@@ -108,7 +112,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
             }
         }
     };
-    let r = args.layer.resolve_for(&sample)?;
+    let r = args.layer.resolve_loaded(&sample, weight, bias)?;
     let n = if batched { x.shape[0] } else { 1 };
     let mut out_shape = vec![n];
     out_shape.extend(r.geometry.output_shape());
@@ -192,17 +196,4 @@ enum Values {
     F32(Vec<f32>),
     F64(Vec<f64>),
     I64(Vec<i64>),
-}
-
-/// The spatial rank the weight implies (its dims minus 2), reading only the weight.
-fn weight_rank(layer: &LayerArgs) -> Result<usize> {
-    let w = match (&layer.weight, &layer.weights, layer.layer.iter().find(|l| !l.contains('('))) {
-        (Some(w), _, _) => read_array(w)?,
-        (None, Some(st), Some(name)) => convmat_io::read_safetensors_layer(st, name)?.0,
-        _ => bail!("no weight: give --weight FILE or --weights FILE.safetensors --layer NAME"),
-    };
-    if !(3..=5).contains(&w.shape.len()) {
-        bail!("weight has shape {:?}: expected 3 to 5 dims (C_out, C_in/groups, *kernel)", w.shape);
-    }
-    Ok(w.shape.len() - 2)
 }

@@ -5,6 +5,7 @@ use clap::Args;
 use convmat_matrix::{direct_conv, Conv};
 use convmat_numeric::Scalar;
 use serde::Serialize;
+use sprs::{CsMatI, SpIndex};
 
 use super::layer::{LayerArgs, Resolved};
 use super::rng::Rng;
@@ -79,17 +80,19 @@ pub fn run(args: CheckArgs) -> Result<()> {
     Ok(())
 }
 
-fn check<T: Scalar>(r: &Resolved, args: &CheckArgs) -> Result<Report> {
-    let w: Vec<T> = r.weight.iter().map(|&v| T::from_f64(v)).collect();
-    let b: Option<Vec<T>> = r.bias.as_ref().map(|b| b.iter().map(|&v| T::from_f64(v)).collect());
-    let conv = Conv::new(r.geometry.clone(), w, b)?;
-    let a = conv.csr_with::<u32, usize>(&Default::default())?;
+/// `max |A·x + b - conv(x)|` and `max |conv(x)|` over `samples` random inputs, where `A` is the built
+/// matrix and `conv` the direct loops (in f64, on the same `T` values).
+pub fn verify<T: Scalar, Iptr: SpIndex>(
+    conv: &Conv<T>,
+    a: &CsMatI<T, u32, Iptr>,
+    samples: usize,
+    rng: &mut Rng,
+) -> Result<(f64, f64)> {
     let bias = conv.expanded_bias();
     let to64 = |v: &[T]| v.iter().map(|x| x.to_f64()).collect::<Vec<f64>>();
     let (w64, b64) = (to64(conv.weight()), conv.bias().map(to64));
-    let mut rng = Rng::new(args.seed);
     let (mut max_err, mut max_y) = (0f64, 0f64);
-    for _ in 0..args.samples.max(1) {
+    for _ in 0..samples {
         let x: Vec<T> = (0..conv.cols()).map(|_| T::from_f64(rng.uniform())).collect();
         let reference = direct_conv(conv.geometry(), &w64, b64.as_deref(), &to64(&x))?;
         for (row, vec) in a.outer_iterator().enumerate() {
@@ -99,6 +102,16 @@ fn check<T: Scalar>(r: &Resolved, args: &CheckArgs) -> Result<Report> {
             max_y = max_y.max(reference[row].abs());
         }
     }
+    Ok((max_err, max_y))
+}
+
+fn check<T: Scalar>(r: &Resolved, args: &CheckArgs) -> Result<Report> {
+    let w: Vec<T> = r.weight.iter().map(|&v| T::from_f64(v)).collect();
+    let b: Option<Vec<T>> = r.bias.as_ref().map(|b| b.iter().map(|&v| T::from_f64(v)).collect());
+    let conv = Conv::new(r.geometry.clone(), w, b)?;
+    let a = conv.csr_with::<u32, usize>(&Default::default())?;
+    let mut rng = Rng::new(args.seed);
+    let (max_err, max_y) = verify(&conv, &a, args.samples.max(1), &mut rng)?;
     Ok(Report {
         layer: r.description.clone(),
         rows: a.rows(),

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use convmat_matrix::{direct_conv, Conv};
+use convmat_matrix::Conv;
 use convmat_shape::{parse_layer, Geometry, Layer};
 use serde::Serialize;
 
@@ -58,20 +58,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let a = conv.csr()?;
         let build_seconds = t.elapsed().as_secs_f64();
         // check A·x + b against direct convolution, in f64 on the same f32 values
-        let x = rng.uniform_f32(conv.cols());
-        let b = conv.expanded_bias().unwrap_or_default();
-        let mut y = vec![0f64; conv.rows()];
-        for (r, row) in a.outer_iterator().enumerate() {
-            y[r] = b[r] as f64 + row.iter().map(|(c, &v)| v as f64 * x[c] as f64).sum::<f64>();
-        }
-        let to64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-        let reference = direct_conv(
-            conv.geometry(),
-            &to64(conv.weight()),
-            Some(&to64(conv.bias().unwrap_or_default())),
-            &to64(&x),
-        )?;
-        let max_error = y.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let (max_error, _) = super::check::verify(&conv, &a, 1, &mut rng)?;
         let bytes = a.nnz() * 8 + (a.rows() + 1) * 4;
         rows.push(Row {
             layer: text.to_string(),

@@ -103,28 +103,24 @@ impl LayerArgs {
 
     /// As [`resolve`](Self::resolve), for a given sample shape `(C, *spatial)`.
     pub fn resolve_for(&self, input: &[usize]) -> Result<Resolved> {
-        if input.len() < 2 || input.len() > 4 {
-            bail!(
-                "invalid --input-shape {:?}: expected C,L or C,H,W or C,D,H,W (channels, then 1 to 3 spatial sizes)",
-                input
-            );
+        let (weight, bias) = self.load()?;
+        self.resolve_loaded(input, weight, bias)
+    }
+
+    /// Reads the weight and bias the flags name (each file once).
+    pub fn load(&self) -> Result<(Tensor, Option<Tensor>)> {
+        let names: Vec<&String> = self.layer.iter().filter(|l| !l.contains('(')).collect();
+        if names.len() > 1 {
+            bail!("--layer names {} layers: give at most one layer name and one layer expression", names.len());
         }
-        let rank = input.len() - 1;
-        let input = &input.to_vec();
-        let (exprs, names): (Vec<&String>, Vec<&String>) = self.layer.iter().partition(|l| l.contains('('));
-        if exprs.len() > 1 || names.len() > 1 {
-            bail!("--layer was given {} times: give at most one layer name and one layer expression", self.layer.len());
-        }
-        // weight and bias
         let (weight, mut bias) = match (&self.weight, &self.weights, names.first()) {
             (Some(w), None, _) => (load(w, "weight")?, None),
             (None, Some(st), Some(name)) => {
                 read_safetensors_layer(st, name).with_context(|| format!("reading layer '{name}'"))?
             }
             (None, Some(st), None) => {
-                let layers =
-                    convmat_io::read_safetensors_layer(st, "").err().map(|e| e.to_string()).unwrap_or_default();
-                bail!("--weights needs --layer NAME to pick a layer ({layers})")
+                let layers = convmat_io::safetensors_layers(st)?;
+                bail!("--weights needs --layer NAME to pick a layer; {} has: {}", st.display(), layers.join(", "))
             }
             (Some(_), Some(_), _) => {
                 bail!("give either --weight FILE or --weights FILE.safetensors --layer NAME, not both")
@@ -133,6 +129,23 @@ impl LayerArgs {
         };
         if let Some(b) = &self.bias {
             bias = Some(load(b, "bias")?);
+        }
+        Ok((weight, bias))
+    }
+
+    /// As [`resolve_for`](Self::resolve_for), with the weight and bias already read.
+    pub fn resolve_loaded(&self, input: &[usize], weight: Tensor, bias: Option<Tensor>) -> Result<Resolved> {
+        if input.len() < 2 || input.len() > 4 {
+            bail!(
+                "invalid --input-shape {:?}: expected C,L or C,H,W or C,D,H,W (channels, then 1 to 3 spatial sizes)",
+                input
+            );
+        }
+        let rank = input.len() - 1;
+        let input = &input.to_vec();
+        let exprs: Vec<&String> = self.layer.iter().filter(|l| l.contains('(')).collect();
+        if exprs.len() > 1 {
+            bail!("--layer was given {} expressions: give at most one", exprs.len());
         }
         if weight.shape.len() != rank + 2 {
             bail!(

@@ -158,20 +158,32 @@ pub fn read_safetensors(path: &Path, name: &str) -> Result<Tensor, IoError> {
     Ok(Tensor { shape, data, dtype })
 }
 
+/// The layers of a safetensors `state_dict`: the names `NAME` with a tensor `NAME.weight`, sorted.
+///
+/// # Errors
+/// A missing or invalid file.
+pub fn safetensors_layers(path: &Path) -> Result<Vec<String>, IoError> {
+    let bytes = std::fs::read(path).map_err(|e| IoError::os(path, e))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| IoError::format(path, format!("not a valid safetensors file: {e}")))?;
+    let mut layers: Vec<String> =
+        st.names().into_iter().filter_map(|n| n.strip_suffix(".weight").map(String::from)).collect();
+    layers.sort();
+    Ok(layers)
+}
+
 /// A PyTorch layer's `weight` and `bias` from a safetensors `state_dict`.
 ///
 /// # Errors
 /// A layer without `<layer>.weight`: the error lists the layers the file has.
 pub fn read_safetensors_layer(path: &Path, layer: &str) -> Result<(Tensor, Option<Tensor>), IoError> {
-    let weight = read_safetensors(path, &format!("{layer}.weight")).map_err(|e| match e {
-        IoError::Missing { path, available, .. } => IoError::Missing {
-            path,
-            what: "layer",
-            key: layer.to_string(),
-            available: available.iter().filter_map(|n| n.strip_suffix(".weight").map(String::from)).collect(),
-        },
-        e => e,
-    })?;
+    let weight = match read_safetensors(path, &format!("{layer}.weight")) {
+        Err(IoError::Missing { path, .. }) => {
+            let available = safetensors_layers(&path)?;
+            return Err(IoError::Missing { path, what: "layer", key: layer.to_string(), available });
+        }
+        r => r?,
+    };
     let bias = match read_safetensors(path, &format!("{layer}.bias")) {
         Ok(b) => Some(b),
         Err(IoError::Missing { .. }) => None,

@@ -43,7 +43,6 @@ pub fn direct_conv<T: Scalar>(
             got: vec![x.len()],
         });
     }
-    let r = spec.rank();
     let k = three(spec.kernel_size(), 1);
     let s = three(spec.stride(), 1);
     let d = three(spec.dilation(), 1);
@@ -145,6 +144,5 @@ pub fn direct_conv<T: Scalar>(
             }
         }
     }
-    let _ = r;
     Ok(y)
 }

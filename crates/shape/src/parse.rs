@@ -364,7 +364,7 @@ impl<'c> Bound<'c> {
                 format!("{} needs argument '{}'", call.name, names[missing]),
             ));
         }
-        Ok(Self { text, layer: names_owner(call), names, slots })
+        Ok(Self { text, layer: &call.name, names, slots })
     }
 
     fn slot(&self, name: &str) -> Option<&'c Value> {
@@ -457,8 +457,4 @@ impl<'c> Bound<'c> {
     pub fn ints_of(&self, name: &str, v: &Value) -> Result<Vec<usize>, ParseError> {
         self.int_list(name, v)
     }
-}
-
-fn names_owner(call: &Call) -> &str {
-    &call.name
 }

@@ -297,8 +297,7 @@ impl TapMap {
     #[track_caller]
     pub fn window_coords(&self, window: usize) -> [usize; MAX_RANK] {
         assert!(window < self.windows_len, "window {window} out of range ({})", self.windows_len);
-        let s = self.window_strides;
-        [window / s[0], window % s[0] / s[1], window % s[1]]
+        coords(window, self.window_strides)
     }
 
     /// The flat grid position that flat tap `tap` of flat window `window` reads, or `None` when it
@@ -310,8 +309,7 @@ impl TapMap {
     pub fn read(&self, window: usize, tap: usize) -> Option<usize> {
         assert!(tap < self.kernel_len, "tap {tap} out of range ({})", self.kernel_len);
         let w = self.window_coords(window);
-        let k = self.kernel_strides;
-        let t = [tap / k[0], tap % k[0] / k[1], tap % k[1]];
+        let t = coords(tap, self.kernel_strides);
         let mut flat = 0;
         for a in 0..MAX_RANK {
             flat += self.axes[a].read(w[a], t[a])? * self.grid_strides[a];
@@ -356,8 +354,7 @@ impl TapMap {
     #[track_caller]
     pub fn grid_coords(&self, grid: usize) -> [usize; MAX_RANK] {
         assert!(grid < self.grid_len, "grid position {grid} out of range ({})", self.grid_len);
-        let s = self.grid_strides;
-        [grid / s[0], grid % s[0] / s[1], grid % s[1]]
+        coords(grid, self.grid_strides)
     }
 
     /// Row-major strides of the window positions over the three axes.
@@ -406,4 +403,10 @@ impl TapMap {
             }
         }
     }
+}
+
+/// The three per-axis coordinates of a flat row-major index with strides `s` (`s[2] == 1`).
+#[inline]
+fn coords(flat: usize, s: [usize; MAX_RANK]) -> [usize; MAX_RANK] {
+    [flat / s[0], flat % s[0] / s[1], flat % s[1]]
 }

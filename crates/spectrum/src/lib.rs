@@ -32,7 +32,6 @@
 use convmat_matrix::{Circulant, Conv};
 use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
 use faer::{c64, Mat, MatRef, Par};
-use ndarray::Array2;
 use rayon::prelude::*;
 use thiserror::Error;
 
@@ -412,9 +411,4 @@ pub fn circular_upper_bound(conv: &Conv<f64>) -> Option<f64> {
     let g = Geometry::new(&circ, &padded).ok()?;
     let c = Conv::new(g, conv.weight().to_vec(), None).ok()?;
     fft_singular_values(&c).ok()?.first().copied()
-}
-
-/// The dense matrix of a layer as faer would take it (for callers comparing spectra).
-pub fn dense_matrix(conv: &Conv<f64>) -> Array2<f64> {
-    conv.dense()
 }

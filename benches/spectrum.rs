@@ -1,14 +1,20 @@
-//! All singular values of circular layers by the FFT (polyphase) method.
+//! All singular values of circular layers by the FFT (polyphase) method; the spectral norm and the top
+//! 300 of zero-padded layers by Lanczos (single-vector from the symbol start; block).
 
 use std::hint::black_box;
 
 use convmat::matrix::Conv;
 use convmat::shape::{ConvSpec, Geometry, Padding, PaddingMode};
-use convmat::spectrum::fft_singular_values;
+use convmat::spectrum::{fft_singular_values, lanczos};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn layer(c: usize, hw: usize) -> Conv<f64> {
-    let spec = ConvSpec::new(2, c, c, [3]).with_padding(Padding::Same).with_padding_mode(PaddingMode::Circular);
+    layer_with(c, hw, PaddingMode::Circular)
+}
+
+/// The same seeded weights as `xtask/oracle/lowrank_peer.py` for 16 channels.
+fn layer_with(c: usize, hw: usize, mode: PaddingMode) -> Conv<f64> {
+    let spec = ConvSpec::new(2, c, c, [3]).with_padding(Padding::Same).with_padding_mode(mode);
     let mut s = 0x2545F4914F6CDD1Du64;
     let w = (0..c * c * 9)
         .map(|_| {
@@ -31,5 +37,15 @@ fn spectrum(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, spectrum);
+fn zero_padded(c: &mut Criterion) {
+    let mut g = c.benchmark_group("lanczos_zero_padded");
+    g.sample_size(10);
+    let conv = layer_with(64, 56, PaddingMode::Zeros);
+    g.bench_function("norm_64to64_3x3_56x56_tol1e-6", |b| b.iter(|| black_box(lanczos(&conv, 1, 1e-6).unwrap())));
+    let conv = layer_with(16, 32, PaddingMode::Zeros);
+    g.bench_function("top300_16to16_3x3_32x32_tol1e-10", |b| b.iter(|| black_box(lanczos(&conv, 300, 1e-10).unwrap())));
+    g.finish();
+}
+
+criterion_group!(benches, spectrum, zero_padded);
 criterion_main!(benches);

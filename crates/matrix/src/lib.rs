@@ -11,7 +11,8 @@
 //!   stack to the full matrix), the affine forms ([`Affine`]), dropping exact zeros;
 //! - [`Conv::apply`] / [`Conv::adjoint`] / [`Conv::forward`]: the matrix-free operator on batches;
 //! - [`unfold`] / [`fold`] (im2col / col2im, `F.unfold` / `F.fold` in 1-3 d) and
-//!   [`Conv::conv_unfold`] (convolution as unfold + GEMM);
+//!   [`Conv::conv_unfold`] (convolution as unfold + GEMM) with [`Conv::apply_gemm`] /
+//!   [`Conv::adjoint_gemm`] (the operator and its adjoint the same way, for floats);
 //! - [`Conv::kernel_adjoint`]: `dL/dA` back to `dL/dweight` and `dL/dbias`;
 //! - [`Conv::true_convolution`] and [`convmtx2`]: MATLAB's flipped-kernel convolution;
 //! - [`cconv`] / [`cconv_matrix`] (MATLAB's circular convolution modulo n) and [`Circulant`]: circular
@@ -63,4 +64,4 @@ pub use flip::{convmtx2, flip_kernel};
 pub use grad::KernelGrad;
 pub use layer::Conv;
 pub use rustfft::num_complex::Complex64;
-pub use unfold::{fold, unfold};
+pub use unfold::{fold, fold_into, unfold, unfold_into};

@@ -40,7 +40,7 @@ impl<T: Scalar> Conv<T> {
         Ok(y)
     }
 
-    fn check_batch(&self, what: &'static str, x: ArrayView2<'_, T>, cols: usize) -> Result<(), MatrixError> {
+    pub(crate) fn check_batch(&self, what: &'static str, x: ArrayView2<'_, T>, cols: usize) -> Result<(), MatrixError> {
         if x.ncols() == cols {
             Ok(())
         } else {

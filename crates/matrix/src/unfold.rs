@@ -1,6 +1,6 @@
 use convmat_numeric::Scalar;
 use convmat_shape::{Geometry, TapMap};
-use ndarray::{Array3, ArrayD, ArrayView3, ArrayViewD, Axis, IxDyn, LinalgScalar};
+use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewD, Axis, IxDyn, LinalgScalar};
 use rayon::prelude::*;
 
 use crate::{Conv, MatrixError};
@@ -19,39 +19,69 @@ pub fn unfold<T: Scalar>(geometry: &Geometry, x: ArrayViewD<'_, T>) -> Result<Ar
     let taps = geometry.tap_map();
     let x = batch_view(x, c, geometry.grid(), "unfold input")?;
     let (n, k, l) = (x.len_of(Axis(0)), taps.kernel_len(), taps.windows_len());
+    let x = x.as_standard_layout();
     let mut out = Array3::from_elem((n, c * k, l), T::ZERO);
-    let flat = out.as_slice_mut().expect("fresh array");
-    if !flat.is_empty() {
-        // one (sample, channel, tap) row of length L per chunk, filled in window order
-        flat.par_chunks_mut(l).enumerate().for_each(|(i, row)| {
-            let (b, ch, t) = (i / (c * k), i / k % c, i % k);
-            let src = x.slice(ndarray::s![b, ch, ..]);
-            unfold_row(&taps, t, src.as_slice().expect("standard layout"), row);
-        });
-    }
+    unfold_into(geometry, x.as_slice().expect("standard layout"), out.as_slice_mut().expect("fresh array"))?;
     Ok(out)
 }
 
-/// Row `t` of one channel's unfold: for every window, the value tap `t` reads (0 in zero padding).
-fn unfold_row<T: Scalar>(taps: &TapMap, t: usize, src: &[T], row: &mut [T]) {
+/// [`unfold`] between flat row-major buffers, into one the caller reuses (every entry is overwritten):
+/// `x` holds `N` samples of `C * grid_len` values, `cols` `N * C * K * L`.
+///
+/// # Errors
+/// Buffer lengths that do not match the geometry.
+pub fn unfold_into<T: Scalar>(geometry: &Geometry, x: &[T], cols: &mut [T]) -> Result<(), MatrixError> {
+    let c = geometry.grid_channels();
+    let taps = geometry.tap_map();
+    let (k, l, g) = (taps.kernel_len(), taps.windows_len(), taps.grid_len());
+    let n = batch_len(x.len(), c * g, cols.len(), c * k * l, "unfold buffers")?;
+    if n > 0 && l > 0 {
+        // one (sample, channel, tap) row of length L per chunk, filled in window order
+        cols.par_chunks_mut(l).enumerate().for_each(|(i, row)| {
+            let (b, ch, t) = (i / (c * k), i / k % c, i % k);
+            let src = &x[(b * c + ch) * g..(b * c + ch + 1) * g];
+            row.fill(T::ZERO);
+            for_each_read(&taps, t, |w, p| row[w] = src[p]);
+        });
+    }
+    Ok(())
+}
+
+/// The batch size two flat buffers of `per_a` and `per_b` values per sample agree on.
+fn batch_len(a: usize, per_a: usize, b: usize, per_b: usize, what: &'static str) -> Result<usize, MatrixError> {
+    let n = a.checked_div(per_a).unwrap_or(0);
+    if a != n * per_a || b != n * per_b {
+        return Err(MatrixError::Dimension {
+            what,
+            expected: format!("N * {per_a} and N * {per_b} values"),
+            got: vec![a, b],
+        });
+    }
+    Ok(n)
+}
+
+/// Every `(window, grid position)` pair tap `t` connects, windows increasing (none for zero padding).
+#[inline(always)]
+fn for_each_read(taps: &TapMap, t: usize, mut f: impl FnMut(usize, usize)) {
     let [a0, a1, a2] = taps.axes();
     let ks = taps.kernel_strides();
     let gs = taps.grid_strides();
     let (t0, t1, t2) = (t / ks[0], t % ks[0] / ks[1], t % ks[1]);
+    let n2 = a2.positions();
+    // the innermost axis' reads once, not per row
+    let inner: Vec<(usize, usize)> = (0..n2).filter_map(|o2| a2.read(o2, t2).map(|r| (o2, r))).collect();
     let mut w = 0;
     for o0 in 0..a0.positions() {
         let r0 = a0.read(o0, t0);
         for o1 in 0..a1.positions() {
             let r1 = a1.read(o1, t1);
-            let dst = &mut row[w..w + a2.positions()];
-            w += a2.positions();
-            let (Some(r0), Some(r1)) = (r0, r1) else { continue };
-            let base = r0 * gs[0] + r1 * gs[1];
-            for (o2, d) in dst.iter_mut().enumerate() {
-                if let Some(r2) = a2.read(o2, t2) {
-                    *d = src[base + r2];
+            if let (Some(r0), Some(r1)) = (r0, r1) {
+                let base = r0 * gs[0] + r1 * gs[1];
+                for &(o2, r2) in &inner {
+                    f(w + o2, base + r2);
                 }
             }
+            w += n2;
         }
     }
 }
@@ -75,28 +105,36 @@ pub fn fold<T: Scalar>(geometry: &Geometry, cols: ArrayView3<'_, T>) -> Result<A
         });
     }
     let n = cols.len_of(Axis(0));
-    let ks = taps.kernel_strides();
+    let cols = cols.as_standard_layout();
     let mut out = ndarray::Array3::from_elem((n, c, g), T::ZERO);
-    out.axis_iter_mut(Axis(0)).into_par_iter().zip(cols.axis_iter(Axis(0))).for_each(|(mut xs, cs)| {
-        for ch in 0..c {
-            for p in 0..g {
-                let mut acc = T::ZERO;
-                taps.for_each_reader(p, |w, [t0, t1, t2]| {
-                    for &a in t0 {
-                        for &b in t1 {
-                            for &t in t2 {
-                                acc = acc.add(cs[[ch * k + a * ks[0] + b * ks[1] + t, w]]);
-                            }
-                        }
-                    }
-                });
-                xs[[ch, p]] = acc;
-            }
-        }
-    });
+    fold_into(geometry, cols.as_slice().expect("standard layout"), out.as_slice_mut().expect("fresh array"))?;
     let mut shape = vec![n, c];
     shape.extend_from_slice(geometry.grid());
     Ok(out.into_shape_with_order(IxDyn(&shape)).expect("same length"))
+}
+
+/// [`fold`] between flat row-major buffers, into one the caller reuses (every entry is overwritten):
+/// `cols` holds `N * C * K * L` values, `x` `N` samples of `C * grid_len`.
+///
+/// # Errors
+/// Buffer lengths that do not match the geometry.
+pub fn fold_into<T: Scalar>(geometry: &Geometry, cols: &[T], x: &mut [T]) -> Result<(), MatrixError> {
+    let c = geometry.grid_channels();
+    let taps = geometry.tap_map();
+    let (k, l, g) = (taps.kernel_len(), taps.windows_len(), taps.grid_len());
+    let n = batch_len(x.len(), c * g, cols.len(), c * k * l, "fold buffers")?;
+    if n > 0 {
+        // one (sample, channel) plane per chunk: its K rows added back tap by tap
+        x.par_chunks_mut(g).enumerate().for_each(|(i, plane)| {
+            plane.fill(T::ZERO);
+            let rows = &cols[i * k * l..(i + 1) * k * l];
+            for t in 0..k {
+                let row = &rows[t * l..(t + 1) * l];
+                for_each_read(&taps, t, |w, p| plane[p] = plane[p].add(row[w]));
+            }
+        });
+    }
+    Ok(())
 }
 
 fn batch_view<'a, T>(
@@ -133,44 +171,20 @@ impl<T: Scalar + LinalgScalar> Conv<T> {
     /// `x` of the wrong shape.
     pub fn conv_unfold(&self, x: ArrayViewD<'_, T>) -> Result<ArrayD<T>, MatrixError> {
         let geo = self.geometry();
-        let spec = geo.spec();
-        let taps: &TapMap = self.tap_map();
-        let (k, l) = (taps.kernel_len(), taps.windows_len());
-        let g = spec.groups();
-        let (wch, gch) = (geo.window_channels(), geo.grid_channels());
-        let (wg, gg) = (wch / g, gch / g);
-        // weight as (window channels, grid channels per group * K)
-        let w = ndarray::ArrayView2::from_shape((wch, gg * k), self.weight()).expect("weight length checked");
-        let out = if !spec.is_transposed() {
-            let cols = unfold(geo, x)?;
-            let n = cols.len_of(Axis(0));
-            let mut y = Array3::from_elem((n, wch, l), T::zero());
-            for gi in 0..g {
-                let wg_mat = w.slice(ndarray::s![gi * wg..(gi + 1) * wg, ..]);
-                for b in 0..n {
-                    let cols_g = cols.slice(ndarray::s![b, gi * gg * k..(gi + 1) * gg * k, ..]);
-                    let mut yb = y.slice_mut(ndarray::s![b, gi * wg..(gi + 1) * wg, ..]);
-                    ndarray::linalg::general_mat_mul(T::one(), &wg_mat, &cols_g, T::zero(), &mut yb);
-                }
-            }
-            let mut shape = vec![n, wch];
-            shape.extend_from_slice(geo.windows());
-            y.into_shape_with_order(IxDyn(&shape)).expect("same length")
+        let (in_ch, in_spatial, out_ch, out_spatial) = if geo.spec().is_transposed() {
+            (geo.window_channels(), geo.windows(), geo.grid_channels(), geo.grid())
         } else {
-            let x = batch_view(x, wch, geo.windows(), "input")?;
-            let n = x.len_of(Axis(0));
-            let mut cols = Array3::from_elem((n, gch * k, l), T::zero());
-            for gi in 0..g {
-                let wg_t = w.slice(ndarray::s![gi * wg..(gi + 1) * wg, ..]).reversed_axes();
-                for b in 0..n {
-                    let xg = x.slice(ndarray::s![b, gi * wg..(gi + 1) * wg, ..]);
-                    let mut cb = cols.slice_mut(ndarray::s![b, gi * gg * k..(gi + 1) * gg * k, ..]);
-                    ndarray::linalg::general_mat_mul(T::one(), &wg_t, &xg, T::zero(), &mut cb);
-                }
-            }
-            fold(geo, cols.view())?
+            (geo.grid_channels(), geo.grid(), geo.window_channels(), geo.windows())
         };
-        let mut out = out;
+        let x = batch_view(x, in_ch, in_spatial, "input")?;
+        let n = x.len_of(Axis(0));
+        let x = x.as_standard_layout();
+        let x2 = ndarray::ArrayView2::from_shape((n, self.cols()), x.as_slice().expect("standard layout"))
+            .expect("length checked");
+        let y = self.apply_gemm(x2)?;
+        let mut shape = vec![n, out_ch];
+        shape.extend_from_slice(out_spatial);
+        let mut out = y.into_shape_with_order(IxDyn(&shape)).expect("same length");
         if let Some(bias) = self.bias() {
             for mut sample in out.axis_iter_mut(Axis(0)) {
                 for (ch, mut plane) in sample.axis_iter_mut(Axis(0)).enumerate() {
@@ -179,5 +193,85 @@ impl<T: Scalar + LinalgScalar> Conv<T> {
             }
         }
         Ok(out)
+    }
+
+    /// `A·x` for a batch `x` of shape `(batch, cols)` by unfold + GEMM (or GEMM + fold for a transposed
+    /// layer): the fast operator for floats, which accumulate in their own type (as PyTorch does).
+    ///
+    /// # Errors
+    /// `x` without `cols` columns.
+    pub fn apply_gemm(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>, MatrixError> {
+        self.check_batch("apply input", x, self.cols())?;
+        Ok(if self.geometry().spec().is_transposed() { self.scatter_gemm(x) } else { self.gather_gemm(x) })
+    }
+
+    /// `Aᵀ·y` for a batch `y` of shape `(batch, rows)` by GEMM + fold (or unfold + GEMM for a transposed
+    /// layer).
+    ///
+    /// # Errors
+    /// `y` without `rows` columns.
+    pub fn adjoint_gemm(&self, y: ArrayView2<'_, T>) -> Result<Array2<T>, MatrixError> {
+        self.check_batch("adjoint input", y, self.rows())?;
+        Ok(if self.geometry().spec().is_transposed() { self.gather_gemm(y) } else { self.scatter_gemm(y) })
+    }
+
+    /// The weight as `(window channels, grid channels per group * K)`.
+    fn weight_matrix(&self) -> ArrayView2<'_, T> {
+        let geo = self.geometry();
+        let k = self.tap_map().kernel_len();
+        let gg = geo.grid_channels() / geo.spec().groups();
+        ArrayView2::from_shape((geo.window_channels(), gg * k), self.weight()).expect("weight length checked")
+    }
+
+    /// The matching convolution: `(N, grid channels * grid)` -> unfold -> one GEMM per group and
+    /// sample -> `(N, window channels * windows)`.
+    fn gather_gemm(&self, x: ArrayView2<'_, T>) -> Array2<T> {
+        let geo = self.geometry();
+        let (k, l) = (self.tap_map().kernel_len(), self.tap_map().windows_len());
+        let g = geo.spec().groups();
+        let (wch, gch) = (geo.window_channels(), geo.grid_channels());
+        let (wg, gg) = (wch / g, gch / g);
+        let n = x.nrows();
+        let x = x.as_standard_layout();
+        let mut shape = vec![n, gch];
+        shape.extend_from_slice(geo.grid());
+        let xd = ArrayViewD::from_shape(IxDyn(&shape), x.as_slice().expect("standard layout")).expect("length");
+        let cols = unfold(geo, xd).expect("shape checked");
+        let w = self.weight_matrix();
+        let mut y = Array3::from_elem((n, wch, l), T::zero());
+        for gi in 0..g {
+            let wg_mat = w.slice(ndarray::s![gi * wg..(gi + 1) * wg, ..]);
+            for b in 0..n {
+                let cols_g = cols.slice(ndarray::s![b, gi * gg * k..(gi + 1) * gg * k, ..]);
+                let mut yb = y.slice_mut(ndarray::s![b, gi * wg..(gi + 1) * wg, ..]);
+                ndarray::linalg::general_mat_mul(T::one(), &wg_mat, &cols_g, T::zero(), &mut yb);
+            }
+        }
+        y.into_shape_with_order((n, wch * l)).expect("same length")
+    }
+
+    /// The matching convolution's transpose: `(N, window channels * windows)` -> one GEMM `Wᵀ·y` per
+    /// group and sample -> fold -> `(N, grid channels * grid)`.
+    fn scatter_gemm(&self, y: ArrayView2<'_, T>) -> Array2<T> {
+        let geo = self.geometry();
+        let (k, l) = (self.tap_map().kernel_len(), self.tap_map().windows_len());
+        let g = geo.spec().groups();
+        let (wch, gch) = (geo.window_channels(), geo.grid_channels());
+        let (wg, gg) = (wch / g, gch / g);
+        let n = y.nrows();
+        let y = y.as_standard_layout();
+        let y3 = ArrayView3::from_shape((n, wch, l), y.as_slice().expect("standard layout")).expect("length");
+        let w = self.weight_matrix();
+        let mut cols = Array3::from_elem((n, gch * k, l), T::zero());
+        for gi in 0..g {
+            let wg_t = w.slice(ndarray::s![gi * wg..(gi + 1) * wg, ..]).reversed_axes();
+            for b in 0..n {
+                let yg = y3.slice(ndarray::s![b, gi * wg..(gi + 1) * wg, ..]);
+                let mut cb = cols.slice_mut(ndarray::s![b, gi * gg * k..(gi + 1) * gg * k, ..]);
+                ndarray::linalg::general_mat_mul(T::one(), &wg_t, &yg, T::zero(), &mut cb);
+            }
+        }
+        let x = fold(geo, cols.view()).expect("shape checked");
+        x.into_shape_with_order((n, gch * self.tap_map().grid_len())).expect("standard layout")
     }
 }

@@ -171,6 +171,9 @@ proptest! {
         // <A x, y> == <x, Aᵀ y>
         let ax = c.conv.apply(c.x.view()).unwrap();
         prop_assert_eq!((&ax * &y).sum(), (&c.x * &aty).sum());
+        // the GEMM operator is the same matrix
+        prop_assert_eq!(&c.conv.apply_gemm(c.x.view()).unwrap(), &c.x.dot(&a.t()));
+        prop_assert_eq!(&c.conv.adjoint_gemm(y.view()).unwrap(), &aty);
     }
 
     #[test]

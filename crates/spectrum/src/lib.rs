@@ -29,6 +29,12 @@
 //! ```
 #![warn(missing_docs)]
 
+mod lanczos;
+mod op;
+mod start;
+
+pub use lanczos::{lanczos, lanczos_from, LanczosResult, Start};
+
 use convmat_matrix::{Circulant, Conv};
 use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
 use faer::{c64, Mat, MatRef, Par};
@@ -136,150 +142,6 @@ pub fn dense_singular_values(conv: &Conv<f64>) -> Result<Vec<f64>, SpectrumError
     let a = conv.dense();
     let m = Mat::<f64>::from_fn(rows, cols, |i, j| a[[i, j]]);
     m.singular_values().map_err(|_| SpectrumError::Svd)
-}
-
-/// The result of [`lanczos`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct LanczosResult {
-    /// The top singular values, nonincreasing.
-    pub values: Vec<f64>,
-    /// Lanczos steps taken (matrix-vector products with `A` and `Aᵀ` each).
-    pub iterations: usize,
-    /// The largest residual `||Aᵀu - σv||` of the returned values, relative to `σ_1`.
-    pub residual: f64,
-}
-
-/// The top `k` singular values of any layer by Golub-Kahan-Lanczos bidiagonalisation with full
-/// reorthogonalisation, on the matrix-free operator (`A` is never formed). Stops when every one of the
-/// `k` values has a relative residual `||Aᵀu - σv|| / σ_1 <= tol` (exact for Ritz values: `A v = σ u`
-/// holds by construction), or when the Krylov space is exhausted (then the values are exact).
-///
-/// A single-vector Krylov method sees each *distinct* singular value once: a value of multiplicity
-/// `m > 1` is returned once, so the list may skip repeats. Circular layers (whose spectra come in
-/// conjugate pairs) should use [`fft_singular_values`], as [`Method::Auto`] does; for other layers with
-/// exactly repeated values (e.g. symmetric kernels) use [`dense_singular_values`].
-///
-/// # Errors
-/// `k` larger than `min(rows, cols)`.
-pub fn lanczos(conv: &Conv<f64>, k: usize, tol: f64) -> Result<LanczosResult, SpectrumError> {
-    let (rows, cols) = (conv.rows(), conv.cols());
-    let max = rows.min(cols);
-    if k == 0 || k > max {
-        return Err(SpectrumError::TooMany { k, max });
-    }
-    let apply = |v: &[f64]| -> Vec<f64> {
-        let x = ndarray::ArrayView2::from_shape((1, cols), v).expect("length");
-        conv.apply(x).expect("shape checked").into_raw_vec_and_offset().0
-    };
-    let adjoint = |u: &[f64]| -> Vec<f64> {
-        let y = ndarray::ArrayView2::from_shape((1, rows), u).expect("length");
-        conv.adjoint(y).expect("shape checked").into_raw_vec_and_offset().0
-    };
-    // deterministic start
-    let mut state = 0x9E3779B97F4A7C15u64;
-    let mut v: Vec<f64> = (0..cols)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        })
-        .collect();
-    normalize(&mut v);
-    let mut vs: Vec<Vec<f64>> = vec![v];
-    let mut us: Vec<Vec<f64>> = Vec::new();
-    let (mut alphas, mut betas) = (Vec::<f64>::new(), Vec::<f64>::new());
-    let mut u = apply(&vs[0]);
-    let mut result = None;
-    let mut steps = 0;
-    while steps < max {
-        // u_j = A v_j - beta_{j-1} u_{j-1}, reorthogonalised
-        if let (Some(b), Some(prev)) = (betas.last(), us.last()) {
-            axpy(&mut u, -b, prev);
-        }
-        reorthogonalize(&mut u, &us);
-        let alpha = normalize(&mut u);
-        alphas.push(alpha);
-        us.push(u);
-        steps += 1;
-        // v_{j+1} = Aᵀ u_j - alpha_j v_j
-        let mut w = adjoint(us.last().expect("pushed"));
-        axpy(&mut w, -alpha, vs.last().expect("nonempty"));
-        reorthogonalize(&mut w, &vs);
-        let beta = normalize(&mut w);
-        betas.push(beta);
-        let exhausted = beta <= 1e-14 * alphas.iter().fold(0.0f64, |a, &b| a.max(b)) || alpha == 0.0;
-        if steps >= k && (steps % 4 == 0 || exhausted || steps == max) {
-            let (values, residual) = ritz(&alphas, &betas, k)?;
-            let done = residual <= tol || exhausted || steps == max;
-            result =
-                Some(LanczosResult { values, iterations: steps, residual: if exhausted { 0.0 } else { residual } });
-            if done {
-                break;
-            }
-        }
-        if exhausted {
-            break;
-        }
-        vs.push(w);
-        u = apply(vs.last().expect("pushed"));
-    }
-    result.ok_or(SpectrumError::Svd)
-}
-
-/// Singular values of the bidiagonal `B` (alphas on the diagonal, betas above) and the largest relative
-/// residual `beta_k |p_k| / σ_1` of the top `k`.
-fn ritz(alphas: &[f64], betas: &[f64], k: usize) -> Result<(Vec<f64>, f64), SpectrumError> {
-    let n = alphas.len();
-    let b = Mat::<f64>::from_fn(n, n, |i, j| {
-        if i == j {
-            alphas[i]
-        } else if j == i + 1 {
-            betas[i]
-        } else {
-            0.0
-        }
-    });
-    let svd = b.svd().map_err(|_| SpectrumError::Svd)?;
-    let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
-    let u = svd.U();
-    let last_beta = betas[n - 1];
-    let sigma1 = s[0].max(f64::MIN_POSITIVE);
-    let residual = (0..k.min(n)).map(|i| last_beta * u[(n - 1, i)].abs() / sigma1).fold(0.0, f64::max);
-    Ok((s[..k.min(n)].to_vec(), residual))
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.par_iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
-    y.par_iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
-}
-
-fn normalize(v: &mut [f64]) -> f64 {
-    let n = dot(v, v).sqrt();
-    if n > 0.0 {
-        v.par_iter_mut().for_each(|x| *x /= n);
-    }
-    n
-}
-
-/// Classical Gram-Schmidt, twice ("twice is enough"), each pass reading the basis twice: all
-/// coefficients at once, then one blocked subtraction (not one sweep over `v` per basis vector).
-fn reorthogonalize(v: &mut [f64], basis: &[Vec<f64>]) {
-    const CHUNK: usize = 4096;
-    for _ in 0..2 {
-        let coefs: Vec<f64> = basis.par_iter().map(|b| b.iter().zip(v.iter()).map(|(x, y)| x * y).sum()).collect();
-        v.par_chunks_mut(CHUNK).enumerate().for_each(|(i, chunk)| {
-            let (start, len) = (i * CHUNK, chunk.len());
-            for (b, &c) in basis.iter().zip(&coefs) {
-                for (x, &y) in chunk.iter_mut().zip(&b[start..start + len]) {
-                    *x -= c * y;
-                }
-            }
-        });
-    }
 }
 
 /// What to compute.

@@ -3,7 +3,8 @@
 use convmat_matrix::Conv;
 use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
 use convmat_spectrum::{
-    circular_upper_bound, dense_singular_values, fft_singular_values, lanczos, singular_values, Method, Request,
+    circular_upper_bound, dense_singular_values, fft_singular_values, lanczos, lanczos_from, singular_values, Method,
+    Request, Start,
 };
 
 fn weights(n: usize, seed: u64) -> Vec<f64> {
@@ -119,15 +120,40 @@ fn lanczos_top_k_equals_dense_svd() {
             vec![5, 5],
         ),
         ("groups", ConvSpec::new(2, 4, 4, [3]).with_groups(2).with_bias(false), vec![8, 7]),
+        (
+            "depthwise",
+            ConvSpec::new(2, 3, 3, [3]).with_groups(3).with_padding(Padding::Same).with_bias(false),
+            vec![6, 6],
+        ),
+        ("zeros 3-d", ConvSpec::new(3, 2, 2, [2, 3, 2]).with_padding(Padding::Same).with_bias(false), vec![4, 5, 3]),
     ];
     for (name, spec, input) in cases {
         let c = conv(spec, &input, 3);
+        let stride1 = !c.geometry().spec().is_transposed() && c.geometry().spec().stride().iter().all(|&s| s == 1);
         let dense = dense_singular_values(&c).unwrap();
-        for k in [1, 5, 12] {
-            let r = lanczos(&c, k, 1e-12).unwrap();
-            close(&r.values, &dense[..k], 1e-8, &format!("{name} top {k}"));
-            assert!(r.residual <= 1e-12 || r.iterations == dense.len(), "{name}: residual {}", r.residual);
+        for start in [Start::Auto, Start::Random] {
+            for k in [1, 5, 12] {
+                let r = lanczos_from(&c, k, 1e-12, start).unwrap();
+                let what = format!("{name} top {k} from {start:?}");
+                close(&r.values, &dense[..k], 1e-8, &what);
+                assert!(r.residual <= 1e-12 || r.iterations == dense.len(), "{what}: residual {}", r.residual);
+                let expect = if start == Start::Auto && stride1 { "symbol" } else { "random" };
+                assert_eq!(r.start, expect, "{what}");
+            }
         }
+        assert_eq!(lanczos(&c, 3, 1e-12).unwrap(), lanczos_from(&c, 3, 1e-12, Start::Auto).unwrap());
+    }
+}
+
+#[test]
+fn block_lanczos_returns_repeated_values() {
+    // a 1x1 convolution is W ⊗ I: every singular value of W repeated once per position
+    let c = conv(ConvSpec::new(2, 3, 2, [1]).with_bias(false), &[3, 4], 9);
+    let dense = dense_singular_values(&c).unwrap();
+    assert!((dense[0] - dense[11]).abs() <= 1e-12 * dense[0] && dense[12] < dense[0] * (1.0 - 1e-6));
+    for k in [2, 12, 13, 20] {
+        let r = lanczos(&c, k, 1e-12).unwrap();
+        close(&r.values, &dense[..k], 1e-10, &format!("1x1 top {k}"));
     }
 }
 

@@ -1,0 +1,376 @@
+//! Golub-Kahan-Lanczos bidiagonalisation with full reorthogonalisation on the matrix-free operator.
+
+use convmat_matrix::Conv;
+use faer::{Accum, Mat, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+use crate::op::Operator;
+use crate::{start, SpectrumError};
+
+/// The result of [`lanczos`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct LanczosResult {
+    /// The top singular values, nonincreasing.
+    pub values: Vec<f64>,
+    /// Lanczos steps taken (matrix-vector products with `A` and `Aᵀ` each).
+    pub iterations: usize,
+    /// The largest residual `||Aᵀu - σv||` of the returned values, relative to `σ_1`.
+    pub residual: f64,
+    /// Where the Krylov space started: `symbol` (a stride-1 layer's top Fourier mode under a sine
+    /// envelope, see [`lanczos`]) or `random`.
+    pub start: &'static str,
+}
+
+/// The top `k` singular values of any layer by Golub-Kahan-Lanczos bidiagonalisation with full
+/// reorthogonalisation, on the matrix-free operator (`A` is never formed; unfold + GEMM). Stops when
+/// every one of the `k` values has a relative residual `||Aᵀu - σv|| / σ_1 <= tol` (exact for Ritz
+/// values: `A v = σ u` holds by construction), or when the Krylov space is exhausted (then the values
+/// are exact). The spectral norm alone (`k = 1`) runs without reorthogonalisation: by Paige's theory a
+/// Ritz value with a small residual estimate is that close to a singular value even after
+/// orthogonality is lost, and the basis need not be stored.
+///
+/// The start vector matters most for the spectral norm of a large zero-padded layer, whose top singular
+/// values cluster (the layer is a finite section of a Toeplitz operator): for a stride-1 layer the start
+/// is the kernel's top Fourier mode — the frequency maximising the largest singular value of the
+/// `C_out x C_in` symbol, found by a coarse grid and pattern search — modulated by the lowest sine
+/// mode of the grid (the top eigenvector of a Toeplitz section looks like that), plus a small random
+/// part so that no singular vector is missed. Other layers start from a deterministic random vector.
+///
+/// Several values (`k > 1`) are found by the block method, `min(k, 32)` vectors per block, with full
+/// reorthogonalisation as matrix products: a singular value repeated up to the block size is returned
+/// as often as it occurs (a single-vector Krylov method sees each distinct value once). Circular
+/// layers are still best served by [`fft_singular_values`](crate::fft_singular_values), as
+/// [`Method::Auto`](crate::Method::Auto) does.
+///
+/// # Errors
+/// `k` larger than `min(rows, cols)`.
+pub fn lanczos(conv: &Conv<f64>, k: usize, tol: f64) -> Result<LanczosResult, SpectrumError> {
+    lanczos_from(conv, k, tol, Start::Auto)
+}
+
+/// How [`lanczos_from`] starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Start {
+    /// The symbol start where it applies (see [`lanczos`]), else random.
+    #[default]
+    Auto,
+    /// A deterministic random vector.
+    Random,
+}
+
+/// [`lanczos`] with the start chosen.
+///
+/// # Errors
+/// `k` larger than `min(rows, cols)`.
+pub fn lanczos_from(conv: &Conv<f64>, k: usize, tol: f64, start: Start) -> Result<LanczosResult, SpectrumError> {
+    let (rows, cols) = (conv.rows(), conv.cols());
+    let max = rows.min(cols);
+    if k == 0 || k > max {
+        return Err(SpectrumError::TooMany { k, max });
+    }
+    let mut v = random_vector(cols);
+    let symbol = if start == Start::Auto { start::symbol_start(conv) } else { None };
+    let start = match symbol {
+        Some(s) => {
+            // the start, with a random part of relative norm 1e-3
+            let (ns, nr) = (dot(&s, &s).sqrt(), dot(&v, &v).sqrt());
+            v.par_iter_mut().zip(&s).for_each(|(r, &s)| *r = s / ns + 1e-3 * *r / nr);
+            "symbol"
+        }
+        None => "random",
+    };
+    let mut result = if k == 1 { bidiagonalize(conv, v, k, tol, max)? } else { block_bidiagonalize(conv, v, k, tol, max)? };
+    result.start = start;
+    Ok(result)
+}
+
+/// The block size for `k > 1` values: repeated singular values up to this multiplicity are all found.
+fn block_size(k: usize) -> usize {
+    k.clamp(2, 32)
+}
+
+/// Block Golub-Kahan-Lanczos: `A V_j = U_j R_j + U_{j-1} D_{j-1}ᵀ`, `Aᵀ U_j = V_j R_jᵀ + V_{j+1} D_j`, with
+/// `b` vectors per block, full reorthogonalisation as matrix products (two passes), QR per block. The
+/// Ritz values are the singular values of the block-bidiagonal `B` (`R_j` on the diagonal, `D_jᵀ`
+/// above); a Ritz triple's residual is `||D_j p_last||` (`p_last` the last block of its left vector).
+fn block_bidiagonalize(
+    conv: &Conv<f64>,
+    start: Vec<f64>,
+    k: usize,
+    tol: f64,
+    max: usize,
+) -> Result<LanczosResult, SpectrumError> {
+    let (rows, cols) = (conv.rows(), conv.cols());
+    let b = block_size(k).min(max);
+    let mut op = Operator::new(conv);
+    // the first block: the start vector and b - 1 random ones (blocks are column-major n x b)
+    let mut v = random_vector(cols * b);
+    v[..cols].copy_from_slice(&start);
+    let mut v = qr(&v, cols)?.0;
+    let (mut vs, mut us) = (Vec::<f64>::new(), Vec::<f64>::new());
+    let (mut diag, mut upper) = (Vec::<Mat<f64>>::new(), Vec::<Mat<f64>>::new());
+    let (mut w, mut z) = (vec![0.0; rows * b], vec![0.0; cols * b]);
+    let mut next_check = k;
+    loop {
+        vs.extend_from_slice(&v);
+        let vm = MatRef::from_column_major_slice(&v, cols, b);
+        // W = A V_j - U_{j-1} D_{j-1}ᵀ, reorthogonalised, = U_j R_j
+        op.apply(&v, &mut w);
+        if let Some(d) = upper.last() {
+            let prev = MatRef::from_column_major_slice(&us[us.len() - rows * b..], rows, b);
+            let wm = MatMut::from_column_major_slice_mut(&mut w, rows, b);
+            faer::linalg::matmul::matmul(wm, Accum::Add, prev, d.transpose(), -1.0, Par::rayon(0));
+        }
+        orthogonalize_block(&us, rows, &mut w);
+        let (u, r) = qr(&w, rows)?;
+        us.extend_from_slice(&u);
+        // Z = Aᵀ U_j - V_j R_jᵀ, reorthogonalised, = V_{j+1} D_j
+        op.adjoint(&u, &mut z);
+        let zm = MatMut::from_column_major_slice_mut(&mut z, cols, b);
+        faer::linalg::matmul::matmul(zm, Accum::Add, vm, r.transpose(), -1.0, Par::rayon(0));
+        diag.push(r);
+        orthogonalize_block(&vs, cols, &mut z);
+        let (next, d) = qr(&z, cols)?;
+        upper.push(d);
+        let dim = diag.len() * b;
+        let full = dim + b > max;
+        if dim >= next_check || full {
+            // checking costs an SVD of the dim x dim B: every tenth of the dimension so far
+            next_check = dim + (dim / 10).max(b);
+            let (values, residual) = block_ritz(&diag, &upper, k)?;
+            if full && residual > tol && rows.saturating_mul(cols) <= crate::DENSE_LIMIT {
+                // no room for another block: the Krylov space is nearly the whole (small) matrix
+                let mut values = crate::dense_singular_values(conv)?;
+                values.truncate(k);
+                return Ok(LanczosResult { values, iterations: dim, residual: 0.0, start: "random" });
+            }
+            if residual <= tol || full {
+                return Ok(LanczosResult { values, iterations: dim, residual, start: "random" });
+            }
+        }
+        v = next;
+    }
+}
+
+/// `m -= V (Vᵀ m)`, twice, with `V` the `n`-row column-major basis.
+fn orthogonalize_block(basis: &[f64], n: usize, m: &mut [f64]) {
+    let k = basis.len() / n;
+    if k == 0 {
+        return;
+    }
+    let v = MatRef::from_column_major_slice(basis, n, k);
+    let b = m.len() / n;
+    let mut m = MatMut::from_column_major_slice_mut(m, n, b);
+    for _ in 0..2 {
+        let c = v.transpose() * m.as_ref();
+        faer::linalg::matmul::matmul(m.as_mut(), Accum::Add, v, c.as_ref(), -1.0, Par::rayon(0));
+    }
+}
+
+/// Thin QR `m = Q R` of a column-major `n`-row block: `Q` column-major, `R`.
+fn qr(m: &[f64], n: usize) -> Result<(Vec<f64>, Mat<f64>), SpectrumError> {
+    let f = MatRef::from_column_major_slice(m, n, m.len() / n).qr();
+    let q = f.compute_thin_Q();
+    let mut data = Vec::with_capacity(m.len());
+    for j in 0..q.ncols() {
+        data.extend(q.col(j).iter());
+    }
+    Ok((data, f.thin_R().to_owned()))
+}
+
+/// Singular values of the block-bidiagonal `B` and the largest relative residual of the top `k`.
+fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>], k: usize) -> Result<(Vec<f64>, f64), SpectrumError> {
+    let b = diag[0].nrows();
+    let n = diag.len() * b;
+    let mut m = Mat::<f64>::zeros(n, n);
+    for (j, r) in diag.iter().enumerate() {
+        m.as_mut().submatrix_mut(j * b, j * b, b, b).copy_from(r);
+        if j + 1 < diag.len() {
+            m.as_mut().submatrix_mut(j * b, (j + 1) * b, b, b).copy_from(upper[j].transpose());
+        }
+    }
+    let svd = m.svd().map_err(|_| SpectrumError::Svd)?;
+    let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
+    let last = svd.U().subrows(n - b, b);
+    let d = upper.last().expect("one block at least");
+    let sigma1 = s[0].max(f64::MIN_POSITIVE);
+    let k = k.min(n);
+    let residual = (0..k).map(|i| (d * last.col(i)).norm_l2() / sigma1).fold(0.0, f64::max);
+    Ok((s[..k].to_vec(), residual))
+}
+
+fn bidiagonalize(
+    conv: &Conv<f64>,
+    mut v: Vec<f64>,
+    k: usize,
+    tol: f64,
+    max: usize,
+) -> Result<LanczosResult, SpectrumError> {
+    let (rows, cols) = (conv.rows(), conv.cols());
+    let mut op = Operator::new(conv);
+    // the norm alone needs no reorthogonalisation (Paige): a Ritz value whose residual estimate is small
+    // is that close to a singular value, and lost orthogonality only adds copies of converged values,
+    // which matter when several values are wanted
+    let full = k > 1;
+    normalize(&mut v);
+    let mut vs = Basis::new(cols, full);
+    let mut us = Basis::new(rows, full);
+    vs.push(&v);
+    let (mut alphas, mut betas) = (Vec::<f64>::new(), Vec::<f64>::new());
+    let mut u = vec![0.0; rows];
+    let mut w = vec![0.0; cols];
+    op.apply(&v, &mut u);
+    let mut result = None;
+    let mut next_check = k;
+    let mut steps = 0;
+    while steps < max {
+        // u_j = A v_j - beta_{j-1} u_{j-1}, reorthogonalised
+        if let Some(&b) = betas.last() {
+            axpy(&mut u, -b, us.last());
+        }
+        if full {
+            us.orthogonalize(&mut u);
+        }
+        let alpha = normalize(&mut u);
+        alphas.push(alpha);
+        us.push(&u);
+        steps += 1;
+        // v_{j+1} = Aᵀ u_j - alpha_j v_j
+        op.adjoint(&u, &mut w);
+        axpy(&mut w, -alpha, vs.last());
+        if full {
+            vs.orthogonalize(&mut w);
+        }
+        let beta = normalize(&mut w);
+        betas.push(beta);
+        let exhausted = beta <= 1e-14 * alphas.iter().fold(0.0f64, |a, &b| a.max(b)) || alpha == 0.0;
+        if steps >= next_check || exhausted || steps == max {
+            // checking costs an SVD of the steps x steps bidiagonal: every step while short, then
+            // every tenth of the steps so far
+            next_check = steps + (steps / 10).max(1);
+            let (values, residual) = ritz(&alphas, &betas, k)?;
+            let done = residual <= tol || exhausted || steps == max;
+            result = Some(LanczosResult {
+                values,
+                iterations: steps,
+                residual: if exhausted { 0.0 } else { residual },
+                start: "random",
+            });
+            if done {
+                break;
+            }
+        }
+        if exhausted {
+            break;
+        }
+        vs.push(&w);
+        op.apply(&w, &mut u);
+    }
+    result.ok_or(SpectrumError::Svd)
+}
+
+/// Singular values of the bidiagonal `B` (alphas on the diagonal, betas above) and the largest relative
+/// residual `beta_k |p_k| / σ_1` of the top `k`.
+fn ritz(alphas: &[f64], betas: &[f64], k: usize) -> Result<(Vec<f64>, f64), SpectrumError> {
+    let n = alphas.len();
+    let b = Mat::<f64>::from_fn(n, n, |i, j| {
+        if i == j {
+            alphas[i]
+        } else if j == i + 1 {
+            betas[i]
+        } else {
+            0.0
+        }
+    });
+    let svd = b.svd().map_err(|_| SpectrumError::Svd)?;
+    let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
+    let u = svd.U();
+    let last_beta = betas[n - 1];
+    let sigma1 = s[0].max(f64::MIN_POSITIVE);
+    let residual = (0..k.min(n)).map(|i| last_beta * u[(n - 1, i)].abs() / sigma1).fold(0.0, f64::max);
+    Ok((s[..k.min(n)].to_vec(), residual))
+}
+
+/// Orthonormal vectors stored as the columns of one column-major matrix, so that projecting a vector
+/// out of all of them is two matrix-vector products.
+/// Without `keep`, only the last vector is kept.
+struct Basis {
+    n: usize,
+    keep: bool,
+    data: Vec<f64>,
+}
+
+impl Basis {
+    fn new(n: usize, keep: bool) -> Self {
+        Self { n, keep, data: Vec::new() }
+    }
+
+    fn len(&self) -> usize {
+        self.data.len() / self.n.max(1)
+    }
+
+    fn push(&mut self, v: &[f64]) {
+        if !self.keep {
+            self.data.clear();
+        }
+        self.data.extend_from_slice(v);
+    }
+
+    fn last(&self) -> &[f64] {
+        &self.data[self.data.len() - self.n..]
+    }
+
+    /// Classical Gram-Schmidt, `v -= V (Vᵀ v)`, repeated once when the first pass removed more than
+    /// half of `v`'s norm (Daniel-Gragg-Kaufman-Stewart): the second pass restores orthogonality to
+    /// rounding where the first lost it to cancellation.
+    fn orthogonalize(&self, v: &mut [f64]) {
+        let k = self.len();
+        if k == 0 {
+            return;
+        }
+        let basis = MatRef::from_column_major_slice(&self.data, self.n, k);
+        let mut before = dot(v, v).sqrt();
+        for _ in 0..2 {
+            let mut c = Mat::<f64>::zeros(k, 1);
+            let vm = MatRef::from_column_major_slice(v, self.n, 1);
+            faer::linalg::matmul::matmul(c.as_mut(), Accum::Replace, basis.transpose(), vm, 1.0, Par::rayon(0));
+            let vm = MatMut::from_column_major_slice_mut(v, self.n, 1);
+            faer::linalg::matmul::matmul(vm, Accum::Add, basis, c.as_ref(), -1.0, Par::rayon(0));
+            let after = dot(v, v).sqrt();
+            if after > std::f64::consts::FRAC_1_SQRT_2 * before {
+                break;
+            }
+            before = after;
+        }
+    }
+}
+
+/// A deterministic pseudo-random vector, uniform in [-0.5, 0.5).
+pub(crate) fn random_vector(n: usize) -> Vec<f64> {
+    let mut state = 0x9E3779B97F4A7C15u64;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        })
+        .collect()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.par_iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
+    y.par_iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
+}
+
+fn normalize(v: &mut [f64]) -> f64 {
+    let n = dot(v, v).sqrt();
+    if n > 0.0 {
+        v.par_iter_mut().for_each(|x| *x /= n);
+    }
+    n
+}

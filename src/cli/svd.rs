@@ -17,7 +17,9 @@ use super::layer::LayerArgs;
 #[command(after_help = "\
 Methods: fft is exact for circular padding (the layer is block-diagonal in the Fourier basis; strides that
 divide the input are folded into the channels); lanczos finds the top k of any layer without forming the
-matrix, to a relative residual --tol; dense computes all of a small layer. auto takes fft when it
+matrix, to a relative residual --tol (the norm by single-vector Lanczos started at the kernel's top Fourier
+mode for stride 1; k > 1 by block Lanczos, which returns repeated values as often as they occur); dense
+computes all of a small layer. auto takes fft when it
 applies, dense when all (or most) values of a small matrix are wanted, else lanczos, and says which.
 For zero padding the report adds the norm of the circular layer on the padded grid, an upper bound.
 S.npy holds float64 values in descending order; --all gives min(rows, cols) of them.
@@ -52,7 +54,8 @@ pub struct SvdArgs {
     /// Output .npy (float64, descending).
     #[arg(short, long, value_name = "S.npy")]
     output: Option<PathBuf>,
-    /// Print {method, count, values, iterations, residual, circular_upper_bound, seconds} as JSON.
+    /// Print {layer, method, count, values, iterations, residual, start, circular_upper_bound, seconds} as
+    /// JSON.
     #[arg(long)]
     json: bool,
 }
@@ -65,6 +68,7 @@ struct Report {
     values: Vec<f64>,
     iterations: usize,
     residual: f64,
+    start: Option<&'static str>,
     circular_upper_bound: Option<f64>,
     seconds: f64,
 }
@@ -102,6 +106,7 @@ pub fn run(args: SvdArgs) -> Result<()> {
         values: s.values,
         iterations: s.iterations,
         residual: s.residual,
+        start: s.start,
         circular_upper_bound: s.circular_upper_bound,
         seconds,
     };

@@ -80,7 +80,8 @@ pub fn lanczos_from(conv: &Conv<f64>, k: usize, tol: f64, start: Start) -> Resul
         }
         None => "random",
     };
-    let mut result = if k == 1 { bidiagonalize(conv, v, k, tol, max)? } else { block_bidiagonalize(conv, v, k, tol, max)? };
+    let mut result =
+        if k == 1 { bidiagonalize(conv, v, k, tol, max)? } else { block_bidiagonalize(conv, v, k, tol, max)? };
     result.start = start;
     Ok(result)
 }

@@ -193,6 +193,8 @@ pub struct Spectrum {
     pub iterations: usize,
     /// Relative residual of the values (0 for the direct methods, up to rounding).
     pub residual: f64,
+    /// Lanczos' start vector, `symbol` or `random` (see [`lanczos`]); `None` for the direct methods.
+    pub start: Option<&'static str>,
     /// For a zero-padded stride-1 or strided convolution: the spectral norm of the circular
     /// convolution on the padded grid, an upper bound of this layer's norm.
     pub circular_upper_bound: Option<f64>,
@@ -229,12 +231,19 @@ pub fn singular_values(
         Method::Fft => {
             let mut v = fft_singular_values(conv)?;
             v.truncate(k);
-            Spectrum { values: v, method: "fft", iterations: 0, residual: 0.0, circular_upper_bound: None }
+            Spectrum { values: v, method: "fft", iterations: 0, residual: 0.0, start: None, circular_upper_bound: None }
         }
         Method::Dense => {
             let mut v = dense_singular_values(conv)?;
             v.truncate(k);
-            Spectrum { values: v, method: "dense", iterations: 0, residual: 0.0, circular_upper_bound: None }
+            Spectrum {
+                values: v,
+                method: "dense",
+                iterations: 0,
+                residual: 0.0,
+                start: None,
+                circular_upper_bound: None,
+            }
         }
         _ => {
             let r = lanczos(conv, k, tol)?;
@@ -243,6 +252,7 @@ pub fn singular_values(
                 method: "lanczos",
                 iterations: r.iterations,
                 residual: r.residual,
+                start: Some(r.start),
                 circular_upper_bound: None,
             }
         }

@@ -137,8 +137,8 @@ fn block_bidiagonalize(
         let dim = diag.len() * b;
         let full = dim + b > max;
         if dim >= next_check || full {
-            // checking costs an SVD of the dim x dim B: every tenth of the dimension so far
-            next_check = dim + (dim / 10).max(b);
+            // checking costs an SVD of the dim x dim B (cubic): every quarter of the dimension so far
+            next_check = dim + (dim / 4).max(b);
             let (values, residual) = block_ritz(&diag, &upper, k)?;
             if full && residual > tol && rows.saturating_mul(cols) <= crate::DENSE_LIMIT {
                 // no room for another block: the Krylov space is nearly the whole (small) matrix
@@ -154,7 +154,8 @@ fn block_bidiagonalize(
     }
 }
 
-/// `m -= V (Vᵀ m)`, twice, with `V` the `n`-row column-major basis.
+/// `m -= V (Vᵀ m)` with `V` the `n`-row column-major basis, repeated once when the first pass removed
+/// more than half of `m`'s norm (Daniel-Gragg-Kaufman-Stewart, per block).
 fn orthogonalize_block(basis: &[f64], n: usize, m: &mut [f64]) {
     let k = basis.len() / n;
     if k == 0 {
@@ -162,10 +163,17 @@ fn orthogonalize_block(basis: &[f64], n: usize, m: &mut [f64]) {
     }
     let v = MatRef::from_column_major_slice(basis, n, k);
     let b = m.len() / n;
+    let mut before = dot(m, m).sqrt();
     let mut m = MatMut::from_column_major_slice_mut(m, n, b);
     for _ in 0..2 {
-        let c = v.transpose() * m.as_ref();
+        let mut c = Mat::<f64>::zeros(k, b);
+        faer::linalg::matmul::matmul(c.as_mut(), Accum::Replace, v.transpose(), m.as_ref(), 1.0, Par::rayon(0));
         faer::linalg::matmul::matmul(m.as_mut(), Accum::Add, v, c.as_ref(), -1.0, Par::rayon(0));
+        let after = m.as_ref().norm_l2();
+        if after > std::f64::consts::FRAC_1_SQRT_2 * before {
+            break;
+        }
+        before = after;
     }
 }
 

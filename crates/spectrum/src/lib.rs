@@ -7,8 +7,10 @@
 //!   the input channels (`C_in * prod(stride)` of them, on the grid divided by the stride), which turns
 //!   the strided layer into a stride-1 circular one.
 //! - [`lanczos`]: the top `k` singular values of **any** layer (every padding mode, stride, dilation,
-//!   groups, transposed) by Golub-Kahan-Lanczos bidiagonalisation with full reorthogonalisation on the
-//!   matrix-free operator, until each wanted value's residual `||Aᵀu - σv||` is below `tol * σ_1`.
+//!   groups, transposed) by Golub-Kahan-Lanczos bidiagonalisation on the matrix-free operator (shifted
+//!   GEMMs for stride-1 zero padding, else unfold + GEMM; faer), until each wanted value's residual
+//!   `||Aᵀu - σv||` is below `tol * σ_1`. The norm: single-vector, started at the kernel's top Fourier
+//!   mode; `k > 1`: block Lanczos with full reorthogonalisation, which returns repeated values.
 //! - [`dense_singular_values`]: all singular values of a small layer through its dense matrix.
 //! - [`singular_values`]: picks among them ([`Method::Auto`]) and reports which, with the iterations,
 //!   the residual and, for zero padding, the norm of the circular convolution on the padded grid, which
@@ -189,7 +191,7 @@ pub struct Spectrum {
     pub values: Vec<f64>,
     /// `fft`, `lanczos` or `dense`.
     pub method: &'static str,
-    /// Lanczos steps (0 for the direct methods).
+    /// Lanczos steps: products with `A` and `Aᵀ` each (0 for the direct methods).
     pub iterations: usize,
     /// Relative residual of the values (0 for the direct methods, up to rounding).
     pub residual: f64,

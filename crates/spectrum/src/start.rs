@@ -17,12 +17,18 @@ pub(crate) fn symbol_start(conv: &Conv<f64>) -> Option<Vec<f64>> {
     }
     let symbol = Symbol::new(conv);
     let rank = spec.rank();
-    // coarse grid, then pattern search from its best point
+    // coarse grid, then pattern search from its best point; the grid shrinks for wide layers (one
+    // symbol evaluation is an SVD per group) and the start is skipped where it would cost more than
+    // ~1e10 flops
+    let g = spec.groups();
+    let (co, ci) = (spec.out_channels() / g, spec.in_channels() / g);
+    let evals = 1e10 / (20.0 * (g * co * ci * co.min(ci)) as f64);
     let m: usize = match rank {
         1 => 64,
         2 => 16,
         _ => 8,
     };
+    let m = (m..=m).chain([8, 6, 4]).find(|&m| (m.pow(rank as u32) / 2 + 60) as f64 <= evals)?;
     let step = std::f64::consts::TAU / m as f64;
     // K(-ω) is the conjugate of K(ω): half of the first axis suffices
     let half = m / 2 + 1;

@@ -16,14 +16,14 @@ use super::layer::LayerArgs;
 /// Apply a layer to an input batch: float, or fixed point bit-exact with MATLAB's fi/fimath.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-X is a batch (N, C, *spatial) or one sample (C, *spatial); --input-shape may be left out. In fixed point,
-inputs, weights and bias are quantized like MATLAB's fi constructor (Nearest, Saturate): inputs to
---dtype, weights to --weight-dtype (default --dtype), the bias to the product's format. Products and sums
-are exact (MATLAB's default fimath, FullPrecision) unless --acc-dtype gives a narrow accumulator, to which
-every product and partial sum is re-cast in kernel-tap order (input channel, kernel rows, columns).
-Without --out-dtype Y is the exact accumulator; --rounding and --overflow apply to the output cast (and
-to the narrow accumulator's casts). Y holds real values as float64, or the stored integers as int64
-with --raw.
+X is a batch (N, C, *spatial) or one sample (C, *spatial); --input-shape may be left out. In fixed
+point, inputs, weights and bias are quantized like MATLAB's fi constructor (Nearest, Saturate):
+inputs to --dtype, weights to --weight-dtype (default --dtype), the bias to the product's format.
+Products and sums are exact (MATLAB's default fimath, FullPrecision) unless --acc-dtype gives a
+narrow accumulator, to which every product and partial sum is re-cast in kernel-tap order (input
+channel, kernel rows, columns). Without --out-dtype Y is the exact accumulator; --rounding and
+--overflow apply to the output cast (and to the narrow accumulator's casts). Y holds real values
+as float64, or the stored integers as int64 with --raw.
 
 Examples:
   # MATLAB: y = fi(conv(fi(x,1,8,7), fi(w,1,8,7)), 1, 8, 7) as im2col + matrix multiply

@@ -17,24 +17,28 @@ use super::layer::{LayerArgs, Resolved};
 /// Build the exact matrix A of a layer (flatten(layer(x)) = A·flatten(x) + b) and write it to a file.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-The output format follows the extension of -o: .npz = sparse (SciPy save_npz layout: data, indices,
-indptr, format, shape; plus `bias`, the expanded bias, one value per row, unless --affine), .npy = dense,
-.mtx = Matrix Market coordinate. --format overrides (csr, csc, dense). With --dtype qI.F the weights
-are quantized as MATLAB's fi(w, 1, I+F, F) and the matrix holds the stored integers (int64, with a
-`qformat` key in npz); --real writes the real values they stand for instead.
+The output format follows the extension of -o: .npz = sparse (SciPy save_npz layout: data,
+indices, indptr, format, shape; plus `bias`, the expanded bias, one value per row, unless
+--affine), .npy = dense, .mtx = Matrix Market coordinate. --format overrides (csr, csc, dense).
+With --dtype qI.F the weights are quantized as MATLAB's fi(w, 1, I+F, F) and the matrix holds the
+stored integers (int64, with a `qformat` key in npz); --real writes the real values they stand for
+instead.
 
 Examples:
   # the sparse CSR of a Conv2d, with the bias as an extra column
   convmat build --weight w.npy --bias b.npy --input-shape 3,32,32 --padding 1 --affine -o A.npz
 
   # a PyTorch state_dict saved with safetensors.torch.save_file, layer conv1
-  convmat build --weights model.safetensors --layer conv1 --input-shape 3,32,32 --stride 2 -o A.npz
+  convmat build --weights model.safetensors --layer conv1 --input-shape 3,32,32 --stride 2 \\
+      -o A.npz
 
   # the doubly-block-circulant matrix of a circular-padded layer, dense
-  convmat build --weight w.npy --input-shape 2,5,5 --layer \"Conv2d(2, 3, 3, padding=1, padding_mode='circular', bias=False)\" -o A.npy
+  convmat build --weight w.npy --input-shape 2,5,5 \\
+      --layer \"Conv2d(2, 3, 3, padding=1, padding_mode='circular', bias=False)\" -o A.npy
 
   # MATLAB conv2(X, H, 'same') as a matrix, in Q1.7 stored integers, rows 0..1000 only
-  convmat build --weight h.npy --input-shape 1,64,64 --flip --shape same --dtype q1.7 --rows 0..1000 -o A.mtx
+  convmat build --weight h.npy --input-shape 1,64,64 --flip --shape same --dtype q1.7 \\
+      --rows 0..1000 -o A.mtx
 
 Python: A = scipy.sparse.load_npz('A.npz'); y = A @ x.ravel() + np.load('A.npz')['bias']")]
 pub struct BuildArgs {

@@ -15,10 +15,10 @@ use super::rng::Rng;
 /// Build the exact sparse matrices of two embedded layers and check them against direct convolution.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-The layers: LeNet's second convolution, Conv2d(6, 16, 3) on 6x15x15, and the seeds' circular example,
-Conv2d(2, 3, 5, padding=2, padding_mode='circular') on 2x8x8, both with fixed pseudo-random f32
-weights and bias. Each matrix A is built as CSR (u32 indices); A·x + b is compared with direct
-convolution (nested loops over an explicitly padded input) on a random x.
+The layers: LeNet's second convolution, Conv2d(6, 16, 3) on 6x15x15, and the seeds' circular
+example, Conv2d(2, 3, 5, padding=2, padding_mode='circular') on 2x8x8, both with fixed
+pseudo-random f32 weights and bias. Each matrix A is built as CSR (u32 indices); A·x + b is
+compared with direct convolution (nested loops over an explicitly padded input) on a random x.
 
 Examples:
   convmat demo

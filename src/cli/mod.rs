@@ -15,7 +15,7 @@ mod svd;
 
 /// Turn a convolution layer into the exact matrix it applies (PyTorch semantics), and characterize it.
 #[derive(Debug, Parser)]
-#[command(name = "convmat", version, about, long_about = None, propagate_version = true)]
+#[command(name = "convmat", version, about, long_about = None, propagate_version = true, max_term_width = 150)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

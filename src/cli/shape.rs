@@ -19,16 +19,21 @@ AdaptiveMaxPool1d-3d, BatchNorm1d-3d, Flatten, Linear, and shape-preserving acti
 
 Examples:
   # why is it nn.Linear(16*6*6, 120)?
-  convmat shape --input-shape 1,32,32 'Conv2d(1, 6, 3)' 'MaxPool2d(2)' 'Conv2d(6, 16, 3)' 'MaxPool2d(2)' 'Flatten()'
+  convmat shape --input-shape 1,32,32 'Conv2d(1, 6, 3)' 'MaxPool2d(2)' 'Conv2d(6, 16, 3)' \\
+      'MaxPool2d(2)' 'Flatten()'
 
   # a ResNet stem, as JSON
-  convmat shape --input-shape 3,224,224 --json 'Conv2d(3, 64, 7, stride=2, padding=3, bias=False)' 'MaxPool2d(3, 2, 1)'
+  convmat shape --input-shape 3,224,224 --json \\
+      'Conv2d(3, 64, 7, stride=2, padding=3, bias=False)' 'MaxPool2d(3, 2, 1)'
 
   # a whole model pasted from Python
-  convmat shape --input-shape 16,7,7 'nn.Sequential(nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1), nn.ReLU())'
+  convmat shape --input-shape 16,7,7 \\
+    'nn.Sequential(nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1), nn.ReLU())'
 
   # circular 'same' padding and a Linear that does not fit: the error says the size it should be
-  convmat shape --input-shape 6,15,15 \"Conv2d(6, 16, kernel_size=3, padding='same', padding_mode='circular')\" 'Flatten()' 'Linear(100, 10)'")]
+  convmat shape --input-shape 6,15,15 \\
+      \"Conv2d(6, 16, kernel_size=3, padding='same', padding_mode='circular')\" \\
+      'Flatten()' 'Linear(100, 10)'")]
 pub struct ShapeArgs {
     /// Shape of one input sample: C,L or C,H,W or C,D,H,W.
     #[arg(long, value_name = "C,H,W", value_parser = parse_shape)]

@@ -15,13 +15,13 @@ use super::layer::LayerArgs;
 /// Singular values of a layer's matrix: exact by FFT for circular padding, Lanczos or dense otherwise.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Methods: fft is exact for circular padding (the layer is block-diagonal in the Fourier basis; strides that
-divide the input are folded into the channels); lanczos finds the top k of any layer without forming the
-matrix, to a relative residual --tol (the norm by single-vector Lanczos started at the kernel's top Fourier
-mode for stride 1; k > 1 by block Lanczos, which returns repeated values as often as they occur); dense
-computes all of a small layer. auto takes fft when it
-applies, dense when all (or most) values of a small matrix are wanted, else lanczos, and says which.
-For zero padding the report adds the norm of the circular layer on the padded grid, an upper bound.
+Methods: fft is exact for circular padding (the layer is block-diagonal in the Fourier basis;
+strides that divide the input are folded into the channels). lanczos finds the top k of any layer
+without forming the matrix, to a relative residual --tol: the norm by single-vector Lanczos started
+at the kernel's top Fourier mode (stride 1), k > 1 by block Lanczos, which returns repeated values
+as often as they occur. dense computes all of a small layer. auto takes fft when it applies, dense
+when all (or most) values of a small matrix are wanted, else lanczos, and says which. For zero
+padding the report adds the norm of the circular layer on the padded grid, an upper bound.
 S.npy holds float64 values in descending order; --all gives min(rows, cols) of them.
 
 Examples:
@@ -29,10 +29,12 @@ Examples:
   convmat svd --weight w.npy --input-shape 64,56,56 --padding 1 --norm --json
 
   # all 65,536 singular values of a circular layer, exactly
-  convmat svd --weight w.npy --input-shape 64,32,32 --padding 1 --padding-mode circular --all -o S.npy
+  convmat svd --weight w.npy --input-shape 64,32,32 --padding 1 --padding-mode circular \\
+      --all -o S.npy
 
   # the top 300, as torch.svd_lowrank(A, q=300) would estimate them
-  convmat svd --weights model.safetensors --layer conv2 --input-shape 16,32,32 --padding 1 --top 300 -o S.npy")]
+  convmat svd --weights model.safetensors --layer conv2 --input-shape 16,32,32 --padding 1 \\
+      --top 300 -o S.npy")]
 pub struct SvdArgs {
     #[command(flatten)]
     layer: LayerArgs,

@@ -80,8 +80,7 @@ pub fn lanczos_from(conv: &Conv<f64>, k: usize, tol: f64, start: Start) -> Resul
         }
         None => "random",
     };
-    let mut result =
-        if k == 1 { bidiagonalize(conv, v, k, tol, max)? } else { block_bidiagonalize(conv, v, k, tol, max)? };
+    let mut result = if k == 1 { norm_lanczos(conv, v, tol, max)? } else { block_bidiagonalize(conv, v, k, tol, max)? };
     result.start = start;
     Ok(result)
 }
@@ -209,149 +208,46 @@ fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>], k: usize) -> Result<(Vec<f6
     Ok((s[..k].to_vec(), residual))
 }
 
-fn bidiagonalize(
-    conv: &Conv<f64>,
-    mut v: Vec<f64>,
-    k: usize,
-    tol: f64,
-    max: usize,
-) -> Result<LanczosResult, SpectrumError> {
+/// Single-vector Golub-Kahan-Lanczos for the norm. It needs no reorthogonalisation (Paige): a Ritz
+/// value whose residual estimate is small is that close to a singular value, and lost orthogonality
+/// only adds copies of converged values. So only the previous `u` and `v` are kept; the Ritz values
+/// are those of the bidiagonal, as 1 x 1 blocks of [`block_ritz`].
+fn norm_lanczos(conv: &Conv<f64>, mut v: Vec<f64>, tol: f64, max: usize) -> Result<LanczosResult, SpectrumError> {
     let (rows, cols) = (conv.rows(), conv.cols());
     let mut op = Operator::new(conv);
-    // the norm alone needs no reorthogonalisation (Paige): a Ritz value whose residual estimate is small
-    // is that close to a singular value, and lost orthogonality only adds copies of converged values,
-    // which matter when several values are wanted
-    let full = k > 1;
     normalize(&mut v);
-    let mut vs = Basis::new(cols, full);
-    let mut us = Basis::new(rows, full);
-    vs.push(&v);
-    let (mut alphas, mut betas) = (Vec::<f64>::new(), Vec::<f64>::new());
-    let mut u = vec![0.0; rows];
-    let mut w = vec![0.0; cols];
+    let (mut alphas, mut betas) = (Vec::<Mat<f64>>::new(), Vec::<Mat<f64>>::new());
+    let (mut u, mut u_prev, mut w) = (vec![0.0; rows], vec![0.0; rows], vec![0.0; cols]);
+    let (mut max_alpha, mut next_check) = (0.0f64, 1);
     op.apply(&v, &mut u);
-    let mut result = None;
-    let mut next_check = k;
-    let mut steps = 0;
-    while steps < max {
-        // u_j = A v_j - beta_{j-1} u_{j-1}, reorthogonalised
-        if let Some(&b) = betas.last() {
-            axpy(&mut u, -b, us.last());
-        }
-        if full {
-            us.orthogonalize(&mut u);
+    loop {
+        // u_j = A v_j - beta_{j-1} u_{j-1}
+        if let Some(b) = betas.last() {
+            axpy(&mut u, -b[(0, 0)], &u_prev);
         }
         let alpha = normalize(&mut u);
-        alphas.push(alpha);
-        us.push(&u);
-        steps += 1;
+        max_alpha = max_alpha.max(alpha);
+        alphas.push(Mat::from_fn(1, 1, |_, _| alpha));
         // v_{j+1} = Aᵀ u_j - alpha_j v_j
         op.adjoint(&u, &mut w);
-        axpy(&mut w, -alpha, vs.last());
-        if full {
-            vs.orthogonalize(&mut w);
-        }
+        axpy(&mut w, -alpha, &v);
         let beta = normalize(&mut w);
-        betas.push(beta);
-        let exhausted = beta <= 1e-14 * alphas.iter().fold(0.0f64, |a, &b| a.max(b)) || alpha == 0.0;
-        if steps >= next_check || exhausted || steps == max {
+        betas.push(Mat::from_fn(1, 1, |_, _| beta));
+        let steps = alphas.len();
+        let exhausted = beta <= 1e-14 * max_alpha || alpha == 0.0 || steps == max;
+        if steps >= next_check || exhausted {
             // checking costs an SVD of the steps x steps bidiagonal: every step while short, then
             // every tenth of the steps so far
             next_check = steps + (steps / 10).max(1);
-            let (values, residual) = ritz(&alphas, &betas, k)?;
-            let done = residual <= tol || exhausted || steps == max;
-            result = Some(LanczosResult {
-                values,
-                iterations: steps,
-                residual: if exhausted { 0.0 } else { residual },
-                start: "random",
-            });
-            if done {
-                break;
+            let (values, residual) = block_ritz(&alphas, &betas, 1)?;
+            if residual <= tol || exhausted {
+                let residual = if beta <= 1e-14 * max_alpha || alpha == 0.0 { 0.0 } else { residual };
+                return Ok(LanczosResult { values, iterations: steps, residual, start: "random" });
             }
         }
-        if exhausted {
-            break;
-        }
-        vs.push(&w);
-        op.apply(&w, &mut u);
-    }
-    result.ok_or(SpectrumError::Svd)
-}
-
-/// Singular values of the bidiagonal `B` (alphas on the diagonal, betas above) and the largest relative
-/// residual `beta_k |p_k| / σ_1` of the top `k`.
-fn ritz(alphas: &[f64], betas: &[f64], k: usize) -> Result<(Vec<f64>, f64), SpectrumError> {
-    let n = alphas.len();
-    let b = Mat::<f64>::from_fn(n, n, |i, j| {
-        if i == j {
-            alphas[i]
-        } else if j == i + 1 {
-            betas[i]
-        } else {
-            0.0
-        }
-    });
-    let svd = b.svd().map_err(|_| SpectrumError::Svd)?;
-    let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
-    let u = svd.U();
-    let last_beta = betas[n - 1];
-    let sigma1 = s[0].max(f64::MIN_POSITIVE);
-    let residual = (0..k.min(n)).map(|i| last_beta * u[(n - 1, i)].abs() / sigma1).fold(0.0, f64::max);
-    Ok((s[..k.min(n)].to_vec(), residual))
-}
-
-/// Orthonormal vectors stored as the columns of one column-major matrix, so that projecting a vector
-/// out of all of them is two matrix-vector products.
-/// Without `keep`, only the last vector is kept.
-struct Basis {
-    n: usize,
-    keep: bool,
-    data: Vec<f64>,
-}
-
-impl Basis {
-    fn new(n: usize, keep: bool) -> Self {
-        Self { n, keep, data: Vec::new() }
-    }
-
-    fn len(&self) -> usize {
-        self.data.len() / self.n.max(1)
-    }
-
-    fn push(&mut self, v: &[f64]) {
-        if !self.keep {
-            self.data.clear();
-        }
-        self.data.extend_from_slice(v);
-    }
-
-    fn last(&self) -> &[f64] {
-        &self.data[self.data.len() - self.n..]
-    }
-
-    /// Classical Gram-Schmidt, `v -= V (Vᵀ v)`, repeated once when the first pass removed more than
-    /// half of `v`'s norm (Daniel-Gragg-Kaufman-Stewart): the second pass restores orthogonality to
-    /// rounding where the first lost it to cancellation.
-    fn orthogonalize(&self, v: &mut [f64]) {
-        let k = self.len();
-        if k == 0 {
-            return;
-        }
-        let basis = MatRef::from_column_major_slice(&self.data, self.n, k);
-        let mut before = dot(v, v).sqrt();
-        for _ in 0..2 {
-            let mut c = Mat::<f64>::zeros(k, 1);
-            let vm = MatRef::from_column_major_slice(v, self.n, 1);
-            faer::linalg::matmul::matmul(c.as_mut(), Accum::Replace, basis.transpose(), vm, 1.0, Par::rayon(0));
-            let vm = MatMut::from_column_major_slice_mut(v, self.n, 1);
-            faer::linalg::matmul::matmul(vm, Accum::Add, basis, c.as_ref(), -1.0, Par::rayon(0));
-            let after = dot(v, v).sqrt();
-            if after > std::f64::consts::FRAC_1_SQRT_2 * before {
-                break;
-            }
-            before = after;
-        }
+        std::mem::swap(&mut u, &mut u_prev);
+        std::mem::swap(&mut v, &mut w);
+        op.apply(&v, &mut u);
     }
 }
 

@@ -1,7 +1,7 @@
 //! The layer's matrix and its transpose on vectors, by GEMMs (faer) with reused buffers.
 
 use convmat_matrix::{fold_into, unfold_into, Conv};
-use convmat_shape::PaddingMode;
+use convmat_shape::{ConvSpec, PaddingMode};
 use faer::{Accum, MatMut, MatRef, Par};
 
 /// `A·x` and `Aᵀ·y` for batches of flat vectors, never forming `A`. A stride-1 zero-padded layer is a
@@ -130,19 +130,9 @@ impl Shifted {
         for a in (0..r.saturating_sub(1)).rev() {
             strides[a] = strides[a + 1] * dims[a + 1];
         }
-        let (ks, dil) = (spec.kernel_size(), spec.dilation());
-        let k: usize = ks.iter().product();
-        let offsets = (0..k)
-            .map(|t| {
-                let mut rest = t;
-                let mut off = 0;
-                for a in (0..r).rev() {
-                    off += (rest % ks[a]) * dil[a] * strides[a];
-                    rest /= ks[a];
-                }
-                off
-            })
-            .collect();
+        let offsets: Vec<usize> =
+            tap_offsets(spec).iter().map(|o| o.iter().zip(&strides).map(|(o, s)| o * s).sum()).collect();
+        let k = offsets.len();
         let span = (0..r).map(|a| (output[a] - 1) * strides[a]).sum::<usize>() + 1;
         let row_starts = |extent: &[usize], shift: &[usize]| -> Vec<usize> {
             let rows: usize = extent[..r - 1].iter().product();
@@ -185,23 +175,22 @@ impl Shifted {
         })
     }
 
-    fn apply(&mut self, conv: &Conv<f64>, x: &[f64], y: &mut [f64]) {
+    /// `(C_in / g, C_out / g, g)`, the flattened input and output lengths per channel.
+    fn dims(&self, conv: &Conv<f64>) -> (usize, usize, usize, usize, usize) {
         let spec = conv.geometry().spec();
-        let (cin, cout, g) = (spec.in_channels(), spec.out_channels(), spec.groups());
-        let (ci_g, co_g, k) = (cin / g, cout / g, self.offsets.len());
-        let (p, span) = (self.padded, self.span);
-        let in_len = self.in_rows.len() * self.in_row;
-        let out_len = self.out_rows.len() * self.out_row;
-        self.xpad.resize(cin * p, 0.0);
-        self.yfull.resize(cout * span, 0.0);
-        for (xs, ys) in x.chunks_exact(cin * in_len).zip(y.chunks_exact_mut(cout * out_len)) {
+        let g = spec.groups();
+        let (in_len, out_len) = (self.in_rows.len() * self.in_row, self.out_rows.len() * self.out_row);
+        (spec.in_channels() / g, spec.out_channels() / g, g, in_len, out_len)
+    }
+
+    fn apply(&mut self, conv: &Conv<f64>, x: &[f64], y: &mut [f64]) {
+        let (ci_g, co_g, g, in_len, out_len) = self.dims(conv);
+        let (k, p, span) = (self.offsets.len(), self.padded, self.span);
+        self.xpad.resize(g * ci_g * p, 0.0);
+        self.yfull.resize(g * co_g * span, 0.0);
+        for (xs, ys) in x.chunks_exact(g * ci_g * in_len).zip(y.chunks_exact_mut(g * co_g * out_len)) {
             // zero-pad (the padding stays zero between calls; the interior is overwritten)
-            for c in 0..cin {
-                for (r, &start) in self.in_rows.iter().enumerate() {
-                    let src = &xs[c * in_len + r * self.in_row..c * in_len + (r + 1) * self.in_row];
-                    self.xpad[c * p + start..c * p + start + self.in_row].copy_from_slice(src);
-                }
-            }
+            widen(xs, &self.in_rows, self.in_row, &mut self.xpad, p);
             for gi in 0..g {
                 for (t, &off) in self.offsets.iter().enumerate() {
                     let b = (gi * k + t) * co_g * ci_g;
@@ -215,33 +204,19 @@ impl Shifted {
                     faer::linalg::matmul::matmul(ym, accum, xm, wm.transpose(), 1.0, Par::rayon(0));
                 }
             }
-            for c in 0..cout {
-                for (r, &start) in self.out_rows.iter().enumerate() {
-                    let dst = &mut ys[c * out_len + r * self.out_row..c * out_len + (r + 1) * self.out_row];
-                    dst.copy_from_slice(&self.yfull[c * span + start..c * span + start + self.out_row]);
-                }
-            }
+            narrow(&self.yfull, span, &self.out_rows, self.out_row, ys);
         }
     }
 
     fn adjoint(&mut self, conv: &Conv<f64>, y: &[f64], x: &mut [f64]) {
-        let spec = conv.geometry().spec();
-        let (cin, cout, g) = (spec.in_channels(), spec.out_channels(), spec.groups());
-        let (ci_g, co_g, k) = (cin / g, cout / g, self.offsets.len());
-        let (p, span) = (self.padded, self.span);
-        let in_len = self.in_rows.len() * self.in_row;
-        let out_len = self.out_rows.len() * self.out_row;
-        self.xgrad.resize(cin * p, 0.0);
-        self.yfull.resize(cout * span, 0.0);
-        for (ys, xs) in y.chunks_exact(cout * out_len).zip(x.chunks_exact_mut(cin * in_len)) {
+        let (ci_g, co_g, g, in_len, out_len) = self.dims(conv);
+        let (k, p, span) = (self.offsets.len(), self.padded, self.span);
+        self.xgrad.resize(g * ci_g * p, 0.0);
+        self.yfull.resize(g * co_g * span, 0.0);
+        for (ys, xs) in y.chunks_exact(g * co_g * out_len).zip(x.chunks_exact_mut(g * ci_g * in_len)) {
             // y on the computed positions, zero between output rows
             self.yfull.fill(0.0);
-            for c in 0..cout {
-                for (r, &start) in self.out_rows.iter().enumerate() {
-                    let src = &ys[c * out_len + r * self.out_row..c * out_len + (r + 1) * self.out_row];
-                    self.yfull[c * span + start..c * span + start + self.out_row].copy_from_slice(src);
-                }
-            }
+            widen(ys, &self.out_rows, self.out_row, &mut self.yfull, span);
             self.xgrad.fill(0.0);
             for gi in 0..g {
                 for (t, &off) in self.offsets.iter().enumerate() {
@@ -249,22 +224,50 @@ impl Shifted {
                     // Xᵀ (span x ci, column stride P) += Yᵀ (span x co) W_t, all column-major (faer 0.24
                     // writes out of bounds into a row-major strided destination)
                     let wm = MatRef::from_row_major_slice(&self.blocks[b..b + co_g * ci_g], co_g, ci_g);
-                    let ym = MatRef::from_column_major_slice(
-                        &self.yfull[gi * co_g * span..(gi + 1) * co_g * span],
-                        span,
-                        co_g,
-                    );
+                    let ym = &self.yfull[gi * co_g * span..(gi + 1) * co_g * span];
+                    let ym = MatRef::from_column_major_slice(ym, span, co_g);
                     let xm = &mut self.xgrad[gi * ci_g * p + off..];
                     let xm = MatMut::from_column_major_slice_with_stride_mut(xm, span, ci_g, p);
                     faer::linalg::matmul::matmul(xm, Accum::Add, ym, wm, 1.0, Par::rayon(0));
                 }
             }
-            for c in 0..cin {
-                for (r, &start) in self.in_rows.iter().enumerate() {
-                    let dst = &mut xs[c * in_len + r * self.in_row..c * in_len + (r + 1) * self.in_row];
-                    dst.copy_from_slice(&self.xgrad[c * p + start..c * p + start + self.in_row]);
-                }
+            narrow(&self.xgrad, p, &self.in_rows, self.in_row, xs);
+        }
+    }
+}
+
+/// Per kernel tap (row-major over the kernel), its spatial offset per axis: tap index times dilation.
+pub(crate) fn tap_offsets(spec: &ConvSpec) -> Vec<Vec<usize>> {
+    let (ks, dil) = (spec.kernel_size(), spec.dilation());
+    let k: usize = ks.iter().product();
+    (0..k)
+        .map(|t| {
+            let mut rest = t;
+            let mut o = vec![0; ks.len()];
+            for a in (0..ks.len()).rev() {
+                o[a] = (rest % ks[a]) * dil[a];
+                rest /= ks[a];
             }
+            o
+        })
+        .collect()
+}
+
+/// Copies every channel of `compact` (rows of `row` values, back to back) into `wide` (`wide_len`
+/// values per channel), row `r` starting at `starts[r]`.
+fn widen(compact: &[f64], starts: &[usize], row: usize, wide: &mut [f64], wide_len: usize) {
+    for (src, dst) in compact.chunks_exact(starts.len() * row).zip(wide.chunks_exact_mut(wide_len)) {
+        for (r, &start) in starts.iter().enumerate() {
+            dst[start..start + row].copy_from_slice(&src[r * row..(r + 1) * row]);
+        }
+    }
+}
+
+/// The inverse of [`widen`]: the rows at `starts` of every channel of `wide`, back to back.
+fn narrow(wide: &[f64], wide_len: usize, starts: &[usize], row: usize, compact: &mut [f64]) {
+    for (src, dst) in wide.chunks_exact(wide_len).zip(compact.chunks_exact_mut(starts.len() * row)) {
+        for (r, &start) in starts.iter().enumerate() {
+            dst[r * row..(r + 1) * row].copy_from_slice(&src[start..start + row]);
         }
     }
 }

@@ -95,19 +95,7 @@ struct Symbol<'a> {
 impl<'a> Symbol<'a> {
     fn new(conv: &'a Conv<f64>) -> Self {
         let spec = conv.geometry().spec();
-        let (ks, d) = (spec.kernel_size(), spec.dilation());
-        let k: usize = ks.iter().product();
-        let offsets = (0..k)
-            .map(|t| {
-                let mut rest = t;
-                let mut o = vec![0.0; ks.len()];
-                for a in (0..ks.len()).rev() {
-                    o[a] = ((rest % ks[a]) * d[a]) as f64;
-                    rest /= ks[a];
-                }
-                o
-            })
-            .collect();
+        let offsets = crate::op::tap_offsets(spec).iter().map(|o| o.iter().map(|&o| o as f64).collect()).collect();
         Self { conv, offsets }
     }
 

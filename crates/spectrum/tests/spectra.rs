@@ -145,6 +145,37 @@ fn lanczos_top_k_equals_dense_svd() {
     }
 }
 
+/// What the residual proves, at loose tolerances too: every returned value lies within its relative
+/// residual (times `σ_1`) of a singular value of the layer. (Not necessarily of the top one: a tight
+/// pair at a loose tolerance can come back as its second member; this test once tried a gap-refined
+/// bound, PROPACK's, and caught it reporting an eighth of the true error.)
+#[test]
+fn lanczos_values_lie_within_their_residual_of_singular_values() {
+    let cases: Vec<(ConvSpec, Vec<usize>)> = vec![
+        (ConvSpec::new(2, 3, 3, [3]).with_padding(Padding::uniform(1)).with_bias(false), vec![12, 12]),
+        (ConvSpec::new(2, 2, 4, [3]).with_padding(Padding::Valid).with_bias(false), vec![14, 9]),
+        (ConvSpec::new(1, 2, 2, [5]).with_padding(Padding::Same).with_bias(false), vec![60]),
+        (ConvSpec::new(2, 2, 2, [3]).with_stride([2]).with_padding(Padding::uniform(1)).with_bias(false), vec![16, 16]),
+    ];
+    for (i, (spec, input)) in cases.into_iter().enumerate() {
+        for seed in 0..4u64 {
+            let c = conv(spec.clone(), &input, 17 + i as u64 + 100 * seed);
+            let dense = dense_singular_values(&c).unwrap();
+            for tol in [1e-3, 1e-6] {
+                for (k, start) in [(1, Start::Auto), (1, Start::Random), (4, Start::Auto)] {
+                    let r = lanczos_from(&c, k, tol, start).unwrap();
+                    assert!(r.residual <= tol || r.iterations == dense.len(), "case {i} seed {seed}: {}", r.residual);
+                    for (j, g) in r.values.iter().enumerate() {
+                        let nearest = dense.iter().map(|e| (g - e).abs()).fold(f64::INFINITY, f64::min);
+                        let what = format!("case {i} seed {seed} tol {tol} k {k} {start:?} value {j}");
+                        assert!(nearest <= (r.residual + 1e-13) * dense[0], "{what}: {nearest} from the spectrum");
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn block_lanczos_returns_repeated_values() {
     // a 1x1 convolution is W ⊗ I: every singular value of W repeated once per position

@@ -1,5 +1,5 @@
-//! All singular values of circular layers by the FFT (polyphase) method; the spectral norm and the top
-//! norm of a zero-padded layer by Lanczos from the symbol start.
+//! All singular values of circular layers by the FFT (polyphase) method; the spectral norm of a
+//! zero-padded layer by Lanczos from the symbol start.
 
 use std::hint::black_box;
 

@@ -215,63 +215,58 @@ impl<T: Scalar + LinalgScalar> Conv<T> {
         Ok(if self.geometry().spec().is_transposed() { self.gather_gemm(y) } else { self.scatter_gemm(y) })
     }
 
-    /// The weight as `(window channels, grid channels per group * K)`.
-    fn weight_matrix(&self) -> ArrayView2<'_, T> {
+    /// The weight as `(window channels, grid channels per group * K)`, with the GEMM sizes: groups,
+    /// window channels per group, `grid channels per group * K`, and `L` windows.
+    fn gemm_parts(&self) -> (ArrayView2<'_, T>, usize, usize, usize, usize) {
         let geo = self.geometry();
-        let k = self.tap_map().kernel_len();
-        let gg = geo.grid_channels() / geo.spec().groups();
-        ArrayView2::from_shape((geo.window_channels(), gg * k), self.weight()).expect("weight length checked")
+        let (k, l) = (self.tap_map().kernel_len(), self.tap_map().windows_len());
+        let g = geo.spec().groups();
+        let (wch, gk) = (geo.window_channels(), geo.grid_channels() / g * k);
+        let w = ArrayView2::from_shape((wch, gk), self.weight()).expect("weight length checked");
+        (w, g, wch / g, gk, l)
     }
 
     /// The matching convolution: `(N, grid channels * grid)` -> unfold -> one GEMM per group and
     /// sample -> `(N, window channels * windows)`.
     fn gather_gemm(&self, x: ArrayView2<'_, T>) -> Array2<T> {
-        let geo = self.geometry();
-        let (k, l) = (self.tap_map().kernel_len(), self.tap_map().windows_len());
-        let g = geo.spec().groups();
-        let (wch, gch) = (geo.window_channels(), geo.grid_channels());
-        let (wg, gg) = (wch / g, gch / g);
+        let (w, g, wg, gk, l) = self.gemm_parts();
         let n = x.nrows();
         let x = x.as_standard_layout();
-        let mut shape = vec![n, gch];
-        shape.extend_from_slice(geo.grid());
-        let xd = ArrayViewD::from_shape(IxDyn(&shape), x.as_slice().expect("standard layout")).expect("length");
-        let cols = unfold(geo, xd).expect("shape checked");
-        let w = self.weight_matrix();
-        let mut y = Array3::from_elem((n, wch, l), T::zero());
+        let mut cols = Array3::from_elem((n, g * gk, l), T::zero());
+        let flat = cols.as_slice_mut().expect("fresh array");
+        unfold_into(self.geometry(), x.as_slice().expect("standard layout"), flat).expect("shape checked");
+        let mut y = Array3::from_elem((n, g * wg, l), T::zero());
         for gi in 0..g {
             let wg_mat = w.slice(ndarray::s![gi * wg..(gi + 1) * wg, ..]);
             for b in 0..n {
-                let cols_g = cols.slice(ndarray::s![b, gi * gg * k..(gi + 1) * gg * k, ..]);
+                let cols_g = cols.slice(ndarray::s![b, gi * gk..(gi + 1) * gk, ..]);
                 let mut yb = y.slice_mut(ndarray::s![b, gi * wg..(gi + 1) * wg, ..]);
                 ndarray::linalg::general_mat_mul(T::one(), &wg_mat, &cols_g, T::zero(), &mut yb);
             }
         }
-        y.into_shape_with_order((n, wch * l)).expect("same length")
+        y.into_shape_with_order((n, g * wg * l)).expect("same length")
     }
 
     /// The matching convolution's transpose: `(N, window channels * windows)` -> one GEMM `Wᵀ·y` per
     /// group and sample -> fold -> `(N, grid channels * grid)`.
     fn scatter_gemm(&self, y: ArrayView2<'_, T>) -> Array2<T> {
-        let geo = self.geometry();
-        let (k, l) = (self.tap_map().kernel_len(), self.tap_map().windows_len());
-        let g = geo.spec().groups();
-        let (wch, gch) = (geo.window_channels(), geo.grid_channels());
-        let (wg, gg) = (wch / g, gch / g);
+        let (w, g, wg, gk, l) = self.gemm_parts();
         let n = y.nrows();
         let y = y.as_standard_layout();
-        let y3 = ArrayView3::from_shape((n, wch, l), y.as_slice().expect("standard layout")).expect("length");
-        let w = self.weight_matrix();
-        let mut cols = Array3::from_elem((n, gch * k, l), T::zero());
+        let y3 = ArrayView3::from_shape((n, g * wg, l), y.as_slice().expect("standard layout")).expect("length");
+        let mut cols = Array3::from_elem((n, g * gk, l), T::zero());
         for gi in 0..g {
             let wg_t = w.slice(ndarray::s![gi * wg..(gi + 1) * wg, ..]).reversed_axes();
             for b in 0..n {
                 let yg = y3.slice(ndarray::s![b, gi * wg..(gi + 1) * wg, ..]);
-                let mut cb = cols.slice_mut(ndarray::s![b, gi * gg * k..(gi + 1) * gg * k, ..]);
+                let mut cb = cols.slice_mut(ndarray::s![b, gi * gk..(gi + 1) * gk, ..]);
                 ndarray::linalg::general_mat_mul(T::one(), &wg_t, &yg, T::zero(), &mut cb);
             }
         }
-        let x = fold(geo, cols.view()).expect("shape checked");
-        x.into_shape_with_order((n, gch * self.tap_map().grid_len())).expect("standard layout")
+        let grid = self.geometry().grid_channels() * self.tap_map().grid_len();
+        let mut x = Array2::from_elem((n, grid), T::zero());
+        let flat = x.as_slice_mut().expect("fresh array");
+        fold_into(self.geometry(), cols.as_slice().expect("fresh array"), flat).expect("shape checked");
+        x
     }
 }

@@ -83,9 +83,9 @@ pub fn lanczos_from(conv: &Conv<f64>, k: usize, tol: f64, start: Start) -> Resul
         }
         None => "random",
     };
-    let mut result = if k == 1 { norm_lanczos(conv, v, tol, max)? } else { block_bidiagonalize(conv, v, k, tol, max)? };
-    result.start = start;
-    Ok(result)
+    let (Ritz { values, residual }, iterations) =
+        if k == 1 { norm_lanczos(conv, v, tol, max)? } else { block_bidiagonalize(conv, v, k, tol, max)? };
+    Ok(LanczosResult { values, iterations, residual, start })
 }
 
 /// The block size for `k > 1` values: repeated singular values up to this multiplicity are all found.
@@ -103,7 +103,7 @@ fn block_bidiagonalize(
     k: usize,
     tol: f64,
     max: usize,
-) -> Result<LanczosResult, SpectrumError> {
+) -> Result<(Ritz, usize), SpectrumError> {
     let (rows, cols) = (conv.rows(), conv.cols());
     let b = block_size(k).min(max);
     let mut op = Operator::new(conv);
@@ -141,15 +141,15 @@ fn block_bidiagonalize(
         if dim >= next_check || full {
             // checking costs an SVD of the dim x dim B (cubic): every quarter of the dimension so far
             next_check = dim + (dim / 4).max(b);
-            let Ritz { values, residual } = block_ritz(&diag, &upper, k)?;
-            if full && residual > tol && rows.saturating_mul(cols) <= crate::DENSE_LIMIT {
+            let ritz = block_ritz(&diag, &upper, k)?;
+            if full && ritz.residual > tol && rows.saturating_mul(cols) <= crate::DENSE_LIMIT {
                 // no room for another block: the Krylov space is nearly the whole (small) matrix
                 let mut values = crate::dense_singular_values(conv)?;
                 values.truncate(k);
-                return Ok(LanczosResult { values, iterations: dim, residual: 0.0, start: "random" });
+                return Ok((Ritz { values, residual: 0.0 }, dim));
             }
-            if residual <= tol || full {
-                return Ok(LanczosResult { values, iterations: dim, residual, start: "random" });
+            if ritz.residual <= tol || full {
+                return Ok((ritz, dim));
             }
         }
         v = next;
@@ -165,8 +165,8 @@ fn orthogonalize_block(basis: &[f64], n: usize, m: &mut [f64]) {
     }
     let v = MatRef::from_column_major_slice(basis, n, k);
     let b = m.len() / n;
-    let mut before = dot(m, m).sqrt();
     let mut m = MatMut::from_column_major_slice_mut(m, n, b);
+    let mut before = m.as_ref().norm_l2();
     for _ in 0..2 {
         let mut c = Mat::<f64>::zeros(k, b);
         faer::linalg::matmul::matmul(c.as_mut(), Accum::Replace, v.transpose(), m.as_ref(), 1.0, Par::rayon(0));
@@ -277,7 +277,7 @@ fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>], k: usize) -> Result<Ritz, S
 /// value whose residual estimate is small is that close to a singular value, and lost orthogonality
 /// only adds copies of converged values. So only the previous `u` and `v` are kept; the Ritz values
 /// are those of the bidiagonal, as 1 x 1 blocks of [`block_ritz`].
-fn norm_lanczos(conv: &Conv<f64>, mut v: Vec<f64>, tol: f64, max: usize) -> Result<LanczosResult, SpectrumError> {
+fn norm_lanczos(conv: &Conv<f64>, mut v: Vec<f64>, tol: f64, max: usize) -> Result<(Ritz, usize), SpectrumError> {
     let (rows, cols) = (conv.rows(), conv.cols());
     let mut op = Operator::new(conv);
     normalize(&mut v);
@@ -299,16 +299,19 @@ fn norm_lanczos(conv: &Conv<f64>, mut v: Vec<f64>, tol: f64, max: usize) -> Resu
         let beta = normalize(&mut w);
         betas.push(Mat::from_fn(1, 1, |_, _| beta));
         let steps = alphas.len();
-        let exhausted = beta <= 1e-14 * max_alpha || alpha == 0.0 || steps == max;
-        if steps >= next_check || exhausted {
+        // an invariant subspace: the Ritz values are exact
+        let invariant = beta <= 1e-14 * max_alpha || alpha == 0.0;
+        if steps >= next_check || invariant || steps == max {
             // checking costs an SVD of the steps x steps bidiagonal (cubic, but small next to a
             // step while short): every step up to 100, every fiftieth of the steps so far up to 200,
             // then every tenth
             next_check = steps + (steps / if steps < 200 { 50 } else { 10 }).max(1);
-            let Ritz { values, residual } = block_ritz(&alphas, &betas, 1)?;
-            if residual <= tol || exhausted {
-                let residual = if beta <= 1e-14 * max_alpha || alpha == 0.0 { 0.0 } else { residual };
-                return Ok(LanczosResult { values, iterations: steps, residual, start: "random" });
+            let ritz = block_ritz(&alphas, &betas, 1)?;
+            if invariant {
+                return Ok((Ritz { residual: 0.0, ..ritz }, steps));
+            }
+            if ritz.residual <= tol || steps == max {
+                return Ok((ritz, steps));
             }
         }
         std::mem::swap(&mut u, &mut u_prev);

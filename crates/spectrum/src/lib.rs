@@ -229,38 +229,16 @@ pub fn singular_values(
         Method::Auto => Method::Lanczos,
         m => m,
     };
-    let mut spectrum = match method {
-        Method::Fft => {
-            let mut v = fft_singular_values(conv)?;
-            v.truncate(k);
-            Spectrum { values: v, method: "fft", iterations: 0, residual: 0.0, start: None, circular_upper_bound: None }
-        }
-        Method::Dense => {
-            let mut v = dense_singular_values(conv)?;
-            v.truncate(k);
-            Spectrum {
-                values: v,
-                method: "dense",
-                iterations: 0,
-                residual: 0.0,
-                start: None,
-                circular_upper_bound: None,
-            }
-        }
+    let (mut values, method, iterations, residual, start) = match method {
+        Method::Fft => (fft_singular_values(conv)?, "fft", 0, 0.0, None),
+        Method::Dense => (dense_singular_values(conv)?, "dense", 0, 0.0, None),
         _ => {
             let r = lanczos(conv, k, tol)?;
-            Spectrum {
-                values: r.values,
-                method: "lanczos",
-                iterations: r.iterations,
-                residual: r.residual,
-                start: Some(r.start),
-                circular_upper_bound: None,
-            }
+            (r.values, "lanczos", r.iterations, r.residual, Some(r.start))
         }
     };
-    spectrum.circular_upper_bound = circular_upper_bound(conv);
-    Ok(spectrum)
+    values.truncate(k);
+    Ok(Spectrum { values, method, iterations, residual, start, circular_upper_bound: circular_upper_bound(conv) })
 }
 
 /// For a zero-padded convolution: the spectral norm of the circular convolution (same kernel, stride 1)

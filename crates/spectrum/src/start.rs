@@ -122,7 +122,8 @@ impl<'a> Symbol<'a> {
                 weight[base..base + k].iter().zip(&phases).map(|(&wv, &p)| p * wv).sum()
             });
             if !vector {
-                let s = m.singular_values().map_or(f64::NEG_INFINITY, |s| s[0]);
+                // sequential: the callers evaluate many frequencies in parallel
+                let s = crate::svd_values(m.as_ref()).map_or(f64::NEG_INFINITY, |s| s[0]);
                 best.0 = best.0.max(s);
                 continue;
             }

@@ -488,9 +488,11 @@ fn svd_writes_descending_values_and_reports_the_method() {
     ]);
     let dense: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!((dense["values"][0].as_f64().unwrap() - v["values"][0].as_f64().unwrap()).abs() < 1e-8);
-    let (code, _, err) = convmat(&["svd", "--weight", &w, "--input-shape", "2,6,6", "--top", "500"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("only 32"), "{err}");
+    for top in ["500", "0"] {
+        let (code, _, err) = convmat(&["svd", "--weight", &w, "--input-shape", "2,6,6", "--top", top]);
+        assert_eq!(code, 2);
+        assert!(err.contains(&format!("asked for {top} singular values: ask for 1 to 32")), "{err}");
+    }
     let (code, _, err) =
         convmat(&["svd", "--weight", &w, "--input-shape", "2,6,6", "--padding", "1", "--norm", "--method", "fft"]);
     assert_eq!(code, 2);

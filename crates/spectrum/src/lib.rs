@@ -63,8 +63,8 @@ pub enum SpectrumError {
         /// Largest number of entries allowed.
         limit: usize,
     },
-    /// More singular values than the matrix has.
-    #[error("asked for {k} singular values but the matrix has only {max}")]
+    /// None, or more singular values than the matrix has.
+    #[error("asked for {k} singular values: ask for 1 to {max} (the matrix has min(rows, cols) = {max})")]
     TooMany {
         /// Asked for.
         k: usize,

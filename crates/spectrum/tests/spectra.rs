@@ -215,5 +215,5 @@ fn auto_picks_and_reports() {
     assert!(singular_values(&zeros, Request::Top(500), Method::Auto, 1e-10)
         .unwrap_err()
         .to_string()
-        .contains("only 288"));
+        .contains("ask for 1 to 288"));
 }

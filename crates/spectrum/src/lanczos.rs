@@ -253,18 +253,8 @@ fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>], k: usize) -> Result<Ritz, S
         }
     }
     // singular values and left vectors only (the residuals need the last block row of U)
-    let (s, u) = {
-        use faer::dyn_stack::{MemBuffer, MemStack};
-        use faer::linalg::svd::{svd, svd_scratch, ComputeSvdVectors};
-        let mut s = faer::diag::Diag::<f64>::zeros(n);
-        let mut u = Mat::<f64>::zeros(n, n);
-        let par = Par::rayon(0);
-        let scratch = svd_scratch::<f64>(n, n, ComputeSvdVectors::Thin, ComputeSvdVectors::No, par, Default::default());
-        let mut buffer = MemBuffer::new(scratch);
-        svd(m.as_ref(), s.as_mut(), Some(u.as_mut()), None, par, MemStack::new(&mut buffer), Default::default())
-            .map_err(|_| SpectrumError::Svd)?;
-        (s.column_vector().iter().copied().collect::<Vec<f64>>(), u)
-    };
+    let (s, u) = crate::svd_left(m.as_ref(), true, Par::rayon(0))?;
+    let u = u.expect("left vectors were asked for");
     let last = u.subrows(n - b, b);
     let d = upper.last().expect("one block at least");
     let sigma1 = s[0].max(f64::MIN_POSITIVE);

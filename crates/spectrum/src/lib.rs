@@ -82,14 +82,30 @@ pub enum SpectrumError {
 /// Singular values of a small (complex or real) matrix, in nonincreasing order, computed sequentially
 /// (the callers parallelise over blocks).
 fn svd_values<T: faer::traits::ComplexField>(a: MatRef<'_, T>) -> Result<Vec<T::Real>, SpectrumError> {
+    svd_left(a, false, Par::Seq).map(|(s, _)| s)
+}
+
+/// Singular values (nonincreasing) and, if asked, the thin left singular vectors.
+type SvdParts<T> = (Vec<<T as faer::traits::ComplexField>::Real>, Option<Mat<T>>);
+
+/// Singular values (nonincreasing) and, if `left`, the thin left singular vectors, by faer's SVD
+/// without the right vectors (which no caller needs).
+fn svd_left<T: faer::traits::ComplexField>(
+    a: MatRef<'_, T>,
+    left: bool,
+    par: Par,
+) -> Result<SvdParts<T>, SpectrumError> {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::svd::{svd, svd_scratch, ComputeSvdVectors};
     let (m, n) = a.shape();
     let mut s = faer::diag::Diag::<T>::zeros(m.min(n));
-    let scratch = svd_scratch::<T>(m, n, ComputeSvdVectors::No, ComputeSvdVectors::No, Par::Seq, Default::default());
-    svd(a, s.as_mut(), None, None, Par::Seq, MemStack::new(&mut MemBuffer::new(scratch)), Default::default())
+    let mut u = left.then(|| Mat::<T>::zeros(m, m.min(n)));
+    let vectors = if left { ComputeSvdVectors::Thin } else { ComputeSvdVectors::No };
+    let scratch = svd_scratch::<T>(m, n, vectors, ComputeSvdVectors::No, par, Default::default());
+    let u_mut = u.as_mut().map(|u| u.as_mut());
+    svd(a, s.as_mut(), u_mut, None, par, MemStack::new(&mut MemBuffer::new(scratch)), Default::default())
         .map_err(|_| SpectrumError::Svd)?;
-    Ok(s.column_vector().iter().map(|x| faer::traits::math_utils::real(x)).collect())
+    Ok((s.column_vector().iter().map(|x| faer::traits::math_utils::real(x)).collect(), u))
 }
 
 /// All singular values of a circular-padded convolution, exactly, by the FFT (polyphase for strides

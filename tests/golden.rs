@@ -220,6 +220,19 @@ fn check_fixed_conv(case: &Value, exp: &Value) -> Result<(), String> {
             if y.raw.row(0).to_vec() != ints(&exp["y_raw"][i]) {
                 return Err(format!("exact accumulator, sample {i}"));
             }
+            // the stored-integer matrix (build --dtype qI.F): A·x + b over stored inputs is the same
+            let stored = conv.stored_conv().map_err(|e| e.to_string())?;
+            let a = stored.dense();
+            let b = stored.expanded_bias();
+            let ax: Vec<i128> = (0..a.nrows())
+                .map(|r| {
+                    a.row(r).iter().zip(x.row(0)).map(|(&w, &v)| w as i128 * v as i128).sum::<i128>()
+                        + b.as_ref().map_or(0, |b| b[r] as i128)
+                })
+                .collect();
+            if ax != ints(&exp["y_raw"][i]) {
+                return Err(format!("stored-integer matrix A·x + b, sample {i}"));
+            }
             let out = y.cast(fmt("out_format")?, rounding, overflow);
             if out.raw.row(0).to_vec() != ints(&exp["y_out_raw"][i]) {
                 return Err(format!("output cast {rounding}/{overflow}, sample {i}"));

@@ -304,13 +304,20 @@ fn check_shape_chain(case: &Value, exp: &Value) -> Result<(), String> {
     }
 }
 
+/// Every case of the catalog, each reported on its own (`cargo test --test golden -- --nocapture` prints
+/// a line per case); `CONVMAT_GOLDEN=fixed_q17 cargo test --test golden` runs only the cases whose name
+/// contains the text.
 #[test]
 fn every_catalog_case_matches_its_oracle() {
     let catalog: Value = serde_json::from_str(&std::fs::read_to_string(dir().join("catalog.json")).unwrap()).unwrap();
     let cases = catalog["cases"].as_array().unwrap();
+    let only = std::env::var("CONVMAT_GOLDEN").ok();
     let mut failures = Vec::new();
     for case in cases {
         let name = case["name"].as_str().unwrap();
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
         let path = dir().join("cases").join(format!("{name}.json"));
         let Ok(text) = std::fs::read_to_string(&path) else {
             failures.push(format!("{name}: missing {} (run `cargo xtask golden`)", path.display()));
@@ -332,8 +339,12 @@ fn every_catalog_case_matches_its_oracle() {
             "spectrum" => check_spectrum(case, exp),
             other => Err(format!("unknown kind {other}")),
         };
-        if let Err(e) = result {
-            failures.push(format!("{name} [{}]: {e}", doc["oracle"].as_str().unwrap_or("?")));
+        match result {
+            Ok(()) => println!("golden {name}: ok"),
+            Err(e) => {
+                println!("golden {name}: FAILED: {e}");
+                failures.push(format!("{name} [{}]: {e}", doc["oracle"].as_str().unwrap_or("?")));
+            }
         }
     }
     assert!(cases.len() >= 97, "the catalog shrank to {} cases", cases.len());

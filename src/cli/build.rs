@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use convmat_io::{write_mtx, write_npy, write_sparse_npz, AtomicFile, Extra, NpyElement, SparseParts};
-use convmat_matrix::{Affine, Conv, ConvLayer, MatrixFormat, MatrixOptions};
+use convmat_matrix::{Affine, Conv, MatrixFormat, MatrixOptions};
 use convmat_numeric::{Dtype, QFormat, Scalar};
 use serde::Serialize;
 use sprs::CsMatI;
@@ -180,8 +180,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
         p
     });
     let report = match dtype {
-        Dtype::F32 => write_float::<f32>(&resolved, &opts, format, &args.output, None, progress.as_ref())?,
-        Dtype::F64 => write_float::<f64>(&resolved, &opts, format, &args.output, None, progress.as_ref())?,
+        Dtype::F32 => write_conv(&resolved.conv::<f32>()?, &opts, format, &args.output, None, progress.as_ref())?,
+        Dtype::F64 => write_conv(&resolved.conv::<f64>()?, &opts, format, &args.output, None, progress.as_ref())?,
         Dtype::Fixed(q) if args.real => {
             write_conv(&resolved.fixed(q, q)?.real_conv(), &opts, format, &args.output, Some(q), progress.as_ref())?
         }
@@ -211,17 +211,6 @@ pub fn run(args: BuildArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
-}
-
-fn write_float<T: Scalar + NpyElement + std::fmt::Display>(
-    r: &ConvLayer,
-    opts: &MatrixOptions,
-    format: MatrixFormat,
-    out: &Path,
-    q: Option<QFormat>,
-    progress: Option<&indicatif::ProgressBar>,
-) -> Result<Report> {
-    write_conv(&r.conv::<T>()?, opts, format, out, q, progress)
 }
 
 fn write_conv<T: Scalar + NpyElement + std::fmt::Display>(

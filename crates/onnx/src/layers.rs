@@ -3,8 +3,8 @@
 //! mode, or a depthwise identity convolution of its own) and AveragePool / GlobalAveragePool (a depthwise
 //! convolution of ones, rows scaled by the window's divisor).
 
-use convmat_matrix::Conv;
-use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
+use convmat_matrix::{Conv, ConvLayer};
+use convmat_shape::{Geometry, LayerOptions, Padding, PaddingMode};
 
 use crate::graph::Analysis;
 use crate::node::Node;
@@ -35,6 +35,8 @@ pub(crate) struct ConvParts {
     pub output_padding: Vec<usize>,
     /// One sample's input shape `(C, *spatial)`.
     pub input_shape: Vec<usize>,
+    /// The bias length (from the initializer's shape), when the node has a bias.
+    pub bias_len: Option<usize>,
     /// For average pooling: the window divisors.
     pub pool: Option<PoolParts>,
 }
@@ -74,6 +76,7 @@ impl ConvParts {
                 format!("weight of shape {weight_shape:?} does not fit an input of shape {:?} (ranks differ)", &s[1..]),
             ));
         }
+        let bias_len = node.input(2).and_then(|b| a.const_shape(b)).map(|s| s.iter().product());
         let bias = match node.input(2) {
             Some(b) if a.is_const(b) => Some(b.to_string()),
             Some(b) => {
@@ -190,6 +193,7 @@ impl ConvParts {
             transposed,
             output_padding,
             input_shape: s[1..].to_vec(),
+            bias_len,
             pool: None,
         })
     }
@@ -212,6 +216,7 @@ impl ConvParts {
             transposed: false,
             output_padding: vec![0; rank],
             input_shape: s[1..].to_vec(),
+            bias_len: None,
             pool: None,
         })
     }
@@ -235,6 +240,7 @@ impl ConvParts {
             transposed: false,
             output_padding: vec![0; rank],
             input_shape: s[1..].to_vec(),
+            bias_len: None,
             pool: Some(pool.clone()),
         })
     }
@@ -263,40 +269,27 @@ impl ConvParts {
         Some(Self { padding, padding_mode: pad.mode, input_shape, ..self.clone() })
     }
 
-    /// convmat's spec of the layer.
-    pub fn spec(&self) -> Result<ConvSpec, OnnxError> {
-        let spec = ConvSpec::from_weight_shape(&self.weight_shape, self.groups, self.transposed)
-            .map_err(|e| self.geometry_error(e))?
+    /// The node's attributes as convmat's layer options: the front door every front end shares.
+    pub fn options(&self) -> LayerOptions {
+        LayerOptions::new()
             .with_stride(&self.stride)
             .with_dilation(&self.dilation)
             .with_padding(self.padding.clone())
+            .with_groups(self.groups)
             .with_padding_mode(self.padding_mode)
+            .with_transposed(self.transposed)
             .with_output_padding(&self.output_padding)
-            .with_bias(self.has_bias());
-        Ok(spec)
     }
 
     fn geometry_error(&self, source: convmat_shape::ShapeError) -> OnnxError {
         OnnxError::Geometry { node: self.node.clone(), op: self.op.clone(), source: Box::new(source) }
     }
 
-    /// The layer on its input shape, channels checked.
+    /// The layer on its input shape, every shape checked against the others.
     pub fn geometry(&self) -> Result<Geometry, OnnxError> {
-        let spec = self.spec()?;
-        if spec.in_channels() != self.input_shape[0] {
-            return Err(OnnxError::shape(
-                &self.node,
-                &self.op,
-                format!(
-                    "the input has {} channels but the weight of shape {:?} (group={}) takes {}",
-                    self.input_shape[0],
-                    self.weight_shape,
-                    self.groups,
-                    spec.in_channels()
-                ),
-            ));
-        }
-        Geometry::new(&spec, &self.input_shape[1..]).map_err(|e| self.geometry_error(e))
+        self.options()
+            .geometry(&self.weight_shape, self.bias_len, &self.input_shape)
+            .map_err(|e| self.geometry_error(e))
     }
 
     /// The weight and bias values.
@@ -314,14 +307,20 @@ impl ConvParts {
         }
     }
 
+    /// The layer with its weights (scaled by `scale`), through [`ConvLayer::new`].
+    pub fn layer(&self, a: &Analysis<'_>, scale: f64) -> Result<ConvLayer, OnnxError> {
+        let (mut w, b) = self.weights(a)?;
+        if scale != 1.0 {
+            w.iter_mut().for_each(|v| *v *= scale);
+        }
+        ConvLayer::new(&self.weight_shape, w, b, &self.input_shape, &self.options()).map_err(|source| {
+            OnnxError::Matrix { node: self.node.clone(), op: self.op.clone(), source: Box::new(source) }
+        })
+    }
+
     /// The convolution with its weights, in f64.
     pub fn conv(&self, a: &Analysis<'_>) -> Result<Conv<f64>, OnnxError> {
-        let g = self.geometry()?;
-        let (w, b) = self.weights(a)?;
-        if w.iter().chain(b.iter().flatten()).any(|v| !v.is_finite()) {
-            return Err(OnnxError::shape(&self.node, &self.op, "the weight or bias holds NaN or infinity"));
-        }
-        Conv::new(g, w, b).map_err(|source| OnnxError::Matrix {
+        self.layer(a, 1.0)?.conv::<f64>().map_err(|source| OnnxError::Matrix {
             node: self.node.clone(),
             op: self.op.clone(),
             source: Box::new(source),

@@ -23,8 +23,8 @@
 //! for node in model.summary(None)?.nodes {
 //!     println!("{} {} {:?} -> {:?}", node.name, node.op, node.input_shape, node.output_shape);
 //! }
-//! let conv = model.conv_layer("/conv1/Conv", None)?;     // the exact layer, attributes mapped
-//! let a = conv.csr()?;                                   // its matrix
+//! let layer = model.conv_layer("/conv1/Conv", None)?;    // a ConvLayer: attributes mapped to LayerOptions
+//! let a = layer.conv::<f64>()?.csr()?;                   // its matrix
 //! # let _ = a;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -49,11 +49,12 @@ pub use error::OnnxError;
 pub use graph::{InputInfo, Model, NodeInfo, NodeKind, Summary, AFFINE_OPS, IDENTITIES, NONLINEARITIES};
 pub use tensor::{Tensor, Values};
 
-use convmat_matrix::Conv;
+use convmat_matrix::ConvLayer;
 use graph::Analysis;
 
 impl Model {
-    /// The convolution a node applies, resolved on the graph's shapes: a Conv or ConvTranspose (with
+    /// The convolution a node applies, as the front door's [`ConvLayer`] (its attributes mapped onto
+    /// [`convmat_shape::LayerOptions`]), resolved on the graph's shapes: a Conv or ConvTranspose (with
     /// the Pad before it folded into its padding), an AveragePool / GlobalAveragePool (a depthwise
     /// convolution of `1 / kernel size`; only when every window has the same divisor), or a Pad (a
     /// depthwise identity convolution with the pad's mode). `input_shape` (one sample, `C,H,W`) is needed
@@ -62,7 +63,7 @@ impl Model {
     /// # Errors
     /// A name no node has (the error lists the close ones); a node that is not convolution-like; the
     /// errors of [`summary`](Self::summary).
-    pub fn conv_layer(&self, node_name: &str, input_shape: Option<&[usize]>) -> Result<Conv<f64>, OnnxError> {
+    pub fn conv_layer(&self, node_name: &str, input_shape: Option<&[usize]>) -> Result<ConvLayer, OnnxError> {
         let i = self.node_index(node_name)?;
         let a = Analysis::new(self, input_shape)?;
         let info = &a.infos[i];
@@ -76,23 +77,17 @@ impl Model {
                 "not a convolution; `convmat export` builds Gemm, MatMul, BatchNormalization and the other affine nodes",
             )
         })?;
-        if let Some(scale) = parts.row_scale() {
-            if scale.iter().any(|&s| s != scale[0]) {
+        let scale = match parts.row_scale() {
+            Some(scale) if scale.iter().any(|&s| s != scale[0]) => {
                 return Err(OnnxError::unsupported(
                     &info.name,
                     &info.op,
                     "windows at the border divide by fewer taps (count_include_pad=0 or ceil_mode), so this pool is not one convolution; `convmat export` builds it exactly",
-                ));
+                ))
             }
-            let (w, _) = parts.weights(&a)?;
-            let w = w.iter().map(|v| v * scale[0]).collect();
-            let g = parts.geometry()?;
-            return Conv::new(g, w, None).map_err(|source| OnnxError::Matrix {
-                node: info.name.clone(),
-                op: info.op.clone(),
-                source: Box::new(source),
-            });
-        }
-        parts.conv(&a)
+            Some(scale) => scale[0],
+            None => 1.0,
+        };
+        parts.layer(&a, scale)
     }
 }

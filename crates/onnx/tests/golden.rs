@@ -132,7 +132,7 @@ fn each_conv_node_alone_is_its_model() {
         let Some(node) = case["node"].as_str() else { continue };
         let name = case["name"].as_str().unwrap();
         let model = Model::load(golden(case["file"].as_str().unwrap())).unwrap();
-        let conv = match model.conv_layer(node, None) {
+        let layer = match model.conv_layer(node, None) {
             Ok(c) => c,
             Err(OnnxError::Unsupported { what, .. }) if name == "avgpool_exclude_pad_ceil" => {
                 assert!(what.contains("divide"), "{what}");
@@ -140,6 +140,7 @@ fn each_conv_node_alone_is_its_model() {
             }
             Err(e) => panic!("{name}: {e}"),
         };
+        let conv = layer.conv::<f64>().unwrap();
         let a = conv.csr().unwrap();
         let bias = conv.expanded_bias().unwrap_or_else(|| vec![0.0; a.rows()]);
         // the typed case folds a Mul and an Add after the Conv: compare the conv alone to the Conv's math

@@ -1,6 +1,7 @@
 """Goldens for convmat-onnx: small ONNX models and what the oracles say they compute.
 
 Run:  /work/venv/bin/python xtask/oracle/onnx_golden.py crates/onnx/tests/golden
+      /work/venv/bin/python xtask/oracle/onnx_golden.py --resnet18 /tmp/resnet18.onnx   (README's timing model)
 
 Writes MODEL.onnx files (onnx.helper-built single nodes covering every Conv / ConvTranspose / Pad / pool /
 BatchNorm / Gemm attribute case of issue 17, and small CNNs exported with torch.onnx.export(dynamo=False)),
@@ -419,5 +420,40 @@ def bad_models():
             f.write(m.SerializeToString())
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:2] != ["--resnet18"]:
     main()
+
+
+def resnet18(path):
+    """A ResNet-18 (torchvision's layout, 11.7 M parameters, ~45 MB of float32 weights) exported to `path`,
+    for the listing-speed measurement in README (not a golden: too large to commit)."""
+
+    class Block(torch.nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = torch.nn.BatchNorm2d(cout)
+            self.conv2 = torch.nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = torch.nn.BatchNorm2d(cout)
+            self.down = None
+            if stride != 1 or cin != cout:
+                self.down = torch.nn.Sequential(torch.nn.Conv2d(cin, cout, 1, stride, bias=False), torch.nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = torch.relu(self.bn1(self.conv1(x)))
+            y = self.bn2(self.conv2(y))
+            return torch.relu(y + (x if self.down is None else self.down(x)))
+
+    layers = [torch.nn.Conv2d(3, 64, 7, 2, 3, bias=False), torch.nn.BatchNorm2d(64), torch.nn.ReLU(),
+              torch.nn.MaxPool2d(3, 2, 1)]
+    cin = 64
+    for cout, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
+        layers += [Block(cin, cout, stride), Block(cout, cout, 1)]
+        cin = cout
+    layers += [torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(512, 1000)]
+    net = torch.nn.Sequential(*layers).eval()
+    torch.onnx.export(net, torch.randn(1, 3, 224, 224), path, dynamo=False, do_constant_folding=False)
+
+
+if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] == "--resnet18":
+    resnet18(sys.argv[2])

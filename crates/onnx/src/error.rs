@@ -91,7 +91,7 @@ pub enum OnnxError {
         example: String,
     },
     /// An input shape override that does not fit the graph input.
-    #[error("--input-shape {given:?} does not fit graph input '{input}' of shape {declared}: {what}")]
+    #[error("input shape {given:?} does not fit graph input '{input}' of shape {declared}: {what}")]
     InputShape {
         /// The input's name.
         input: String,

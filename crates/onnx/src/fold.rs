@@ -83,6 +83,9 @@ pub(crate) fn fold(node: &Node<'_>, inputs: &[Option<&Tensor>], opset: i64) -> R
         }
         "Concat" => {
             let ts: Vec<&Tensor> = (0..inputs.len()).map(input).collect::<Result<_, _>>()?;
+            if ts.is_empty() {
+                return Err(bad("Concat needs at least one input".into()));
+            }
             let rank = ts[0].shape.len();
             let axis = axis(node, node.int("axis").unwrap_or(0), rank)?;
             let mut out_shape = ts[0].shape.clone();
@@ -166,6 +169,12 @@ pub(crate) fn fold(node: &Node<'_>, inputs: &[Option<&Tensor>], opset: i64) -> R
             let r = data.shape.len();
             let a = axis(node, node.int("axis").unwrap_or(0), r)?;
             let dim = data.shape[a];
+            if checked_len(&indices.shape)
+                .and_then(|n| n.checked_mul(data.len() / dim.max(1)))
+                .is_none_or(|n| n > MAX_FOLDED)
+            {
+                return Err(bad(format!("the gathered tensor is larger than the {MAX_FOLDED} elements convmat folds")));
+            }
             let idx: Vec<usize> = indices
                 .to_i64()
                 .iter()
@@ -202,7 +211,9 @@ pub(crate) fn fold(node: &Node<'_>, inputs: &[Option<&Tensor>], opset: i64) -> R
             let shape = broadcast(&a.shape, &b.shape)
                 .ok_or_else(|| bad(format!("shapes {:?} and {:?} do not broadcast", a.shape, b.shape)))?;
             let (ia, ib) = (broadcast_index(&a.shape, &shape), broadcast_index(&b.shape, &shape));
-            let n = checked_len(&shape).unwrap_or(0);
+            let n = checked_len(&shape).filter(|&n| n <= MAX_FOLDED).ok_or_else(|| {
+                bad(format!("shape {shape:?} is larger than the {MAX_FOLDED} elements convmat folds"))
+            })?;
             Ok(match (&a.values, &b.values) {
                 (Values::Int(x), Values::Int(y)) => {
                     let f = |p: i64, q: i64| match op {

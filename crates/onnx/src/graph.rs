@@ -15,6 +15,9 @@ use crate::proto::{DimValue, GraphProto, ModelProto};
 use crate::tensor::{decode, Tensor};
 use crate::OnnxError;
 
+/// The most elements one input sample may have (2^40): shapes derived from it stay far from overflow.
+const MAX_SAMPLE: usize = 1 << 40;
+
 /// Ops read as a nonlinearity between affine blocks (named, never built).
 pub const NONLINEARITIES: &[&str] = &[
     "Relu",
@@ -371,6 +374,14 @@ impl<'m> Analysis<'m> {
                     }
                 }
             };
+            if crate::fold::checked_len(&sample).is_none_or(|n| n > MAX_SAMPLE) {
+                return Err(OnnxError::InputShape {
+                    input: vi.name.clone(),
+                    declared: shown,
+                    given: sample,
+                    what: format!("one sample has more than {MAX_SAMPLE} elements"),
+                });
+            }
             let mut full = vec![1];
             full.extend_from_slice(&sample);
             values.insert(vi.name.clone(), Val::Act(full));
@@ -696,7 +707,11 @@ impl<'m> Analysis<'m> {
                 let out = match op {
                     "Flatten" => {
                         let a = fold::axis(node, node.int("axis").unwrap_or(1), s.len() + 1)?;
-                        vec![s[..a].iter().product(), s[a..].iter().product()]
+                        let too_big = || OnnxError::shape(name, op, format!("{s:?} has too many elements"));
+                        vec![
+                            fold::checked_len(&s[..a]).ok_or_else(too_big)?,
+                            fold::checked_len(&s[a..]).ok_or_else(too_big)?,
+                        ]
                     }
                     "Reshape" => {
                         let Some(target) = node.input(1).and_then(|t| self.constant(t)) else {

@@ -84,6 +84,9 @@ impl ConvParts {
             }
             None => None,
         };
+        if weight_shape.contains(&0) {
+            return Err(OnnxError::shape(name, op, format!("weight of shape {weight_shape:?} has a zero dimension")));
+        }
         let kernel = &weight_shape[2..];
         if let Some(k) = node.usizes("kernel_shape")? {
             if k != kernel {
@@ -144,7 +147,9 @@ impl ConvParts {
                         format!("expected {rank} spatial sizes"),
                     ))
                 }
-                (None, "SAME_UPPER" | "SAME_LOWER") => Some((0..rank).map(|d| s[2 + d] * stride[d]).collect()),
+                (None, "SAME_UPPER" | "SAME_LOWER") => {
+                    Some((0..rank).map(|d| s[2 + d].saturating_mul(stride[d])).collect())
+                }
                 (None, "NOTSET" | "VALID") => None,
                 _ => return Err(bad_auto()),
             };
@@ -154,8 +159,11 @@ impl ConvParts {
                     let mut begin = vec![0; rank];
                     let mut end = vec![0; rank];
                     for d in 0..rank {
-                        let eff = dilation[d] * (kernel[d] - 1) + 1;
-                        let full = stride[d] * (s[2 + d] - 1) + output_padding[d] + eff;
+                        let eff = dilation[d].saturating_mul(kernel[d] - 1).saturating_add(1);
+                        let full = stride[d]
+                            .saturating_mul(s[2 + d] - 1)
+                            .saturating_add(output_padding[d])
+                            .saturating_add(eff);
                         let total = full.checked_sub(t[d]).ok_or_else(|| {
                             OnnxError::attr(
                                 name,
@@ -485,13 +493,13 @@ impl PoolParts {
             (vec![0; rank], vec![0; rank], vec![0; rank], vec![0; rank]);
         for d in 0..rank {
             let (n, k, st) = (input[d], kernel[d], stride[d]);
-            let eff = dilation[d] * (k - 1) + 1;
+            let eff = dilation[d].saturating_mul(k - 1).saturating_add(1);
             let (pb, pe) = match auto_pad.as_str() {
                 "NOTSET" => (pads[d], pads[rank + d]),
                 "VALID" => (0, 0),
                 "SAME_UPPER" | "SAME_LOWER" => {
                     let o = n.div_ceil(st);
-                    let total = ((o - 1) * st + eff).saturating_sub(n);
+                    let total = ((o - 1).saturating_mul(st).saturating_add(eff)).saturating_sub(n);
                     if auto_pad == "SAME_UPPER" {
                         (total / 2, total - total / 2)
                     } else {
@@ -508,7 +516,7 @@ impl PoolParts {
                     ))
                 }
             };
-            let span = n + pb + pe;
+            let span = n.saturating_add(pb).saturating_add(pe);
             if span < eff {
                 return Err(OnnxError::shape(
                     name,
@@ -517,12 +525,12 @@ impl PoolParts {
                 ));
             }
             let mut o = if ceil { (span - eff).div_ceil(st) + 1 } else { (span - eff) / st + 1 };
-            if ceil && (o - 1) * st >= n + pb {
+            if ceil && (o - 1).saturating_mul(st) >= n.saturating_add(pb) {
                 o -= 1;
             }
             pad_begin[d] = pb;
             pad_end[d] = pe;
-            extra[d] = ((o - 1) * st + eff).saturating_sub(span);
+            extra[d] = ((o - 1).saturating_mul(st).saturating_add(eff)).saturating_sub(span);
             out[d] = o;
         }
         Ok(Self { kernel, stride, dilation, pad_begin, pad_end, extra, out, count_include_pad })

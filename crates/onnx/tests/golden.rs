@@ -266,3 +266,45 @@ fn export_writes_blocks_and_manifest() {
     assert_eq!(names.len(), 5, "{names:?}");
     assert!(names.iter().all(|n| !n.starts_with('.')), "no temporary files left: {names:?}");
 }
+
+/// Corrupted models (bytes flipped, truncated, varints bumped): an error or a listing, never a panic.
+#[test]
+fn mutated_models_never_panic() {
+    let original = std::fs::read(golden("torch_cnn.onnx")).unwrap();
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let (mut ok, mut err) = (0, 0);
+    for round in 0..1500 {
+        let mut bytes = original.clone();
+        // the graph structure lives outside the big weight blobs: aim at the first 6 KB most of the time
+        let span = if round % 4 == 0 { bytes.len() } else { bytes.len().min(6000) };
+        for _ in 0..1 + next() % 4 {
+            let i = (next() as usize) % span;
+            bytes[i] = match next() % 3 {
+                0 => bytes[i] ^ (1 << (next() % 8)),
+                1 => bytes[i].wrapping_add(1),
+                _ => next() as u8,
+            };
+        }
+        if round % 10 == 0 {
+            bytes.truncate((next() as usize) % bytes.len());
+        }
+        let r = Model::from_bytes(&bytes, Path::new("mutated.onnx"), None).and_then(|m| {
+            m.summary(None)?;
+            m.affine_layers(None, &BlockOptions::default()).map(|l| l.len())
+        });
+        match r {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                err += 1;
+            }
+        }
+    }
+    assert!(ok > 0 && err > 0, "both outcomes occur: {ok} ok, {err} errors");
+}

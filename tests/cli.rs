@@ -491,3 +491,55 @@ fn svd_writes_descending_values_and_reports_the_method() {
     assert_eq!(code, 2);
     assert!(err.contains("FFT method does not apply") && err.contains("zeros"), "{err}");
 }
+
+/// `--weights MODEL.onnx --layer NODE`: the node's attributes and the graph's shapes make the layer;
+/// the matrix reproduces onnxruntime's output recorded in the ONNX goldens, and `apply` does too.
+#[test]
+fn build_and_apply_read_an_onnx_node() {
+    let d = Dir::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/onnx/tests/golden");
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    let case = cases["cases"].as_array().unwrap().iter().find(|c| c["name"] == "conv2d_pads_asym").unwrap();
+    let model = dir.join(case["file"].as_str().unwrap()).display().to_string();
+    let node = case["node"].as_str().unwrap();
+    let floats = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect::<Vec<_>>();
+    let (x, y) = (floats(&case["inputs"][0]), floats(&case["outputs"][0]));
+    ok(&["build", "--weights", &model, "--layer", node, "-o", &d.s("a.npz"), "--quiet"]);
+    let (shape, a) = dense_of_npz(&d.p("a.npz"));
+    assert_eq!(shape, vec![y.len(), x.len()]);
+    let bias = read_npz(&d.p("a.npz"), Some("bias")).unwrap().data;
+    for (r, want) in y.iter().enumerate() {
+        let got = (0..x.len()).map(|c| a[r * x.len() + c] * x[c]).sum::<f64>() + bias[r];
+        assert!((got - want).abs() < 1e-5, "row {r}: {got} vs onnxruntime {want}");
+    }
+    let input_shape: Vec<usize> =
+        case["input_shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let xf = d.npy("x.npy", &input_shape, &x);
+    ok(&[
+        "apply",
+        "--weights",
+        &model,
+        "--layer",
+        node,
+        "--input",
+        &xf,
+        "-o",
+        &d.s("y.npy"),
+        "--dtype",
+        "f64",
+        "--quiet",
+    ]);
+    let got = read_array(&d.p("y.npy")).unwrap().data;
+    assert!(got.iter().zip(&y).all(|(g, w)| (g - w).abs() < 1e-5), "{got:?} vs {y:?}");
+    // a node that does not exist: one line naming the ones that do
+    let (code, _, err) = convmat(&["build", "--weights", &model, "--layer", "convv", "-o", &d.s("b.npz")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("convv") && err.contains("conv"), "{err}");
+    assert!(!d.p("b.npz").exists());
+    // flags contradict the node's own attributes
+    let (code, _, err) =
+        convmat(&["build", "--weights", &model, "--layer", node, "--stride", "2", "-o", &d.s("b.npz")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("comes from the node"), "{err}");
+}

@@ -91,6 +91,16 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         bail!("invalid output '{}': apply writes .npy", args.output.display());
     }
     let x = read_array(&args.input).context("reading --input")?;
+    if args.layer.onnx_model().is_some() {
+        // the node's own input shape (or --input-shape) says whether X is one sample or a batch
+        let r = args.layer.resolve()?;
+        let sample = r.geometry().input_shape();
+        let batched = x.shape.len() == sample.len() + 1 && x.shape[1..] == sample[..];
+        if !batched && x.shape != sample {
+            bail!("--input has shape {:?}, which is neither the node's input {:?} nor a batch of it", x.shape, sample);
+        }
+        return finish(&args, x, r, batched, sample);
+    }
     let (weight, bias) = args.layer.load()?;
     // the sample shape: from --input-shape, or X itself (batched when it has one more dim than the weight's rank)
     let (batched, sample) = match &args.layer.input_shape {
@@ -113,6 +123,17 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         }
     };
     let r = args.layer.resolve_loaded(&sample, weight, bias)?;
+    finish(&args, x, r, batched, sample)
+}
+
+/// Applies the resolved layer to X and writes Y.
+fn finish(
+    args: &ApplyArgs,
+    x: convmat_io::Tensor,
+    r: convmat_matrix::ConvLayer,
+    batched: bool,
+    sample: Vec<usize>,
+) -> Result<()> {
     let n = if batched { x.shape[0] } else { 1 };
     let mut out_shape = vec![n];
     out_shape.extend(r.geometry().output_shape());

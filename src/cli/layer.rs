@@ -17,8 +17,10 @@ pub struct LayerArgs {
     /// (C_in, C_out/groups, *k) with --transposed.
     #[arg(long, value_name = "FILE")]
     pub weight: Option<PathBuf>,
-    /// A PyTorch state_dict saved with safetensors; --layer NAME picks NAME.weight and NAME.bias.
-    #[arg(long, value_name = "FILE.safetensors")]
+    /// A PyTorch state_dict saved with safetensors (--layer NAME picks NAME.weight and NAME.bias),
+    /// or an ONNX model (--layer NODE_NAME picks a Conv/ConvTranspose node: geometry from its
+    /// attributes, shapes from the graph).
+    #[arg(long, value_name = "FILE.safetensors|MODEL.onnx")]
     pub weights: Option<PathBuf>,
     /// Bias, one value per output channel (npy/npz/safetensors as --weight).
     #[arg(long, value_name = "FILE")]
@@ -78,6 +80,9 @@ impl LayerArgs {
     /// Reads the weight (and bias), builds the layer from the flags or the expression, and checks
     /// every shape against the others.
     pub fn resolve(&self) -> Result<ConvLayer> {
+        if self.onnx_model().is_some() {
+            return self.resolve_onnx(self.input_shape.as_ref().map(|d| d.0.as_slice()));
+        }
         let Some(input) = &self.input_shape else {
             bail!("--input-shape is required: the shape of one input sample, e.g. 3,32,32 (C,H,W)");
         };
@@ -86,8 +91,37 @@ impl LayerArgs {
 
     /// As [`resolve`](Self::resolve), for a given sample shape `(C, *spatial)`.
     pub fn resolve_for(&self, input: &[usize]) -> Result<ConvLayer> {
+        if self.onnx_model().is_some() {
+            return self.resolve_onnx(Some(input));
+        }
         let (weight, bias) = self.load()?;
         self.resolve_loaded(input, weight, bias)
+    }
+
+    /// The ONNX model given as --weights, if it is one.
+    pub fn onnx_model(&self) -> Option<&std::path::Path> {
+        self.weights.as_deref().filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")))
+    }
+
+    /// A Conv/ConvTranspose node of the ONNX model (`--weights MODEL.onnx --layer NODE_NAME`): the
+    /// geometry comes from its attributes and the input shape from the graph (`input` only where the
+    /// model's shapes are dynamic).
+    pub fn resolve_onnx(&self, input: Option<&[usize]>) -> Result<ConvLayer> {
+        let model_path = self.onnx_model().context("--weights is not an .onnx model")?;
+        if self.flags_given() || self.flip || self.weight.is_some() || self.bias.is_some() {
+            bail!(
+                "with an ONNX model the layer comes from the node: drop --weight, --bias, --stride, --padding, \
+                 --dilation, --groups, --padding-mode, --transposed, --output-padding and --flip"
+            );
+        }
+        let [node] = self.layer.as_slice() else {
+            bail!(
+                "--weights {} needs one --layer NODE_NAME (`convmat onnx MODEL.onnx` lists the nodes)",
+                model_path.display()
+            );
+        };
+        let model = convmat_onnx::Model::load(model_path)?;
+        Ok(model.conv_layer(node, input)?)
     }
 
     /// Reads the weight and bias the flags name (each file once).

@@ -7,12 +7,14 @@
 //! - [`matrix`] (`convmat-matrix`): dense, sparse and matrix-free builders, unfold/fold, kernel adjoint,
 //!   fixed-point convolution;
 //! - [`spectrum`] (`convmat-spectrum`): exact FFT spectra, Lanczos top-k and norms, dense SVD;
-//! - [`io`] (`convmat-io`): npy/npz/safetensors in, npy/SciPy npz/Matrix Market out, atomic writes.
+//! - [`io`] (`convmat-io`): npy/npz/safetensors in, npy/SciPy npz/Matrix Market out, atomic writes;
+//! - [`onnx`] (`convmat-onnx`): ONNX models read in pure Rust, nodes mapped to layers, affine blocks exported.
 #![warn(missing_docs)]
 
 pub use convmat_io as io;
 pub use convmat_matrix as matrix;
 pub use convmat_numeric as numeric;
+pub use convmat_onnx as onnx;
 pub use convmat_shape as shape;
 pub use convmat_spectrum as spectrum;
 

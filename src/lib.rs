@@ -10,6 +10,7 @@
 //! - [`io`] (`convmat-io`): npy/npz/safetensors in, npy/SciPy npz/Matrix Market out, atomic writes;
 //! - [`onnx`] (`convmat-onnx`): ONNX models read in pure Rust, nodes mapped to layers, affine blocks exported.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub use convmat_io as io;
 pub use convmat_matrix as matrix;

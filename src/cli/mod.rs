@@ -11,7 +11,6 @@ mod demo;
 mod export;
 mod layer;
 mod onnx;
-mod rng;
 mod shape;
 mod svd;
 

@@ -8,7 +8,7 @@
 //!   fixed-point convolution;
 //! - [`spectrum`] (`convmat-spectrum`): exact FFT spectra, Lanczos top-k and norms, dense SVD;
 //! - [`io`] (`convmat-io`): npy/npz/safetensors in, npy/SciPy npz/Matrix Market out, atomic writes;
-//! - [`onnx`] (`convmat-onnx`): ONNX models in, each layer's exact affine map out.
+//! - [`onnx`] (`convmat-onnx`): ONNX models read in pure Rust, nodes mapped to layers, affine blocks exported.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 

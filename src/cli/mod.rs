@@ -8,7 +8,9 @@ mod args;
 mod build;
 mod check;
 mod demo;
+mod export;
 mod layer;
+mod onnx;
 mod shape;
 mod svd;
 
@@ -26,6 +28,8 @@ enum Command {
     Build(build::BuildArgs),
     Check(check::CheckArgs),
     Demo(demo::DemoArgs),
+    Export(export::ExportArgs),
+    Onnx(onnx::OnnxArgs),
     Shape(shape::ShapeArgs),
     Svd(svd::SvdArgs),
 }
@@ -37,6 +41,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Build(a) => build::run(a),
         Command::Check(a) => check::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Onnx(a) => onnx::run(a),
         Command::Shape(a) => shape::run(a),
         Command::Svd(a) => svd::run(a),
     }

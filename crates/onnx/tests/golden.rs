@@ -188,6 +188,11 @@ fn torch_cnn_listing_names_roles_and_folds() {
     assert!(layers[1].nodes.iter().any(|n| n.contains("Pad")), "{:?}", layers[1].nodes);
     assert!(layers[2].nodes.iter().any(|n| n.contains("bn3")), "{:?}", layers[2].nodes);
     assert!(layers[3].activations.is_empty());
+    // the conv2 node alone: the reflect Pad before it folded into its padding mode
+    let conv2 = s.nodes.iter().find(|n| n.op == "Conv" && n.name.contains("conv2")).unwrap();
+    let layer = model.conv_layer(&conv2.name, None).unwrap();
+    assert_eq!(layer.geometry().input_shape(), vec![4, 6, 6]);
+    assert_eq!(layer.description(), "Conv2d(4, 6, 3, stride=2, padding=(1, 1), padding_mode='reflect')");
 }
 
 fn err_text(r: Result<impl std::fmt::Debug, OnnxError>) -> String {

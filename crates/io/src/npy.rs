@@ -119,11 +119,20 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Tensor, IoError> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| bad("malformed shape")))
         .collect::<Result<_, _>>()?;
-    let count: usize = shape.iter().product();
+    let count =
+        element_count(&shape).ok_or_else(|| bad(&format!("shape {shape:?} has more elements than fit usize")))?;
     let data = &bytes[start + hlen..];
     let (dtype, values) = decode(path, &descr, data, count)?;
-    let values = if fortran && shape.len() > 1 { fortran_to_c(&values, &shape) } else { values };
+    let values = if fortran && shape.len() > 1 && count > 0 { fortran_to_c(&values, &shape) } else { values };
     Ok(Tensor { shape, data: values, dtype })
+}
+
+/// `prod(shape)`, `None` when it overflows (a zero anywhere makes it 0, as NumPy counts).
+pub(crate) fn element_count(shape: &[usize]) -> Option<usize> {
+    if shape.contains(&0) {
+        return Some(0);
+    }
+    shape.iter().try_fold(1usize, |a, &n| a.checked_mul(n))
 }
 
 /// The raw value text of `key` in a Python dict literal header.
@@ -147,9 +156,12 @@ pub(crate) fn decode(path: &Path, descr: &str, data: &[u8], count: usize) -> Res
         "bfloat16" => ('b', 2),
         _ => {
             let kind = code.chars().next().ok_or_else(unsupported)?;
-            (kind, code[1..].parse::<usize>().map_err(|_| unsupported())?)
+            (kind, code[kind.len_utf8()..].parse::<usize>().map_err(|_| unsupported())?)
         }
     };
+    if !matches!((kind, size), ('f', 2 | 4 | 8) | ('b' | 'V', 2) | ('i' | 'u', 1 | 2 | 4 | 8) | ('b', 1)) {
+        return Err(unsupported());
+    }
     let need = count.checked_mul(size).ok_or_else(unsupported)?;
     if data.len() < need {
         return Err(IoError::format(

@@ -127,12 +127,11 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Tensor, IoError> {
     Ok(Tensor { shape, data: values, dtype })
 }
 
-/// `prod(shape)`, `None` when it overflows (a zero anywhere makes it 0, as NumPy counts).
+/// `prod(shape)`; `None` when the product of the non-zero dimensions overflows, even if a zero makes
+/// the array empty (NumPy: "array is too big"), so every product of the shape a caller takes fits.
 pub(crate) fn element_count(shape: &[usize]) -> Option<usize> {
-    if shape.contains(&0) {
-        return Some(0);
-    }
-    shape.iter().try_fold(1usize, |a, &n| a.checked_mul(n))
+    let nonzero = shape.iter().filter(|&&n| n != 0).try_fold(1usize, |a, &n| a.checked_mul(n))?;
+    Some(if shape.contains(&0) { 0 } else { nonzero })
 }
 
 /// The raw value text of `key` in a Python dict literal header.

@@ -593,8 +593,16 @@ impl fmt::Display for ConvSpec {
         if self.stride.iter().any(|&s| s != 1) {
             write!(f, ", stride={}", tuple_or_one(&self.stride))?;
         }
-        if self.padding != Padding::uniform(0) && self.padding != Padding::symmetric(vec![0; self.rank]) {
-            write!(f, ", padding={}", self.padding)?;
+        match &self.padding {
+            Padding::Explicit { begin, end } if begin != end => {
+                // ONNX order (all begins, then all ends): 2 * rank ints, which parse_layer reads back
+                let side = |v: &[usize]| (0..self.rank).map(|d| broadcast_at(v, d)).collect::<Vec<_>>();
+                write!(f, ", padding={}", tuple(&[side(begin), side(end)].concat()))?;
+            }
+            p if *p != Padding::uniform(0) && *p != Padding::symmetric(vec![0; self.rank]) => {
+                write!(f, ", padding={p}")?;
+            }
+            _ => {}
         }
         if self.output_padding.iter().any(|&s| s != 0) {
             write!(f, ", output_padding={}", tuple_or_one(&self.output_padding))?;

@@ -107,3 +107,19 @@ fn parameter_counts_that_overflow_are_errors_in_propagate() {
     // an input shape beyond usize
     assert!(propagate(&[big, big], [&parse_layer("ReLU()").unwrap()]).is_err());
 }
+
+#[test]
+fn asymmetric_padding_prints_as_an_expression_that_reads_back() {
+    // fuzz finding (layer): it printed as `padding=pads(0, 1, 1, 0, 1, 0)`, which parse_layer refused
+    for text in [
+        "Conv3d(3, 4, (1, 2, 6), stride=(2, 1, 1), padding=(0, 1, 1, 0, 1, 0))",
+        "Conv1d(3, 4, 3, padding=(2, 0))",
+        "ConvTranspose2d(3, 4, 3, padding=(1, 0, 0, 1))",
+    ] {
+        let layer = parse_layer(text).unwrap();
+        assert_eq!(layer.to_string(), text);
+        assert_eq!(parse_layer(&layer.to_string()).unwrap(), layer);
+    }
+    let spec = ConvSpec::new(2, 1, 1, [3]).with_padding(convmat_shape::Padding::onnx(vec![1, 2]).unwrap());
+    assert_eq!(spec.to_string(), "Conv2d(1, 1, 3, padding=(1, 1, 2, 2))");
+}

@@ -119,8 +119,10 @@ pub fn read_npz(path: &Path, key: Option<&str>) -> Result<Tensor, IoError> {
         return Err(IoError::Missing { path: path.into(), what: "array", key, available: names });
     }
     let mut entry = z.by_name(&format!("{key}.npy")).map_err(|e| IoError::format(path, e.to_string()))?;
+    // grows with the bytes actually inflated, never past the size the zip directory declares
+    let declared = entry.size();
     let mut bytes = Vec::new();
-    entry.read_to_end(&mut bytes).map_err(|e| IoError::os(path, e))?;
+    entry.by_ref().take(declared).read_to_end(&mut bytes).map_err(|e| IoError::os(path, e))?;
     npy::parse(&path.join(format!("{key}.npy")), &bytes)
 }
 

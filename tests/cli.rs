@@ -48,16 +48,9 @@ fn ok(args: &[&str]) -> String {
     out
 }
 
+/// Multiples of 1/8 in [-1, 1] (exact in f32) from the workspace's seeded generator.
 fn seq(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s % 17) as f64 - 8.0) / 8.0
-        })
-        .collect()
+    convmat::numeric::SeededRng::new(seed).small_ints(n, 8).into_iter().map(|v| v / 8.0).collect()
 }
 
 /// A 3->4 3x3 layer's files: weight, bias.
@@ -377,7 +370,7 @@ fn bad_input_gets_one_clear_line_and_leaves_files_alone() {
             build(&["--weight", &w, "--bias", &d.npy("b3.npy", &[3], &[1.0, 2.0, 3.0])]),
             vec!["bias has 3 values, expected 4"],
         ),
-        (build(&["--weight", &w, "--stride", "0"]), vec!["--stride '0'"]),
+        (build(&["--weight", &w, "--stride", "0"]), vec!["stride must be at least 1, got 0"]),
         (build(&["--weight", &w, "--padding", "-1"]), vec!["padding '-1'"]),
         (build(&["--weight", &w, "--padding", "same", "--stride", "2"]), vec!["padding='same'", "strided"]),
         (
@@ -385,7 +378,7 @@ fn bad_input_gets_one_clear_line_and_leaves_files_alone() {
             vec!["reflect", "padding 6", "input size 6"],
         ),
         (build(&["--weight", &w, "--dilation", "4"]), vec!["dilated kernel 9"]),
-        (build(&["--weight", &w, "--dtype", "q1.x"]), vec!["--dtype 'q1.x'", "qI.F"]),
+        (build(&["--weight", &w, "--dtype", "q1.x"]), vec!["--dtype", "'q1.x'", "qI.F"]),
         (build(&["--weight", &w, "--padding-mode", "mirror"]), vec!["'mirror'"]),
         (build(&["--weight", &w, "--rows", "10..5"]), vec!["--rows '10..5'"]),
         (build(&["--weight", &w, "--max-memory", "1K"]), vec!["needs about", "--rows"]),

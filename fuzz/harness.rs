@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use convmat_io::IoError;
 use convmat_io::{npz_keys, read_array, read_npz, read_safetensors, read_safetensors_layer, safetensors_layers};
 use convmat_numeric::{Overflow, QFormat, Rounding};
+use convmat_onnx::Model;
 use convmat_shape::{parse_layer, propagate, Geometry, Layer};
 
 /// The readers take paths, as the CLI and Python do: each input is written to a file in a directory
@@ -145,5 +146,15 @@ pub fn qformat(data: &[u8]) {
     }
     if let Ok(p) = q.product(other) {
         assert_eq!(p.frac_bits(), q.frac_bits() + other.frac_bits());
+    }
+}
+
+/// An ONNX model (protobuf), as `Model::load` reads it (external data is not followed): the summary
+/// of its graph and the convolution each node applies.
+pub fn onnx(data: &[u8]) {
+    let Ok(model) = Model::from_bytes(data, std::path::Path::new("fuzz.onnx"), None) else { return };
+    let _ = model.summary(None);
+    for name in model.node_names().into_iter().take(8) {
+        let _ = model.conv_layer(name, None);
     }
 }

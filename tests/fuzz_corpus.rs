@@ -52,3 +52,8 @@ fn layer_corpus() {
 fn qformat_corpus() {
     replay("qformat", harness::qformat, 5);
 }
+
+#[test]
+fn onnx_corpus() {
+    replay("onnx", harness::onnx, 20);
+}

@@ -120,8 +120,10 @@ pub fn read_npz(path: &Path, key: Option<&str>) -> Result<Tensor, IoError> {
         return Err(IoError::Missing { path: path.into(), what: "array", key, available: names });
     }
     let mut entry = z.by_name(&format!("{key}.npy")).map_err(|e| IoError::format(path, e.to_string()))?;
+    // grows with the bytes actually inflated, never past the size the zip directory declares
+    let declared = entry.size();
     let mut bytes = Vec::new();
-    entry.read_to_end(&mut bytes).map_err(|e| IoError::os(path, e))?;
+    entry.by_ref().take(declared).read_to_end(&mut bytes).map_err(|e| IoError::os(path, e))?;
     npy::parse(&path.join(format!("{key}.npy")), &bytes)
 }
 
@@ -155,7 +157,10 @@ pub fn read_safetensors(path: &Path, name: &str) -> Result<Tensor, IoError> {
         other => return Err(IoError::Dtype { path: path.into(), dtype: format!("{other:?}") }),
     };
     let shape = t.shape().to_vec();
-    let (dtype, data) = npy::decode(path, descr, t.data(), shape.iter().product())?;
+    let count = npy::element_count(&shape).ok_or_else(|| {
+        IoError::format(path, format!("tensor '{name}' has shape {shape:?}, more elements than fit usize"))
+    })?;
+    let (dtype, data) = npy::decode(path, descr, t.data(), count)?;
     Ok(Tensor { shape, data, dtype })
 }
 
@@ -347,11 +352,22 @@ pub fn write_mtx<T: std::fmt::Display + Copy, W: Write>(
     writeln!(w, "%%MatrixMarket matrix coordinate {} general", if integer { "integer" } else { "real" })?;
     writeln!(w, "% written by convmat")?;
     writeln!(w, "{} {} {}", m.shape.0, m.shape.1, m.data.len())?;
-    for major in 0..m.indptr.len() - 1 {
-        for k in m.indptr[major]..m.indptr[major + 1] {
-            let (r, c) =
-                if m.format == "csr" { (major, m.indices[k] as usize) } else { (m.indices[k] as usize, major) };
-            writeln!(w, "{} {} {}", r + 1, c + 1, m.data[k])?;
+    let bad = |k: usize| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "inconsistent sparse matrix: entry {k} is beyond indices ({}) or data ({})",
+                m.indices.len(),
+                m.data.len()
+            ),
+        )
+    };
+    // an empty indptr (no major slots) writes no entries
+    for (major, slot) in m.indptr.windows(2).enumerate() {
+        for k in slot[0]..slot[1] {
+            let (&minor, value) = m.indices.get(k).zip(m.data.get(k)).ok_or_else(|| bad(k))?;
+            let (r, c) = if m.format == "csr" { (major, minor as usize) } else { (minor as usize, major) };
+            writeln!(w, "{} {} {}", r + 1, c + 1, value)?;
         }
     }
     Ok(())

@@ -119,11 +119,19 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Tensor, IoError> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| bad("malformed shape")))
         .collect::<Result<_, _>>()?;
-    let count: usize = shape.iter().product();
+    let count =
+        element_count(&shape).ok_or_else(|| bad(&format!("shape {shape:?} has more elements than fit usize")))?;
     let data = &bytes[start + hlen..];
     let (dtype, values) = decode(path, &descr, data, count)?;
-    let values = if fortran && shape.len() > 1 { fortran_to_c(&values, &shape) } else { values };
+    let values = if fortran && shape.len() > 1 && count > 0 { fortran_to_c(&values, &shape) } else { values };
     Ok(Tensor { shape, data: values, dtype })
+}
+
+/// `prod(shape)`; `None` when the product of the non-zero dimensions overflows, even if a zero makes
+/// the array empty (NumPy: "array is too big"), so every product of the shape a caller takes fits.
+pub(crate) fn element_count(shape: &[usize]) -> Option<usize> {
+    let nonzero = shape.iter().filter(|&&n| n != 0).try_fold(1usize, |a, &n| a.checked_mul(n))?;
+    Some(if shape.contains(&0) { 0 } else { nonzero })
 }
 
 /// The raw value text of `key` in a Python dict literal header.
@@ -147,9 +155,12 @@ pub(crate) fn decode(path: &Path, descr: &str, data: &[u8], count: usize) -> Res
         "bfloat16" => ('b', 2),
         _ => {
             let kind = code.chars().next().ok_or_else(unsupported)?;
-            (kind, code[1..].parse::<usize>().map_err(|_| unsupported())?)
+            (kind, code[kind.len_utf8()..].parse::<usize>().map_err(|_| unsupported())?)
         }
     };
+    if !matches!((kind, size), ('f', 2 | 4 | 8) | ('b' | 'V', 2) | ('i' | 'u', 1 | 2 | 4 | 8) | ('b', 1)) {
+        return Err(unsupported());
+    }
     let need = count.checked_mul(size).ok_or_else(unsupported)?;
     if data.len() < need {
         return Err(IoError::format(

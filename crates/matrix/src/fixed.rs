@@ -276,7 +276,7 @@ impl FixedConv {
                             let Some(p) = r else { continue };
                             let prod = w[(co * cin_g + cl) * k + t] as i128 * xs[ci * glen + p] as i128;
                             let prod = format.requantize(prod, pf, rounding, overflow);
-                            acc = format.overflow(acc + prod, overflow);
+                            acc = format.add(acc, prod, overflow); // exact even for 127/128-bit words
                         }
                     }
                     y[co * l + win] = acc;

@@ -33,6 +33,8 @@ impl<T: Scalar> Conv<T> {
         weight: &[T],
         bias: Option<Vec<T>>,
     ) -> Result<Self, MatrixError> {
+        // validate first: the padding a shape implies is `d * (k - 1)`, meaningless for an empty kernel
+        spec.validate()?;
         let padding = shape.padding(spec.kernel_size(), spec.dilation());
         let spec = spec.clone().with_padding(padding);
         let geometry = Geometry::new(&spec, input)?;
@@ -55,6 +57,14 @@ impl<T: Scalar> Conv<T> {
 /// An empty kernel or image.
 pub fn convmtx2<T: Scalar>(h: ArrayView2<'_, T>, m: usize, n: usize) -> Result<Array2<T>, MatrixError> {
     let (kh, kw) = h.dim();
+    if kh == 0 || kw == 0 {
+        let expected = "a kernel with at least one row and one column".into();
+        return Err(MatrixError::Dimension { what: "convmtx2 kernel H", expected, got: vec![kh, kw] });
+    }
+    if m == 0 || n == 0 {
+        let expected = "an image of at least 1-by-1 (m >= 1, n >= 1)".into();
+        return Err(MatrixError::Dimension { what: "convmtx2 image size (m, n)", expected, got: vec![m, n] });
+    }
     let ht: Vec<T> = h.t().iter().copied().collect();
     let spec = ConvSpec::new(2, 1, 1, [kw, kh]).with_bias(false);
     Ok(Conv::true_convolution(&spec, TrueConvShape::Full, &[n, m], &ht, None)?.dense())

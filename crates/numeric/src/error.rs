@@ -14,6 +14,14 @@ pub enum NumericError {
         /// Largest allowed.
         max: u32,
     },
+    /// A fraction length beyond what convmat computes with.
+    #[error("fraction length {frac_bits} is out of range: expected -{max} to {max}")]
+    FracBits {
+        /// The fraction length given.
+        frac_bits: i32,
+        /// Largest magnitude allowed.
+        max: i32,
+    },
     /// An exact result would need more bits than convmat's widest accumulator.
     #[error("the exact result needs {bits} bits, more than the {max}-bit accumulator; use a narrow accumulator (--acc-dtype) or smaller formats")]
     TooWide {

@@ -6,6 +6,10 @@ use crate::NumericError;
 /// The widest accumulator convmat computes in (raw values are `i128`).
 pub const MAX_WORD_BITS: u32 = 128;
 
+/// The largest fraction length magnitude a format may have (MATLAB's `fi` limit on word lengths). It
+/// keeps `I = w - F`, products' `fa + fb` and the shifts between formats far inside `i32`.
+pub const MAX_FRAC_BITS: i32 = 65535;
+
 /// A binary fixed-point format, as MATLAB's `numerictype(s, w, f)`: signedness, word length in bits
 /// (sign included) and fraction length. The real value of a stored integer `x` is `x * 2^-f`.
 ///
@@ -124,11 +128,15 @@ impl QFormat {
     /// `numerictype(signed, word_bits, frac_bits)`.
     ///
     /// # Errors
-    /// A word length outside `1..=128` (2 at least when signed).
+    /// A word length outside `2..=128` when signed, `1..=127` when unsigned (stored integers are
+    /// `i128`); a fraction length beyond ±[`MAX_FRAC_BITS`].
     pub fn new(signed: bool, word_bits: u32, frac_bits: i32) -> Result<Self, NumericError> {
-        let min = if signed { 2 } else { 1 };
-        if !(min..=MAX_WORD_BITS).contains(&word_bits) {
-            return Err(NumericError::WordBits { word_bits, min, max: MAX_WORD_BITS });
+        let (min, max) = if signed { (2, MAX_WORD_BITS) } else { (1, MAX_WORD_BITS - 1) };
+        if !(min..=max).contains(&word_bits) {
+            return Err(NumericError::WordBits { word_bits, min, max });
+        }
+        if !(-MAX_FRAC_BITS..=MAX_FRAC_BITS).contains(&frac_bits) {
+            return Err(NumericError::FracBits { frac_bits, max: MAX_FRAC_BITS });
         }
         Ok(Self { signed, word_bits, frac_bits })
     }
@@ -138,8 +146,8 @@ impl QFormat {
     /// # Errors
     /// As [`QFormat::new`].
     pub fn q(int_bits: i32, frac_bits: i32) -> Result<Self, NumericError> {
-        let w = int_bits + frac_bits;
-        Self::new(true, u32::try_from(w).unwrap_or(0), frac_bits)
+        let w = i64::from(int_bits) + i64::from(frac_bits);
+        Self::new(true, u32::try_from(w).unwrap_or(if w < 0 { 0 } else { u32::MAX }), frac_bits)
     }
 
     /// Whether the format is signed.
@@ -173,7 +181,7 @@ impl QFormat {
     /// Largest stored integer.
     pub fn raw_max(self) -> i128 {
         match (self.signed, self.word_bits) {
-            (true, 128) | (false, 127..) => i128::MAX,
+            (true, 128..) | (false, 127..) => i128::MAX,
             (true, w) => (1i128 << (w - 1)) - 1,
             (false, w) => (1i128 << w) - 1,
         }
@@ -234,29 +242,35 @@ impl QFormat {
     pub fn overflow(self, raw: i128, overflow: Overflow) -> i128 {
         match overflow {
             Overflow::Saturate => raw.clamp(self.raw_min(), self.raw_max()),
-            Overflow::Wrap => {
-                let w = self.word_bits;
-                if w >= 128 {
-                    return raw;
-                }
-                let low = raw & ((1i128 << w) - 1);
-                if self.signed && low >= 1i128 << (w - 1) {
-                    low - (1i128 << w)
-                } else {
-                    low
-                }
+            // the low w bits, sign-extended when signed (w <= 128 signed, <= 127 unsigned: no shift overflows)
+            Overflow::Wrap if self.signed => {
+                let unused = MAX_WORD_BITS - self.word_bits;
+                (raw << unused) >> unused
             }
+            Overflow::Wrap => raw & (i128::MAX >> (MAX_WORD_BITS - 1 - self.word_bits)),
+        }
+    }
+
+    /// The exact sum `a + b` of two stored integers of this format, then `overflow` (a sum beyond
+    /// `i128`, possible for 127- and 128-bit words, saturates or wraps like any other overflow).
+    pub fn add(self, a: i128, b: i128, overflow: Overflow) -> i128 {
+        match (a.checked_add(b), overflow) {
+            (Some(s), _) => self.overflow(s, overflow),
+            // the low 128 bits of the true sum; every word length divides 2^128
+            (None, Overflow::Wrap) => self.overflow(a.wrapping_add(b), overflow),
+            (None, Overflow::Saturate) if a > 0 => self.raw_max(),
+            (None, Overflow::Saturate) => self.raw_min(),
         }
     }
 
     /// Re-expresses a stored integer of fraction length `from_frac` in this format: shifted to this
     /// fraction length with `rounding` (the exact integer formulas of `fixed-point.md`), then `overflow`.
     pub fn requantize(self, raw: i128, from_frac: i32, rounding: Rounding, overflow: Overflow) -> i128 {
-        let s = from_frac - self.frac_bits;
+        let s = i64::from(from_frac) - i64::from(self.frac_bits);
         let shifted = if s > 0 {
-            shift_right_rounded(raw, s as u32, rounding)
+            shift_right_rounded(raw, u32::try_from(s).unwrap_or(u32::MAX), rounding)
         } else {
-            let left = (-s) as u32;
+            let left = s.unsigned_abs();
             match (left < 127).then(|| raw.checked_mul(1i128 << left)).flatten() {
                 Some(v) => v,
                 None if raw == 0 => 0,
@@ -279,8 +293,13 @@ impl QFormat {
     /// # Errors
     /// A word longer than 128 bits.
     pub fn product(self, other: QFormat) -> Result<QFormat, NumericError> {
-        Self::new(self.signed || other.signed, self.word_bits + other.word_bits, self.frac_bits + other.frac_bits)
-            .map_err(|_| NumericError::TooWide { bits: self.word_bits + other.word_bits, max: MAX_WORD_BITS })
+        let signed = self.signed || other.signed;
+        let bits = self.word_bits + other.word_bits;
+        if bits > MAX_WORD_BITS || (!signed && bits == MAX_WORD_BITS) {
+            return Err(NumericError::TooWide { bits, max: MAX_WORD_BITS });
+        }
+        // both fraction lengths are within ±MAX_FRAC_BITS, so the sum fits i32; new() bounds it
+        Self::new(signed, bits, self.frac_bits + other.frac_bits)
     }
 
     /// The exact format of a sum of `n` values of this format (MATLAB's full-precision `SumMode`):
@@ -291,7 +310,11 @@ impl QFormat {
     pub fn sum_of(self, n: usize) -> Result<QFormat, NumericError> {
         let grow = if n <= 1 { 0 } else { usize::BITS - (n - 1).leading_zeros() };
         let bits = self.word_bits + grow;
-        Self::new(self.signed, bits, self.frac_bits).map_err(|_| NumericError::TooWide { bits, max: MAX_WORD_BITS })
+        let max = if self.signed { MAX_WORD_BITS } else { MAX_WORD_BITS - 1 };
+        if bits > max {
+            return Err(NumericError::TooWide { bits, max });
+        }
+        Self::new(self.signed, bits, self.frac_bits)
     }
 }
 
@@ -317,7 +340,12 @@ impl FromStr for QFormat {
             let (signed, body) = rest;
             let (i, f) = body.split_once('.').ok_or_else(bad)?;
             let (i, f): (i32, i32) = (i.parse().map_err(|_| bad())?, f.parse().map_err(|_| bad())?);
-            let w = u32::try_from(i + f).map_err(|_| bad())?;
+            let w = i64::from(i) + i64::from(f);
+            let Ok(w) = u32::try_from(w) else {
+                let word_bits = if w < 0 { 0 } else { u32::MAX };
+                let (min, max) = if signed { (2, MAX_WORD_BITS) } else { (1, MAX_WORD_BITS - 1) };
+                return Err(NumericError::WordBits { word_bits, min, max });
+            };
             return Self::new(signed, w, f);
         }
         if let Some((signed, body)) =

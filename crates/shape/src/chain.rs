@@ -53,14 +53,18 @@ impl PoolSpec {
         if self.padding.len() != self.rank {
             return Err(ShapeError::Arity { param: "padding", expected: self.rank, got: self.padding.len() });
         }
+        if input.len() != self.rank {
+            return Err(ShapeError::Arity { param: "input size", expected: self.rank, got: input.len() });
+        }
         let mut out = Vec::with_capacity(self.rank);
         for d in 0..self.rank {
+            // i128 holds every usize and the sums below; only `dil * (k - 1)` needs a check
             let (n, k, s, p, dil) = (
-                input[d] as i64,
-                self.kernel_size[d] as i64,
-                self.stride[d] as i64,
-                self.padding[d] as i64,
-                self.dilation[d] as i64,
+                input[d] as i128,
+                self.kernel_size[d] as i128,
+                self.stride[d] as i128,
+                self.padding[d] as i128,
+                self.dilation[d] as i128,
             );
             if p > k / 2 {
                 return Err(ShapeError::Invalid {
@@ -72,15 +76,17 @@ impl PoolSpec {
                     ),
                 });
             }
-            let num = n + 2 * p - dil * (k - 1) - 1 + if self.ceil_mode { s - 1 } else { 0 };
+            let span = dil.checked_mul(k - 1).ok_or_else(|| crate::layout::too_large(input))?;
+            let num = n + 2 * p - span - 1 + if self.ceil_mode { s - 1 } else { 0 };
             let mut o = num.div_euclid(s) + 1;
             if self.ceil_mode && (o - 1) * s >= n + p {
                 o -= 1;
             }
             if o <= 0 {
-                return Err(ShapeError::EmptyOutput { dim: d, size: o, input: input.to_vec() });
+                let size = i64::try_from(o).unwrap_or(i64::MIN);
+                return Err(ShapeError::EmptyOutput { dim: d, size, input: input.to_vec() });
             }
-            out.push(o as usize);
+            out.push(usize::try_from(o).map_err(|_| crate::layout::too_large(input))?);
         }
         Ok(out)
     }
@@ -257,14 +263,16 @@ impl Layer {
         }
     }
 
-    /// Learnable parameters, as `sum(p.numel() for p in layer.parameters())`.
+    /// Learnable parameters, as `sum(p.numel() for p in layer.parameters())`; `usize::MAX` when the
+    /// count does not fit (no such layer fits in memory; [`propagate`] reports it as an error).
     pub fn parameter_count(&self) -> usize {
         match self {
             Layer::Conv(spec) => spec.parameter_count(),
-            Layer::Linear { in_features, out_features, bias } => {
-                in_features * out_features + if *bias { *out_features } else { 0 }
-            }
-            Layer::BatchNorm { num_features, affine: true, .. } => 2 * num_features,
+            Layer::Linear { in_features, out_features, bias } => in_features
+                .checked_mul(*out_features)
+                .and_then(|w| w.checked_add(if *bias { *out_features } else { 0 }))
+                .unwrap_or(usize::MAX),
+            Layer::BatchNorm { num_features, affine: true, .. } => num_features.saturating_mul(2),
             _ => 0,
         }
     }
@@ -527,10 +535,26 @@ pub fn propagate<'a>(
 ) -> Result<Vec<LayerShape>, ChainError> {
     let mut shape = input.to_vec();
     let mut out = Vec::new();
+    let mut total = 0usize;
+    checked_len(input).map_err(|error| ChainError { index: 0, layer: "input".into(), error })?;
     for (i, layer) in layers.into_iter().enumerate() {
-        shape =
-            layer.output_shape(&shape).map_err(|error| ChainError { index: i + 1, layer: layer.to_string(), error })?;
-        out.push(LayerShape { layer: layer.to_string(), output: shape.clone(), params: layer.parameter_count() });
+        let fail = |error| ChainError { index: i + 1, layer: layer.to_string(), error };
+        shape = layer.output_shape(&shape).map_err(fail)?;
+        // every count a caller sums or multiplies (features, parameters, their total) fits usize
+        checked_len(&shape).map_err(fail)?;
+        let params = layer.parameter_count();
+        total = total.checked_add(params).filter(|_| params != usize::MAX).ok_or_else(|| {
+            fail(ShapeError::Invalid {
+                param: "parameter count",
+                value: if params == usize::MAX {
+                    format!("more than {}", usize::MAX)
+                } else {
+                    format!("{params}, bringing the total beyond {}", usize::MAX)
+                },
+                valid: format!("a network whose parameters fit {} bits", usize::BITS),
+            })
+        })?;
+        out.push(LayerShape { layer: layer.to_string(), output: shape.clone(), params });
     }
     Ok(out)
 }

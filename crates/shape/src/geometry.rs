@@ -60,11 +60,14 @@ impl Geometry {
             let (b, e) = (pad_begin[d], pad_end[d]);
             let eff = dil[d].checked_mul(k[d] - 1).and_then(|x| x.checked_add(1)).ok_or_else(|| overflow(input))?;
             if spec.is_transposed() {
-                let size = (n as i128 - 1) * s[d] as i128 + eff as i128 + spec.output_padding()[d] as i128
-                    - b as i128
-                    - e as i128;
+                let size = (n as i128 - 1)
+                    .checked_mul(s[d] as i128)
+                    .and_then(|x| x.checked_add(eff as i128 + spec.output_padding()[d] as i128))
+                    .map(|x| x - b as i128 - e as i128)
+                    .ok_or_else(|| overflow(input))?;
                 if size <= 0 {
-                    return Err(ShapeError::EmptyOutput { dim: d, size: size as i64, input: input.to_vec() });
+                    let size = i64::try_from(size).unwrap_or(i64::MIN);
+                    return Err(ShapeError::EmptyOutput { dim: d, size, input: input.to_vec() });
                 }
                 output[d] = usize::try_from(size).map_err(|_| overflow(input))?;
             } else {

@@ -47,10 +47,14 @@ enum Tok {
     Punct(&'static str),
 }
 
+/// Deepest nesting of brackets and unary minus signs an expression may have.
+const MAX_DEPTH: usize = 64;
+
 pub(crate) struct Parser<'a> {
     text: &'a str,
     toks: Vec<(Tok, usize, usize)>,
     pos: usize,
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -115,7 +119,7 @@ impl<'a> Parser<'a> {
                 toks.push((Tok::Punct(p), start, i));
             }
         }
-        Ok(Self { text, toks, pos: 0 })
+        Ok(Self { text, toks, pos: 0, depth: 0 })
     }
 
     fn peek(&self) -> Option<&Tok> {
@@ -213,7 +217,7 @@ impl<'a> Parser<'a> {
                     if self.peek().is_none() {
                         return Err(self.err(start, format!("'{open}' is never closed")));
                     }
-                    items.push(self.value()?);
+                    items.push(self.nested(Self::value)?);
                     if !self.eat(",") && self.peek() != Some(&Tok::Punct(close)) {
                         return Err(
                             self.err(self.at(), format!("expected ',' or '{close}', found {}", self.describe()))
@@ -250,6 +254,17 @@ impl<'a> Parser<'a> {
         Ok(Value { kind, span: (start, self.prev_end()) })
     }
 
+    /// Runs `f` one nesting level deeper: nesting beyond [`MAX_DEPTH`] is an error, not a stack overflow.
+    fn nested<T>(&mut self, f: fn(&mut Self) -> Result<T, ParseError>) -> Result<T, ParseError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.err(self.at(), format!("nested more than {MAX_DEPTH} levels deep")));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
     fn sum(&mut self) -> Result<i64, ParseError> {
         let start = self.at();
         let mut acc = self.product()?;
@@ -279,7 +294,8 @@ impl<'a> Parser<'a> {
                 if d == 0 {
                     return Err(self.err(at, "division by zero"));
                 }
-                acc = acc.div_euclid(d);
+                // i64::MIN // -1 is 2^63, one past i64::MAX
+                acc = acc.checked_div_euclid(d).ok_or_else(|| self.err(start, "integer overflow"))?;
             } else {
                 return Ok(acc);
             }
@@ -293,12 +309,15 @@ impl<'a> Parser<'a> {
                 Ok(v)
             }
             Some(Tok::Punct("-")) => {
+                let at = self.at();
                 self.pos += 1;
-                Ok(-self.atom()?)
+                let v = self.nested(Self::atom)?;
+                // -(i64::MIN) is one past i64::MAX
+                v.checked_neg().ok_or_else(|| self.err(at, "integer overflow"))
             }
             Some(Tok::Punct("(")) => {
                 self.pos += 1;
-                let v = self.sum()?;
+                let v = self.nested(Self::sum)?;
                 self.expect(")", "to close the parenthesis")?;
                 Ok(v)
             }

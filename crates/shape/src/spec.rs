@@ -189,7 +189,8 @@ impl Padding {
         let mut begin = vec![0; rank];
         let mut end = vec![0; rank];
         for d in 0..rank {
-            let eff = dilation[d] * (kernel[d] - 1) + 1;
+            // saturating: Geometry::new reports sizes that overflow, after resolving
+            let eff = dilation[d].saturating_mul(kernel[d].saturating_sub(1)).saturating_add(1);
             let (b, e) = match self {
                 Self::Explicit { begin, end } => (broadcast_at(begin, d), broadcast_at(end, d)),
                 Self::Valid => (0, 0),
@@ -199,7 +200,8 @@ impl Padding {
                 }
                 Self::SameUpper | Self::SameLower => {
                     let out = input[d].div_ceil(stride[d]);
-                    let total = ((out - 1) * stride[d] + eff).saturating_sub(input[d]);
+                    let total =
+                        (out.saturating_sub(1)).saturating_mul(stride[d]).saturating_add(eff).saturating_sub(input[d]);
                     let small = total / 2;
                     if matches!(self, Self::SameUpper) {
                         (small, total - small)
@@ -464,9 +466,11 @@ impl ConvSpec {
         s
     }
 
-    /// Number of learnable parameters (weight and bias), as `sum(p.numel() for p in layer.parameters())`.
+    /// Number of learnable parameters (weight and bias), as `sum(p.numel() for p in layer.parameters())`;
+    /// `usize::MAX` when the count does not fit (no such layer fits in memory).
     pub fn parameter_count(&self) -> usize {
-        self.weight_shape().iter().product::<usize>() + if self.bias { self.out_channels } else { 0 }
+        let weight = self.weight_shape().iter().try_fold(1usize, |a, &n| a.checked_mul(n));
+        weight.and_then(|w| w.checked_add(if self.bias { self.out_channels } else { 0 })).unwrap_or(usize::MAX)
     }
 
     /// Checks a weight tensor's shape against the layer.
@@ -589,8 +593,16 @@ impl fmt::Display for ConvSpec {
         if self.stride.iter().any(|&s| s != 1) {
             write!(f, ", stride={}", tuple_or_one(&self.stride))?;
         }
-        if self.padding != Padding::uniform(0) && self.padding != Padding::symmetric(vec![0; self.rank]) {
-            write!(f, ", padding={}", self.padding)?;
+        match &self.padding {
+            Padding::Explicit { begin, end } if begin != end => {
+                // ONNX order (all begins, then all ends): 2 * rank ints, which parse_layer reads back
+                let side = |v: &[usize]| (0..self.rank).map(|d| broadcast_at(v, d)).collect::<Vec<_>>();
+                write!(f, ", padding={}", tuple(&[side(begin), side(end)].concat()))?;
+            }
+            p if *p != Padding::uniform(0) && *p != Padding::symmetric(vec![0; self.rank]) => {
+                write!(f, ", padding={p}")?;
+            }
+            _ => {}
         }
         if self.output_padding.iter().any(|&s| s != 0) {
             write!(f, ", output_padding={}", tuple_or_one(&self.output_padding))?;
@@ -644,7 +656,12 @@ impl TrueConvShape {
     /// The padding under which cross-correlation with the *flipped* kernel equals true convolution of
     /// this shape (dilation widens the kernel as usual).
     pub fn padding(self, kernel: &[usize], dilation: &[usize]) -> Padding {
-        let eff: Vec<usize> = kernel.iter().zip(dilation).map(|(&k, &d)| d * (k - 1) + 1).collect();
+        // saturating: an invalid (empty or overflowing) kernel gives a padding Geometry::new rejects
+        let eff: Vec<usize> = kernel
+            .iter()
+            .zip(dilation)
+            .map(|(&k, &d)| d.saturating_mul(k.saturating_sub(1)).saturating_add(1))
+            .collect();
         match self {
             Self::Full => {
                 let p: Vec<usize> = eff.iter().map(|e| e - 1).collect();

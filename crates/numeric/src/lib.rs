@@ -31,7 +31,7 @@ pub mod fixed_facade;
 mod qformat;
 
 pub use error::NumericError;
-pub use qformat::{Overflow, QFormat, Rounding, MAX_WORD_BITS};
+pub use qformat::{Overflow, QFormat, Quantizer, Rounding, MAX_WORD_BITS};
 
 mod sealed {
     pub trait Sealed {}

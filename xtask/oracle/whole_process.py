@@ -1,6 +1,6 @@
 """Whole-process speed of `convmat build` and `convmat apply` next to their peers and floors, side by side
-in one run (issue 15). Runs are interleaved round by round, so a noisy neighbour slows every contender
-alike; medians are printed.
+in one run (issue 15). Runs are interleaved round by round (the convmat binaries' order
+rotating), so a noisy neighbour slows every contender alike; medians are printed.
 
 usage: whole_process.py PEERS_DIR CONVMAT [CONVMAT_BEFORE] [--rounds N] [--only build|apply]
 
@@ -73,7 +73,11 @@ def main():
     size = None
     for r in range(a.rounds):
         if a.only in (None, "build"):
-            for name, exe in zip(names, a.convmat):
+            # rotate who goes first: the first large allocation after others' work can pay for memory
+            # compaction (transparent huge pages), which would otherwise always hit the same contender
+            order = list(zip(names, a.convmat))
+            order = order[r % len(order):] + order[:r % len(order)]
+            for name, exe in order:
                 out = f"{d}/A.npz"
                 rm(out)
                 t, js = timed([exe, "build", "--weight", f"{d}/w.npy", "--input-shape", "64,32,32", "--padding",

@@ -105,7 +105,14 @@ pub fn write_npy_slice<T: NpyElement, W: Write>(w: &mut W, shape: &[usize], data
         ));
     }
     w.write_all(&header(T::DESCR, shape))?;
-    w.write_all(&T::le_bytes(data))
+    write_chunked(w, &T::le_bytes(data))
+}
+
+/// Writes `bytes` in pieces of 4 MiB. One `write(2)` of hundreds of MB is bimodal on Linux under
+/// memory pressure (0.5 s or 2-5 s for 290 MB on this project's VM, measured interleaved), pieces of
+/// 4 MiB steady at the fast mode.
+pub(crate) fn write_chunked<W: Write>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    bytes.chunks(4 << 20).try_for_each(|c| w.write_all(c))
 }
 
 /// Writes a 0-d array of fixed-width bytes (NumPy `|S<n>`), as `np.save(np.array(b'csr'))` does.

@@ -1,6 +1,7 @@
 //! The `.npy` format (NumPy's `np.save`): reading any real dtype in C or Fortran order, and streaming
 //! writes.
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -14,6 +15,8 @@ pub trait NpyElement: Copy {
     const DESCR: &'static str;
     /// Appends the little-endian bytes.
     fn put(self, out: &mut Vec<u8>);
+    /// The little-endian bytes of a slice: borrowed on little-endian platforms, no copy.
+    fn le_bytes(data: &[Self]) -> Cow<'_, [u8]>;
 }
 
 macro_rules! npy_element {
@@ -23,6 +26,13 @@ macro_rules! npy_element {
             #[inline]
             fn put(self, out: &mut Vec<u8>) {
                 out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn le_bytes(data: &[Self]) -> Cow<'_, [u8]> {
+                if cfg!(target_endian = "little") {
+                    Cow::Borrowed(bytemuck::cast_slice(data))
+                } else {
+                    Cow::Owned(data.iter().flat_map(|v| v.to_le_bytes()).collect())
+                }
             }
         }
     };
@@ -80,6 +90,29 @@ pub fn write_npy<T: NpyElement, W: Write>(
         }
     }
     w.write_all(&buf)
+}
+
+/// Writes an array held in a slice as `.npy` to `w`: the header, then the slice's bytes in one write
+/// (no conversion on little-endian platforms).
+///
+/// # Errors
+/// The writer's errors; `InvalidInput` if `shape` does not multiply to `data.len()`.
+pub fn write_npy_slice<T: NpyElement, W: Write>(w: &mut W, shape: &[usize], data: &[T]) -> std::io::Result<()> {
+    if shape.iter().product::<usize>() != data.len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("array shape {shape:?} does not hold {} values", data.len()),
+        ));
+    }
+    w.write_all(&header(T::DESCR, shape))?;
+    write_chunked(w, &T::le_bytes(data))
+}
+
+/// Writes `bytes` in pieces of 4 MiB. One `write(2)` of hundreds of MB is bimodal on Linux under
+/// memory pressure (0.5 s or 2-5 s for 290 MB on this project's VM, measured interleaved), pieces of
+/// 4 MiB steady at the fast mode.
+pub(crate) fn write_chunked<W: Write>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    bytes.chunks(4 << 20).try_for_each(|c| w.write_all(c))
 }
 
 /// Writes a 0-d array of fixed-width bytes (NumPy `|S<n>`), as `np.save(np.array(b'csr'))` does.

@@ -35,7 +35,7 @@ mod rng;
 
 pub use dtype::Dtype;
 pub use error::NumericError;
-pub use qformat::{Overflow, QFormat, Rounding, MAX_FRAC_BITS, MAX_WORD_BITS};
+pub use qformat::{Overflow, QFormat, Quantizer, Rounding, MAX_FRAC_BITS, MAX_WORD_BITS};
 pub use rng::SeededRng;
 
 mod sealed {

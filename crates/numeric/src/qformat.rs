@@ -358,6 +358,87 @@ impl FromStr for QFormat {
     }
 }
 
+/// [`QFormat::quantize`] for one format, rounding and overflow, made for arrays: stored integers as
+/// `i64`, without 128-bit arithmetic for every format of at most 53 bits and fraction length within
+/// ±1000 (identical results; the rare value beyond ±2^51 stored units, NaN and ±inf take the general
+/// path).
+///
+/// ```
+/// use convmat_numeric::{Overflow, QFormat, Quantizer, Rounding};
+/// let q: QFormat = "q1.7".parse().unwrap();
+/// let fast = Quantizer::new(q, Rounding::Nearest, Overflow::Saturate).unwrap();
+/// for v in [0.3, -0.5 / 128.0, 1.0, -2.0, f64::NAN] {
+///     assert_eq!(fast.quantize(v) as i128, q.quantize(v, Rounding::Nearest, Overflow::Saturate));
+/// }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Quantizer {
+    format: QFormat,
+    rounding: Rounding,
+    overflow: Overflow,
+    /// Whether the float path applies to this format.
+    fast: bool,
+    scale: f64,
+    lo: f64,
+    hi: f64,
+}
+
+impl Quantizer {
+    /// The quantizer of `format` with `rounding` and `overflow`.
+    ///
+    /// # Errors
+    /// A format whose stored integers do not fit `i64`.
+    pub fn new(format: QFormat, rounding: Rounding, overflow: Overflow) -> Result<Self, NumericError> {
+        if !format.fits_i64() {
+            return Err(NumericError::NotI64 { format: format.to_string() });
+        }
+        let fast = format.word_bits() <= 53 && format.frac_bits().abs() <= 1000;
+        Ok(Self {
+            format,
+            rounding,
+            overflow,
+            fast,
+            scale: if fast { pow2(format.frac_bits()) } else { 1.0 },
+            lo: format.raw_min() as f64,
+            hi: format.raw_max() as f64,
+        })
+    }
+
+    /// The format.
+    pub fn format(&self) -> QFormat {
+        self.format
+    }
+
+    /// The stored integer of `v`: exactly `format.quantize(v, rounding, overflow)`.
+    #[inline]
+    pub fn quantize(&self, v: f64) -> i64 {
+        // 2^51 stored units: y + 1.5 * 2^52 lands in [2^52, 2^53), where doubles are the integers
+        const LIMIT: f64 = (1u64 << 51) as f64;
+        const MAGIC: f64 = (3u64 << 51) as f64;
+        let y = v * self.scale; // exact: 2^f with |f| <= 1000, and a result that underflows is caught below
+        if !(self.fast && y.abs() < LIMIT && (y != 0.0 || v == 0.0)) {
+            return self.format.quantize(v, self.rounding, self.overflow) as i64;
+        }
+        let nearest = (y + MAGIC) - MAGIC; // y rounded to an integer, exactly
+        let fl = if nearest > y { nearest - 1.0 } else { nearest };
+        let r = y - fl; // exact, in [0, 1)
+        let up = match self.rounding {
+            Rounding::Floor => false,
+            Rounding::Ceiling => r > 0.0,
+            Rounding::Zero => y < 0.0 && r > 0.0,
+            Rounding::Nearest => r >= 0.5,
+            Rounding::Round => r > 0.5 || (r == 0.5 && y > 0.0),
+            Rounding::Convergent => r > 0.5 || (r == 0.5 && (fl as i64) & 1 == 1),
+        };
+        let raw = fl + if up { 1.0 } else { 0.0 };
+        match self.overflow {
+            Overflow::Saturate => raw.clamp(self.lo, self.hi) as i64,
+            // |raw| <= 2^51 and the word has at most 53 bits: wrap in i64
+            Overflow::Wrap => self.format.overflow(raw as i64 as i128, Overflow::Wrap) as i64,
+        }
+    }
+}
+
 /// `2^e` as f64 (exact for |e| <= 1022).
 fn pow2(e: i32) -> f64 {
     2f64.powi(e)

@@ -11,6 +11,7 @@ mod demo;
 mod layer;
 mod rng;
 mod shape;
+mod spy;
 mod svd;
 
 /// Turn a convolution layer into the exact matrix it applies (PyTorch semantics), and characterize it.
@@ -28,6 +29,7 @@ enum Command {
     Check(check::CheckArgs),
     Demo(demo::DemoArgs),
     Shape(shape::ShapeArgs),
+    Spy(spy::SpyArgs),
     Svd(svd::SvdArgs),
 }
 
@@ -39,6 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check(a) => check::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Shape(a) => shape::run(a),
+        Command::Spy(a) => spy::run(a),
         Command::Svd(a) => svd::run(a),
     }
 }

@@ -212,7 +212,7 @@ impl Image {
             let left = x + (i as i64) * CHAR as i64;
             for (row, bits) in glyph.iter().enumerate() {
                 for col in 0..8 {
-                    if bits >> col & 1 == 1 {
+                    if (bits >> col) & 1 == 1 {
                         self.put(left + col, y + row as i64, c);
                     }
                 }

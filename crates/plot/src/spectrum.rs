@@ -78,7 +78,9 @@ pub fn spectrum_plot(values: &[f64], bound: Option<f64>, options: &PlotOptions) 
     if values.is_empty() {
         return Err(PlotError::Empty("no singular values"));
     }
-    for (what, index, &value) in values.iter().enumerate().map(|(i, v)| ("singular value", i, v)).chain(bound.iter().map(|b| ("bound", 0, b))) {
+    for (what, index, &value) in
+        values.iter().enumerate().map(|(i, v)| ("singular value", i, v)).chain(bound.iter().map(|b| ("bound", 0, b)))
+    {
         if !(value.is_finite() && value >= 0.0) {
             return Err(PlotError::Value { what, index, value });
         }
@@ -147,11 +149,12 @@ pub fn spectrum_plot(values: &[f64], bound: Option<f64>, options: &PlotOptions) 
         }
     }
     // the values: a line through them, and dots when there are few
-    let points: Vec<(i64, i64)> = values.iter().enumerate().map(|(i, &v)| (x_of(i, n, area), axis.y(v, area))).collect();
+    let points: Vec<(i64, i64)> =
+        values.iter().enumerate().map(|(i, &v)| (x_of(i, n, area), axis.y(v, area))).collect();
     for w in points.windows(2) {
         image.line(w[0], w[1], SERIES);
     }
-    if n <= MARKED || n == 1 {
+    if n <= MARKED {
         for &(x, y) in &points {
             for dy in -1..=1 {
                 for dx in -1..=1 {
@@ -172,12 +175,7 @@ pub fn spectrum_plot(values: &[f64], bound: Option<f64>, options: &PlotOptions) 
         image.text(4, 4, &title, INK);
         image.text(4, 16, "sigma (log scale)", INK);
         let caption = "index";
-        image.text(
-            (area.right() - Image::text_width(caption)) as i64,
-            (area.bottom() + 19) as i64,
-            caption,
-            INK,
-        );
+        image.text((area.right() - Image::text_width(caption)) as i64, (area.bottom() + 19) as i64, caption, INK);
     }
     Ok(image)
 }
@@ -200,7 +198,10 @@ mod tests {
         assert_eq!((one.lo, one.hi), (-1.0, 1.0));
         let with_bound = LogAxis::new(&[3.0, 2.0], Some(20.0));
         assert_eq!((with_bound.lo, with_bound.hi), (0.0, 2.0));
-        assert_eq!((nice_step(0.3), nice_step(1.5), nice_step(3.0), nice_step(7.0), nice_step(4100.0)), (1, 2, 5, 10, 5000));
+        assert_eq!(
+            (nice_step(0.3), nice_step(1.5), nice_step(3.0), nice_step(7.0), nice_step(4100.0)),
+            (1, 2, 5, 10, 5000)
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@ pub const LINE: Rgb = [220, 38, 38];
 /// A stored entry whose value is exactly zero (the pattern is the geometry's, the weight is 0).
 pub const STORED_ZERO: Rgb = [228, 228, 228];
 /// |a| from small to the largest (light yellow-green to dark blue).
-const PALETTE: [Rgb; 6] = [[199, 233, 180], [127, 205, 187], [65, 182, 196], [29, 145, 192], [34, 94, 168], [8, 29, 88]];
+const PALETTE: [Rgb; 6] =
+    [[199, 233, 180], [127, 205, 187], [65, 182, 196], [29, 145, 192], [34, 94, 168], [8, 29, 88]];
 
 /// Boundaries closer than this many pixels are thinned out (only every k-th is drawn).
 const MIN_LINE_GAP: f64 = 4.0;

@@ -258,12 +258,14 @@ fn bad_input_gets_one_error_line_and_no_file() {
     let w = dir.weight("w.npy", &[3, 2, 3, 3]);
     let (a_jpg, a_png, s_jpg) = (dir.s("A.jpg"), dir.s("A.png"), dir.s("S.jpg"));
     let base = ["--weight", w.as_str(), "--input-shape", "2,8,8"];
-    let spy = |extra: &[&str]| [&["spy"], &base[..], extra].concat();
-    assert!(refused(&spy(&["-o", &a_jpg])).contains(".png"));
-    assert!(refused(&spy(&["-o", &a_png, "--size", "5"])).contains("16 to 16384"));
-    assert!(refused(&spy(&["-o", &a_png, "--size", "big"])).contains("WIDTHxHEIGHT"));
-    assert!(refused(&spy(&["-o", &a_png, "--stride", "0"])).contains("stride"));
-    let svd = [&["svd"], &base[..], &["--all", "--plot", &s_jpg]].concat();
+    fn cat<'a>(a: &[&'a str], b: &[&'a str], c: &[&'a str]) -> Vec<&'a str> {
+        [a, b, c].concat()
+    }
+    assert!(refused(&cat(&["spy"], &base, &["-o", &a_jpg])).contains(".png"));
+    assert!(refused(&cat(&["spy"], &base, &["-o", &a_png, "--size", "5"])).contains("16 to 16384"));
+    assert!(refused(&cat(&["spy"], &base, &["-o", &a_png, "--size", "big"])).contains("WIDTHxHEIGHT"));
+    assert!(refused(&cat(&["spy"], &base, &["-o", &a_png, "--stride", "0"])).contains("stride"));
+    let svd = cat(&["svd"], &base, &["--all", "--plot", &s_jpg]);
     assert!(refused(&svd).contains(".png"));
     assert_eq!(dir.files(), ["w.npy"]);
 }

@@ -44,7 +44,7 @@ pub struct BlockShape {
 impl BlockShape {
     /// Checks the matrix is not empty and splits evenly.
     fn check(self) -> Result<Self, PlotError> {
-        let splits = |n: usize, b: usize| b > 0 && n % b == 0;
+        let splits = |n: usize, b: usize| b > 0 && n.is_multiple_of(b);
         if self.rows == 0 || self.cols == 0 {
             return Err(PlotError::Empty("the matrix has no rows or no columns"));
         }

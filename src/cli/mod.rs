@@ -12,6 +12,7 @@ mod export;
 mod layer;
 mod onnx;
 mod shape;
+mod spy;
 mod svd;
 
 /// Turn a convolution layer into the exact matrix it applies (PyTorch semantics), and characterize it.
@@ -31,6 +32,7 @@ enum Command {
     Export(export::ExportArgs),
     Onnx(onnx::OnnxArgs),
     Shape(shape::ShapeArgs),
+    Spy(spy::SpyArgs),
     Svd(svd::SvdArgs),
 }
 
@@ -44,6 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export::run(a),
         Command::Onnx(a) => onnx::run(a),
         Command::Shape(a) => shape::run(a),
+        Command::Spy(a) => spy::run(a),
         Command::Svd(a) => svd::run(a),
     }
 }

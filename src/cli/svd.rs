@@ -56,6 +56,9 @@ pub struct SvdArgs {
     /// Output .npy (float64, descending).
     #[arg(short, long, value_name = "S.npy")]
     output: Option<PathBuf>,
+    /// Also draw the values against their index (log scale), with the circular upper bound, as PNG.
+    #[arg(long, value_name = "S.png", value_parser = super::spy::parse_png)]
+    plot: Option<PathBuf>,
     /// Print {layer, method, count, values, iterations, residual, start, circular_upper_bound, seconds} as
     /// JSON.
     #[arg(long)]
@@ -97,6 +100,9 @@ pub fn run(args: SvdArgs) -> Result<()> {
     let t = Instant::now();
     let s = singular_values(&conv, request, method, args.tol)?;
     let seconds = t.elapsed().as_secs_f64();
+    if let Some(p) = &args.plot {
+        super::spy::write_spectrum(p, &s.values, s.circular_upper_bound, &r.description())?;
+    }
     if let Some(o) = &args.output {
         let mut f = AtomicFile::create(o)?;
         write_npy(f.writer(), &[s.values.len()], s.values.iter().copied())?;

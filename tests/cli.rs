@@ -377,7 +377,7 @@ fn bad_input_gets_one_clear_line_and_leaves_files_alone() {
             build(&["--weight", &w, "--bias", &d.npy("b3.npy", &[3], &[1.0, 2.0, 3.0])]),
             vec!["bias has 3 values, expected 4"],
         ),
-        (build(&["--weight", &w, "--stride", "0"]), vec!["--stride '0'"]),
+        (build(&["--weight", &w, "--stride", "0"]), vec!["stride must be at least 1, got 0"]),
         (build(&["--weight", &w, "--padding", "-1"]), vec!["padding '-1'"]),
         (build(&["--weight", &w, "--padding", "same", "--stride", "2"]), vec!["padding='same'", "strided"]),
         (
@@ -385,7 +385,7 @@ fn bad_input_gets_one_clear_line_and_leaves_files_alone() {
             vec!["reflect", "padding 6", "input size 6"],
         ),
         (build(&["--weight", &w, "--dilation", "4"]), vec!["dilated kernel 9"]),
-        (build(&["--weight", &w, "--dtype", "q1.x"]), vec!["--dtype 'q1.x'", "qI.F"]),
+        (build(&["--weight", &w, "--dtype", "q1.x"]), vec!["--dtype", "'q1.x'", "qI.F"]),
         (build(&["--weight", &w, "--padding-mode", "mirror"]), vec!["'mirror'"]),
         (build(&["--weight", &w, "--rows", "10..5"]), vec!["--rows '10..5'"]),
         (build(&["--weight", &w, "--max-memory", "1K"]), vec!["needs about", "--rows"]),

@@ -6,8 +6,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use convmat_io::{read_array, write_npy, AtomicFile};
-use convmat_matrix::{Accumulation, Conv, FixedConv};
-use convmat_numeric::{Overflow, QFormat, Rounding};
+use convmat_matrix::Accumulation;
+use convmat_numeric::{Dtype, Overflow, QFormat, Rounding};
 use ndarray::{ArrayD, IxDyn};
 use serde::Serialize;
 
@@ -45,8 +45,8 @@ pub struct ApplyArgs {
     #[arg(short, long, value_name = "Y.npy")]
     output: PathBuf,
     /// f32, f64, or the inputs' fixed-point format qI.F (e.g. q1.7).
-    #[arg(long, default_value = "f32", value_name = "DTYPE")]
-    dtype: String,
+    #[arg(long, default_value = "f32", value_name = "DTYPE", value_parser = super::args::parse_dtype)]
+    dtype: Dtype,
     /// Fixed-point format of the weights (default: --dtype).
     #[arg(long, value_name = "qI.F")]
     weight_dtype: Option<String>,
@@ -115,36 +115,33 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     let r = args.layer.resolve_loaded(&sample, weight, bias)?;
     let n = if batched { x.shape[0] } else { 1 };
     let mut out_shape = vec![n];
-    out_shape.extend(r.geometry.output_shape());
+    out_shape.extend(r.geometry().output_shape());
     let rounding: Rounding = args.rounding.parse()?;
     let overflow: Overflow = args.overflow.parse()?;
     let t = Instant::now();
-    let (values, format): (Values, String) = match args.dtype.as_str() {
-        "f32" | "f64" => {
+    let (values, format): (Values, String) = match args.dtype {
+        Dtype::F32 | Dtype::F64 => {
             if args.out_dtype.is_some() || args.acc_dtype.is_some() || args.weight_dtype.is_some() || args.raw {
                 bail!("--weight-dtype, --out-dtype, --acc-dtype and --raw need a fixed-point --dtype such as q1.7");
             }
             let mut in_shape = vec![n];
             in_shape.extend(&sample);
-            let y = if args.dtype == "f64" {
-                let conv = Conv::new(r.geometry.clone(), r.weight.clone(), r.bias.clone())?;
-                let xa = ArrayD::from_shape_vec(IxDyn(&in_shape), x.data.clone())?;
-                Values::F64(conv.conv_unfold(xa.view())?.into_iter().collect())
+            let y = if args.dtype == Dtype::F64 {
+                let xa = ArrayD::from_shape_vec(IxDyn(&in_shape), x.data)?;
+                Values::F64(r.conv::<f64>()?.conv_unfold(xa.view())?.into_iter().collect())
             } else {
-                let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-                let conv = Conv::new(r.geometry.clone(), f(&r.weight), r.bias.as_deref().map(f))?;
-                let xa = ArrayD::from_shape_vec(IxDyn(&in_shape), f(&x.data))?;
-                Values::F32(conv.conv_unfold(xa.view())?.into_iter().collect())
+                let xa = ArrayD::from_shape_vec(IxDyn(&in_shape), x.data.iter().map(|&v| v as f32).collect())?;
+                Values::F32(r.conv::<f32>()?.conv_unfold(xa.view())?.into_iter().collect())
             };
-            (y, args.dtype.clone())
+            // as before: the spelling of the float dtypes the summary has always used
+            (y, if args.dtype == Dtype::F64 { "f64" } else { "f32" }.to_string())
         }
-        q => {
-            let xf = qformat("dtype", q)?;
+        Dtype::Fixed(xf) => {
             let wf = match &args.weight_dtype {
                 Some(w) => qformat("weight-dtype", w)?,
                 None => xf,
             };
-            let fc = FixedConv::new(r.geometry.clone(), &r.weight, r.bias.as_deref(), wf, xf)?;
+            let fc = r.fixed(wf, xf)?;
             let xq = ndarray::Array2::from_shape_vec((n, fc.raw_conv().cols()), fc.quantize_input(&x.data))?;
             let acc = match &args.acc_dtype {
                 Some(a) => Accumulation::Narrow { format: qformat("acc-dtype", a)?, rounding, overflow },
@@ -171,6 +168,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
                 (Values::F64(v.into_iter().collect()), format)
             }
         }
+        _ => bail!("unsupported --dtype {}", args.dtype),
     };
     let seconds = t.elapsed().as_secs_f64();
     let shape = if batched { out_shape } else { out_shape[1..].to_vec() };

@@ -19,3 +19,10 @@ pub fn parse_shape(text: &str) -> Result<Dims, String> {
 pub fn show_shape(shape: &[usize]) -> String {
     shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
 }
+
+/// Parses `--dtype`: f32, float32, f64, float64 or a fixed-point format (the library's [`Dtype`]).
+///
+/// [`Dtype`]: convmat_numeric::Dtype
+pub fn parse_dtype(text: &str) -> Result<convmat_numeric::Dtype, String> {
+    text.parse().map_err(|e: convmat_numeric::NumericError| e.to_string())
+}

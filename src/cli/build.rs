@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use convmat_io::{write_mtx, write_npy, write_sparse_npz, AtomicFile, Extra, NpyElement, SparseParts};
-use convmat_matrix::{Affine, Conv, FixedConv, MatrixOptions};
-use convmat_numeric::{QFormat, Scalar};
+use convmat_matrix::{Affine, Conv, ConvLayer, MatrixFormat, MatrixOptions};
+use convmat_numeric::{Dtype, QFormat, Scalar};
 use serde::Serialize;
 use sprs::CsMatI;
 
-use super::layer::{LayerArgs, Resolved};
+use super::layer::LayerArgs;
 
 /// Build the exact matrix A of a layer (flatten(layer(x)) = A·flatten(x) + b) and write it to a file.
 #[derive(Debug, Args)]
@@ -48,11 +48,11 @@ pub struct BuildArgs {
     #[arg(short, long, value_name = "OUT")]
     output: PathBuf,
     /// Storage: csr, csc or dense (default: from the extension; csr for .npz and .mtx).
-    #[arg(long, value_enum)]
-    format: Option<Format>,
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    format: Option<MatrixFormat>,
     /// Element type: f32 (default), f64, or a fixed-point format qI.F (e.g. q1.7, q8.8).
-    #[arg(long, default_value = "f32", value_name = "DTYPE")]
-    dtype: String,
+    #[arg(long, default_value = "f32", value_name = "DTYPE", value_parser = super::args::parse_dtype)]
+    dtype: Dtype,
     /// With a fixed-point --dtype: write the real values (float64) instead of the stored integers.
     #[arg(long)]
     real: bool,
@@ -79,13 +79,6 @@ pub struct BuildArgs {
     quiet: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
-    Csr,
-    Csc,
-    Dense,
-}
-
 #[derive(Serialize)]
 struct Report {
     layer: String,
@@ -98,6 +91,10 @@ struct Report {
     bytes: u64,
     build_seconds: f64,
     write_seconds: f64,
+}
+
+fn parse_format(text: &str) -> Result<MatrixFormat, String> {
+    text.parse().map_err(|e: convmat_shape::ShapeError| e.to_string())
 }
 
 pub fn parse_bytes(text: &str) -> Result<u64> {
@@ -134,12 +131,6 @@ fn parse_rows(text: &str) -> Result<std::ops::Range<usize>> {
     Ok(a..b)
 }
 
-enum Dtype {
-    F32,
-    F64,
-    Fixed(QFormat),
-}
-
 pub fn run(args: BuildArgs) -> Result<()> {
     let ext = args.output.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
     if !matches!(ext.as_str(), "npz" | "npy" | "mtx") {
@@ -148,15 +139,11 @@ pub fn run(args: BuildArgs) -> Result<()> {
             args.output.display()
         );
     }
-    let format = args.format.unwrap_or(if ext == "npy" { Format::Dense } else { Format::Csr });
-    if (format == Format::Dense) != (ext == "npy") {
-        bail!("--format {format:?} cannot be written as .{ext}: dense goes to .npy, csr/csc to .npz or .mtx");
+    let format = args.format.unwrap_or(if ext == "npy" { MatrixFormat::Dense } else { MatrixFormat::Csr });
+    if (format == MatrixFormat::Dense) != (ext == "npy") {
+        bail!("--format {format} cannot be written as .{ext}: dense goes to .npy, csr/csc to .npz or .mtx");
     }
-    let dtype = match args.dtype.to_ascii_lowercase().as_str() {
-        "f32" | "float32" => Dtype::F32,
-        "f64" | "float64" => Dtype::F64,
-        other => Dtype::Fixed(other.parse().with_context(|| format!("invalid --dtype '{}'", args.dtype))?),
-    };
+    let dtype = args.dtype;
     if args.real && !matches!(dtype, Dtype::Fixed(_)) {
         bail!("--real applies to fixed-point dtypes (qI.F) only");
     }
@@ -170,21 +157,9 @@ pub fn run(args: BuildArgs) -> Result<()> {
     if let Some(r) = &args.rows {
         opts = opts.rows(parse_rows(r)?);
     }
-    // estimate before allocating: an upper bound on the non-zeros
-    let g = &resolved.geometry;
-    let full_rows = g.rows() + usize::from(affine == Affine::Homogeneous);
-    let rows = opts.rows.clone().map_or(full_rows, |r| r.len());
-    let cols = g.cols() + usize::from(affine != Affine::None);
-    let per_row = g.grid_channels() / g.spec().groups() * g.spec().kernel_len() + 1;
-    let elem = match (&dtype, args.real) {
-        (Dtype::F32, _) => 4u64,
-        _ => 8,
-    };
-    let estimate = if format == Format::Dense {
-        rows as u64 * cols as u64 * elem
-    } else {
-        rows as u64 * per_row as u64 * (elem + 4) + rows as u64 * 8
-    };
+    // estimate before allocating: an upper bound of the bytes
+    let est = resolved.estimate(format, dtype, &opts);
+    let (rows, cols, estimate) = (est.rows, est.cols, est.bytes);
     let limit = match &args.max_memory {
         Some(m) => Some(parse_bytes(m)?),
         None => available_memory(),
@@ -193,7 +168,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
         bail!(
             "the matrix needs about {estimate} bytes, more than the {limit} bytes {}; build it in shards with --rows R0..R1{}, or use the matrix-free route (convmat check / apply never form it)",
             if args.max_memory.is_some() { "allowed by --max-memory" } else { "of memory available" },
-            if format == Format::Dense { ", the sparse format (-o A.npz)" } else { "" }
+            if format == MatrixFormat::Dense { ", the sparse format (-o A.npz)" } else { "" }
         );
     }
     let progress = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
@@ -205,30 +180,18 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let report = match dtype {
         Dtype::F32 => write_float::<f32>(&resolved, &opts, format, &args.output, None, progress.as_ref())?,
         Dtype::F64 => write_float::<f64>(&resolved, &opts, format, &args.output, None, progress.as_ref())?,
-        Dtype::Fixed(q) => {
-            let fc = FixedConv::new(resolved.geometry.clone(), &resolved.weight, resolved.bias.as_deref(), q, q)?;
-            if args.real {
-                let conv = fc.real_conv();
-                write_conv(&conv, &opts, format, &args.output, Some(q), progress.as_ref())?
-            } else {
-                // stored integers; the bias column (if any) holds the bias at the weight's fraction length
-                let bias = resolved.bias.as_ref().map(|b| {
-                    b.iter()
-                        .map(|&v| {
-                            q.quantize(v, convmat_numeric::Rounding::Nearest, convmat_numeric::Overflow::Saturate)
-                                as i64
-                        })
-                        .collect()
-                });
-                let conv = Conv::new(fc.raw_conv().geometry().clone(), fc.raw_conv().weight().to_vec(), bias)?;
-                write_conv(&conv, &opts, format, &args.output, Some(q), progress.as_ref())?
-            }
+        Dtype::Fixed(q) if args.real => {
+            write_conv(&resolved.fixed(q, q)?.real_conv(), &opts, format, &args.output, Some(q), progress.as_ref())?
         }
+        Dtype::Fixed(q) => {
+            write_conv(&resolved.stored_integers(q)?, &opts, format, &args.output, Some(q), progress.as_ref())?
+        }
+        other => bail!("unsupported --dtype {other}"),
     };
     if let Some(p) = progress {
         p.finish_and_clear();
     }
-    let report = Report { layer: resolved.description.clone(), dtype: args.dtype.clone(), ..report };
+    let report = Report { layer: resolved.description(), dtype: dtype.to_string(), ..report };
     if !args.quiet {
         eprintln!(
             "{}: {} x {} {}, nnz {}, {} bytes; built in {:.3} s, written in {:.3} s",
@@ -249,23 +212,20 @@ pub fn run(args: BuildArgs) -> Result<()> {
 }
 
 fn write_float<T: Scalar + NpyElement + std::fmt::Display>(
-    r: &Resolved,
+    r: &ConvLayer,
     opts: &MatrixOptions,
-    format: Format,
+    format: MatrixFormat,
     out: &Path,
     q: Option<QFormat>,
     progress: Option<&indicatif::ProgressBar>,
 ) -> Result<Report> {
-    let w: Vec<T> = r.weight.iter().map(|&v| T::from_f64(v)).collect();
-    let b = r.bias.as_ref().map(|b| b.iter().map(|&v| T::from_f64(v)).collect());
-    let conv = Conv::new(r.geometry.clone(), w, b)?;
-    write_conv(&conv, opts, format, out, q, progress)
+    write_conv(&r.conv::<T>()?, opts, format, out, q, progress)
 }
 
 fn write_conv<T: Scalar + NpyElement + std::fmt::Display>(
     conv: &Conv<T>,
     opts: &MatrixOptions,
-    format: Format,
+    format: MatrixFormat,
     out: &Path,
     q: Option<QFormat>,
     progress: Option<&indicatif::ProgressBar>,
@@ -286,7 +246,7 @@ fn write_conv<T: Scalar + NpyElement + std::fmt::Display>(
             write_seconds: write,
         })
     };
-    if format == Format::Dense {
+    if format == MatrixFormat::Dense {
         let a = conv.dense_with(opts)?;
         let build = t.elapsed().as_secs_f64();
         if let Some(p) = progress {
@@ -299,7 +259,8 @@ fn write_conv<T: Scalar + NpyElement + std::fmt::Display>(
         let nnz = a.iter().filter(|v| !v.is_zero()).count();
         return report(a.nrows(), a.ncols(), nnz, "dense", build, t.elapsed().as_secs_f64());
     }
-    let m: CsMatI<T, u32, usize> = if format == Format::Csc { conv.csc_with(opts)? } else { conv.csr_with(opts)? };
+    let m: CsMatI<T, u32, usize> =
+        if format == MatrixFormat::Csc { conv.csc_with(opts)? } else { conv.csr_with(opts)? };
     let build = t.elapsed().as_secs_f64();
     if let Some(p) = progress {
         p.set_message(format!("writing {} ({} non-zeros)", out.display(), m.nnz()));

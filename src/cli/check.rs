@@ -2,12 +2,11 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use convmat_matrix::{direct_conv, Conv};
-use convmat_numeric::Scalar;
+use convmat_matrix::{verify, ConvLayer};
+use convmat_numeric::{Dtype, Scalar};
 use serde::Serialize;
-use sprs::{CsMatI, SpIndex};
 
-use super::layer::{LayerArgs, Resolved};
+use super::layer::LayerArgs;
 use super::rng::Rng;
 
 /// Build the sparse matrix of a layer and check A·x + b against direct convolution on random inputs.
@@ -23,8 +22,8 @@ pub struct CheckArgs {
     #[command(flatten)]
     layer: LayerArgs,
     /// Element type of the matrix: f32 or f64.
-    #[arg(long, default_value = "f32", value_parser = ["f32", "f64"])]
-    dtype: String,
+    #[arg(long, default_value = "f32", value_parser = super::args::parse_dtype)]
+    dtype: Dtype,
     /// Random inputs to try.
     #[arg(long, default_value_t = 3)]
     samples: usize,
@@ -52,10 +51,10 @@ struct Report {
 
 pub fn run(args: CheckArgs) -> Result<()> {
     let r = args.layer.resolve()?;
-    let (report, tol) = if args.dtype == "f64" {
-        (check::<f64>(&r, &args)?, args.tol.unwrap_or(1e-12))
-    } else {
-        (check::<f32>(&r, &args)?, args.tol.unwrap_or(1e-5))
+    let (report, tol) = match args.dtype {
+        Dtype::F64 => (check::<f64>(&r, &args)?, args.tol.unwrap_or(1e-12)),
+        Dtype::F32 => (check::<f32>(&r, &args)?, args.tol.unwrap_or(1e-5)),
+        other => bail!("invalid --dtype {other}: check compares float matrices; expected f32 or f64"),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -80,45 +79,23 @@ pub fn run(args: CheckArgs) -> Result<()> {
     Ok(())
 }
 
-/// `max |A·x + b - conv(x)|` and `max |conv(x)|` over `samples` random inputs, where `A` is the built
-/// matrix and `conv` the direct loops (in f64, on the same `T` values).
-pub fn verify<T: Scalar, Iptr: SpIndex>(
-    conv: &Conv<T>,
-    a: &CsMatI<T, u32, Iptr>,
-    samples: usize,
-    rng: &mut Rng,
-) -> Result<(f64, f64)> {
-    let bias = conv.expanded_bias();
-    let to64 = |v: &[T]| v.iter().map(|x| x.to_f64()).collect::<Vec<f64>>();
-    let (w64, b64) = (to64(conv.weight()), conv.bias().map(to64));
-    let (mut max_err, mut max_y) = (0f64, 0f64);
-    for _ in 0..samples {
-        let x: Vec<T> = (0..conv.cols()).map(|_| T::from_f64(rng.uniform())).collect();
-        let reference = direct_conv(conv.geometry(), &w64, b64.as_deref(), &to64(&x))?;
-        for (row, vec) in a.outer_iterator().enumerate() {
-            let y = vec.iter().map(|(c, v)| v.to_f64() * x[c].to_f64()).sum::<f64>()
-                + bias.as_ref().map_or(0.0, |b| b[row].to_f64());
-            max_err = max_err.max((y - reference[row]).abs());
-            max_y = max_y.max(reference[row].abs());
-        }
-    }
-    Ok((max_err, max_y))
+/// `samples` random inputs of one sample's length, uniform in [-1, 1).
+pub fn random_inputs<T: Scalar>(len: usize, samples: usize, rng: &mut Rng) -> Vec<Vec<T>> {
+    (0..samples).map(|_| (0..len).map(|_| T::from_f64(rng.uniform())).collect()).collect()
 }
 
-fn check<T: Scalar>(r: &Resolved, args: &CheckArgs) -> Result<Report> {
-    let w: Vec<T> = r.weight.iter().map(|&v| T::from_f64(v)).collect();
-    let b: Option<Vec<T>> = r.bias.as_ref().map(|b| b.iter().map(|&v| T::from_f64(v)).collect());
-    let conv = Conv::new(r.geometry.clone(), w, b)?;
+fn check<T: Scalar>(r: &ConvLayer, args: &CheckArgs) -> Result<Report> {
+    let conv = r.conv::<T>()?;
     let a = conv.csr_with::<u32, usize>(&Default::default())?;
-    let mut rng = Rng::new(args.seed);
-    let (max_err, max_y) = verify(&conv, &a, args.samples.max(1), &mut rng)?;
+    let xs = random_inputs(conv.cols(), args.samples.max(1), &mut Rng::new(args.seed));
+    let v = verify(&conv, &a, &xs)?;
     Ok(Report {
-        layer: r.description.clone(),
+        layer: r.description(),
         rows: a.rows(),
         cols: a.cols(),
         nnz: a.nnz(),
         samples: args.samples.max(1),
-        max_error: max_err,
-        max_relative_error: max_err / max_y.max(f64::MIN_POSITIVE),
+        max_error: v.max_error,
+        max_relative_error: v.relative_error(),
     })
 }

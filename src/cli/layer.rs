@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use convmat_io::{read_array, read_safetensors_layer, Tensor};
-use convmat_matrix::flip_kernel;
-use convmat_shape::{parse_layer, ConvSpec, Geometry, Layer, Padding, PaddingMode, TrueConvShape};
+use convmat_matrix::ConvLayer;
+use convmat_shape::{parse_layer, Layer, LayerOptions, Padding, PaddingMode, TrueConvShape};
 
 use super::args::{parse_shape, Dims};
 
@@ -60,23 +60,6 @@ pub struct LayerArgs {
     pub shape: Option<String>,
 }
 
-/// A layer ready to build: geometry, flat weight (already flipped for --flip) and bias.
-pub struct Resolved {
-    pub geometry: Geometry,
-    pub weight: Vec<f64>,
-    pub bias: Option<Vec<f64>>,
-    /// How the layer reads: the PyTorch expression.
-    pub description: String,
-}
-
-fn per_dim(name: &str, text: &str, rank: usize) -> Result<Vec<usize>> {
-    let vals: Result<Vec<usize>, _> = text.split(',').map(|s| s.trim().parse::<usize>()).collect();
-    match vals {
-        Ok(v) if v.len() == 1 || v.len() == rank => Ok(v),
-        _ => bail!("invalid --{name} '{text}': expected one non-negative integer or {rank} comma-separated (one per spatial dim)"),
-    }
-}
-
 fn load(path: &std::path::Path, what: &str) -> Result<Tensor> {
     read_array(path).with_context(|| format!("reading the {what}"))
 }
@@ -94,7 +77,7 @@ impl LayerArgs {
 
     /// Reads the weight (and bias), builds the layer from the flags or the expression, and checks
     /// every shape against the others.
-    pub fn resolve(&self) -> Result<Resolved> {
+    pub fn resolve(&self) -> Result<ConvLayer> {
         let Some(input) = &self.input_shape else {
             bail!("--input-shape is required: the shape of one input sample, e.g. 3,32,32 (C,H,W)");
         };
@@ -102,7 +85,7 @@ impl LayerArgs {
     }
 
     /// As [`resolve`](Self::resolve), for a given sample shape `(C, *spatial)`.
-    pub fn resolve_for(&self, input: &[usize]) -> Result<Resolved> {
+    pub fn resolve_for(&self, input: &[usize]) -> Result<ConvLayer> {
         let (weight, bias) = self.load()?;
         self.resolve_loaded(input, weight, bias)
     }
@@ -134,106 +117,69 @@ impl LayerArgs {
     }
 
     /// As [`resolve_for`](Self::resolve_for), with the weight and bias already read.
-    pub fn resolve_loaded(&self, input: &[usize], weight: Tensor, bias: Option<Tensor>) -> Result<Resolved> {
-        if input.len() < 2 || input.len() > 4 {
-            bail!(
-                "invalid --input-shape {:?}: expected C,L or C,H,W or C,D,H,W (channels, then 1 to 3 spatial sizes)",
-                input
-            );
-        }
-        let rank = input.len() - 1;
-        let input = &input.to_vec();
+    pub fn resolve_loaded(&self, input: &[usize], weight: Tensor, bias: Option<Tensor>) -> Result<ConvLayer> {
         let exprs: Vec<&String> = self.layer.iter().filter(|l| l.contains('(')).collect();
         if exprs.len() > 1 {
             bail!("--layer was given {} expressions: give at most one", exprs.len());
         }
-        if weight.shape.len() != rank + 2 {
-            bail!(
-                "weight has shape {:?} ({} dims) but --input-shape {:?} has {rank} spatial dims: a {rank}-d convolution weight has {} dims (C_out, C_in/groups, *kernel)",
-                weight.shape,
-                weight.shape.len(),
-                input,
-                rank + 2
-            );
+        if let Some(b) = &bias {
+            if b.shape.len() != 1 {
+                bail!("bias has shape {:?}: expected a vector (one value per output channel)", b.shape);
+            }
         }
-        let spec = if let Some(expr) = exprs.first() {
+        let bias = bias.map(|b| b.data);
+        let rank = input.len().saturating_sub(1).max(1);
+        let options = if let Some(expr) = exprs.first() {
             if self.flags_given() {
                 bail!("give the layer either as --layer EXPR or with flags (--stride, --padding, ...), not both");
             }
             let Layer::Conv(spec) = parse_layer(expr).context("--layer")? else {
                 bail!("--layer '{expr}' is not a convolution (Conv1d-3d or ConvTranspose1d-3d)");
             };
-            if spec.rank() != rank {
-                bail!("--layer '{expr}' is {}-d but --input-shape {:?} has {rank} spatial dims", spec.rank(), input);
+            let options = LayerOptions::from_spec(&LayerOptions::spec_for(&spec, &weight.shape)?);
+            if self.flip {
+                options.with_flip(Some(self.true_conv_shape()?))
+            } else {
+                options
             }
-            spec
         } else {
-            self.spec_from_flags(&weight.shape, rank)?
+            self.options(rank)?
         };
-        spec.check_weight_shape(&weight.shape).context("--weight does not fit the layer")?;
-        let spec = match &bias {
-            Some(b) => {
-                if b.shape.len() != 1 {
-                    bail!("bias has shape {:?}: expected a vector of {} values", b.shape, spec.out_channels());
-                }
-                spec.check_bias_len(b.data.len())?;
-                spec.with_bias(true)
-            }
-            None => spec.with_bias(false),
-        };
-        if input[0] != spec.in_channels() {
-            bail!(
-                "--input-shape {:?} has {} channels but the layer takes {} (weight shape {:?})",
-                input,
-                input[0],
-                spec.in_channels(),
-                weight.shape
-            );
-        }
-        let (spec, data) = if self.flip {
-            let shape: TrueConvShape = self.shape.as_deref().unwrap_or("full").parse()?;
-            let padding = shape.padding(spec.kernel_size(), spec.dilation());
-            (spec.with_padding(padding), flip_kernel(&weight.data, &weight.shape))
-        } else {
-            (spec, weight.data)
-        };
-        let geometry = Geometry::new(&spec, &input[1..])?;
-        Ok(Resolved { description: spec.to_string(), geometry, weight: data, bias: bias.map(|b| b.data) })
+        Ok(ConvLayer::new(&weight.shape, weight.data, bias, input, &options)?)
     }
 
-    fn spec_from_flags(&self, weight_shape: &[usize], rank: usize) -> Result<ConvSpec> {
-        let groups = self.groups.unwrap_or(1);
-        if groups == 0 {
-            bail!("invalid --groups 0: expected a positive integer");
-        }
-        let mut spec = ConvSpec::from_weight_shape(weight_shape, groups, self.transposed)?;
-        if let Some(s) = &self.stride {
-            let v = per_dim("stride", s, rank)?;
-            if v.contains(&0) {
-                bail!("invalid --stride '{s}': strides must be at least 1");
-            }
-            spec = spec.with_stride(v);
-        }
-        if let Some(d) = &self.dilation {
-            let v = per_dim("dilation", d, rank)?;
-            if v.contains(&0) {
-                bail!("invalid --dilation '{d}': dilations must be at least 1");
-            }
-            spec = spec.with_dilation(v);
-        }
-        if let Some(p) = &self.padding {
-            spec = spec.with_padding(Padding::parse(p, rank)?);
-        }
+    fn true_conv_shape(&self) -> Result<TrueConvShape> {
+        Ok(self.shape.as_deref().unwrap_or("full").parse()?)
+    }
+
+    /// The flags as the library's layer options (the weight and the input are checked against them
+    /// by [`ConvLayer::new`]).
+    fn options(&self, rank: usize) -> Result<LayerOptions> {
+        let list = |name: &str, text: &Option<String>| -> Result<Vec<usize>> {
+            let Some(text) = text else { return Ok(Vec::new()) };
+            text.split(',').map(|s| s.trim().parse::<usize>()).collect::<Result<_, _>>().map_err(|_| {
+                anyhow::anyhow!(
+                    "invalid --{name} '{text}': expected non-negative integers, one or one per spatial dim, comma separated"
+                )
+            })
+        };
+        let padding = match &self.padding {
+            Some(p) => Padding::parse(p, rank)?,
+            None => Padding::Valid,
+        };
+        let mut options = LayerOptions::new()
+            .with_stride(list("stride", &self.stride)?)
+            .with_dilation(list("dilation", &self.dilation)?)
+            .with_output_padding(list("output-padding", &self.output_padding)?)
+            .with_groups(self.groups.unwrap_or(1))
+            .with_padding(padding)
+            .with_transposed(self.transposed);
         if let Some(m) = &self.padding_mode {
-            spec = spec.with_padding_mode(m.parse::<PaddingMode>()?);
+            options = options.with_padding_mode(m.parse::<PaddingMode>()?);
         }
-        if let Some(op) = &self.output_padding {
-            if !self.transposed {
-                bail!("--output-padding needs --transposed");
-            }
-            spec = spec.with_output_padding(per_dim("output-padding", op, rank)?);
+        if self.flip {
+            options = options.with_flip(Some(self.true_conv_shape()?));
         }
-        spec.validate()?;
-        Ok(spec)
+        Ok(options)
     }
 }

@@ -1,8 +1,8 @@
 //! `convmat shape`: propagate a sample shape through a chain of PyTorch layers.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
-use convmat_shape::{parse_layer, propagate, Layer};
+use convmat_shape::{parse_layer, propagate, split_sequential, Layer};
 use serde::Serialize;
 
 use super::args::{parse_shape, show_shape, Dims};
@@ -64,7 +64,7 @@ struct Report {
 }
 
 pub fn run(args: ShapeArgs) -> Result<()> {
-    let texts = expand_sequential(&args.layers)?;
+    let texts = split_sequential(&args.layers)?;
     let layers: Vec<Layer> = texts
         .iter()
         .enumerate()
@@ -95,39 +95,4 @@ pub fn run(args: ShapeArgs) -> Result<()> {
     }
     println!("{:<width$}  {:<16} {:>12} {:>12}", "total", "", "", report.params);
     Ok(())
-}
-
-/// Splits a lone `nn.Sequential(a, b, ...)` into its layers.
-fn expand_sequential(layers: &[String]) -> Result<Vec<String>> {
-    let [only] = layers else { return Ok(layers.to_vec()) };
-    let t = only.trim();
-    let name_end = t.find('(').unwrap_or(t.len());
-    let name = t[..name_end].trim().trim_start_matches("torch.").trim_start_matches("nn.");
-    if name != "Sequential" {
-        return Ok(layers.to_vec());
-    }
-    let Some(inner) = t[name_end..].strip_prefix('(').and_then(|s| s.strip_suffix(')')) else {
-        bail!("malformed Sequential expression `{t}`: expected Sequential(layer, layer, ...)");
-    };
-    let (mut depth, mut quote, mut start, mut parts) = (0i32, None, 0, Vec::new());
-    for (i, c) in inner.char_indices() {
-        match (quote, c) {
-            (Some(q), _) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '(' | '[') => depth += 1,
-            (None, ')' | ']') => depth -= 1,
-            (None, ',') if depth == 0 => {
-                parts.push(inner[start..i].trim().to_string());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(inner[start..].trim().to_string());
-    parts.retain(|p| !p.is_empty());
-    if parts.is_empty() {
-        bail!("Sequential() has no layers");
-    }
-    Ok(parts)
 }

@@ -92,7 +92,8 @@ pub fn run(args: SvdArgs) -> Result<()> {
         }
     }
     let r = args.layer.resolve()?;
-    let conv = Conv::new(r.geometry, r.weight, None)?;
+    // the spectrum is A's: the bias plays no part
+    let conv = Conv::new(r.geometry().clone(), r.weight().to_vec(), None)?;
     let t = Instant::now();
     let s = singular_values(&conv, request, method, args.tol)?;
     let seconds = t.elapsed().as_secs_f64();
@@ -102,7 +103,7 @@ pub fn run(args: SvdArgs) -> Result<()> {
         f.commit()?;
     }
     let report = Report {
-        layer: r.description,
+        layer: r.description(),
         method: s.method,
         count: s.values.len(),
         values: s.values,

@@ -3,8 +3,52 @@
 
 use convmat_numeric::Scalar;
 use convmat_shape::{Geometry, MAX_RANK};
+use sprs::{CsMatI, SpIndex};
 
-use crate::MatrixError;
+use crate::{Conv, MatrixError};
+
+/// How far a built matrix is from direct convolution: the result of [`verify`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Verification {
+    /// `max |A·x + b - conv(x)|` over the inputs.
+    pub max_error: f64,
+    /// `max |conv(x)|` over the inputs.
+    pub max_reference: f64,
+}
+
+impl Verification {
+    /// The error relative to the largest reference value.
+    pub fn relative_error(&self) -> f64 {
+        self.max_error / self.max_reference.max(f64::MIN_POSITIVE)
+    }
+}
+
+/// Checks a built sparse matrix (rows in CSR order) against direct convolution: `A·x + b` against
+/// [`direct_conv`] in `f64` on the same `T` values of the weights, for every input sample in `xs`.
+///
+/// # Errors
+/// An input sample of the wrong length.
+pub fn verify<T: Scalar, Iptr: SpIndex>(
+    conv: &Conv<T>,
+    a: &CsMatI<T, u32, Iptr>,
+    xs: &[Vec<T>],
+) -> Result<Verification, MatrixError> {
+    let to64 = |v: &[T]| v.iter().map(|x| x.to_f64()).collect::<Vec<f64>>();
+    let (w64, b64) = (to64(conv.weight()), conv.bias().map(to64));
+    let bias = conv.expanded_bias().map(|b| to64(&b));
+    let (mut max_error, mut max_reference) = (0f64, 0f64);
+    for x in xs {
+        let reference = direct_conv(conv.geometry(), &w64, b64.as_deref(), &to64(x))?;
+        for (row, vec) in a.outer_iterator().enumerate() {
+            let y = vec.iter().map(|(c, v)| v.to_f64() * x[c].to_f64()).sum::<f64>()
+                + bias.as_ref().map_or(0.0, |b| b[row]);
+            max_error = max_error.max((y - reference[row]).abs());
+            max_reference = max_reference.max(reference[row].abs());
+        }
+    }
+    Ok(Verification { max_error, max_reference })
+}
 
 /// Pads a spatial size to three axes with leading 1s.
 fn three(v: &[usize], fill: usize) -> [usize; MAX_RANK] {

@@ -54,4 +54,14 @@ pub enum MatrixError {
         /// Shape given.
         got: Vec<usize>,
     },
+    /// A weight or bias value that is NaN or infinite.
+    #[error("{what} value {index} is {value}: weights and biases must be finite numbers")]
+    NotFinite {
+        /// `weight` or `bias`.
+        what: &'static str,
+        /// Flat index of the first such value.
+        index: usize,
+        /// The value, as printed (`NaN`, `inf`, `-inf`).
+        value: String,
+    },
 }

@@ -26,10 +26,12 @@
 
 use std::fmt::Debug;
 
+mod dtype;
 mod error;
 pub mod fixed_facade;
 mod qformat;
 
+pub use dtype::Dtype;
 pub use error::NumericError;
 pub use qformat::{Overflow, QFormat, Rounding, MAX_WORD_BITS};
 

@@ -153,6 +153,18 @@ pub enum ShapeError {
         /// The shape it was given.
         got: Vec<usize>,
     },
+    /// An input sample whose channel count is not the layer's.
+    #[error("input shape {input:?} has {got} channels but the layer takes {expected} (weight shape {weight:?})")]
+    Channels {
+        /// The input sample shape `(C, *spatial)`.
+        input: Vec<usize>,
+        /// Its channel count.
+        got: usize,
+        /// The layer's input channels.
+        expected: usize,
+        /// The weight's shape.
+        weight: Vec<usize>,
+    },
     /// A `Linear` whose `in_features` does not match the size reaching it.
     #[error("in_features is {got} but {expected} features reach it; write Linear({expected}, ...)")]
     LinearFeatures {

@@ -42,7 +42,9 @@ mod chain;
 mod error;
 mod geometry;
 mod layout;
+mod options;
 mod parse;
+mod sequential;
 mod spec;
 mod taps;
 
@@ -50,5 +52,7 @@ pub use chain::{parse_layer, propagate, Layer, LayerShape, PoolKind, PoolSpec};
 pub use error::{ChainError, ParseError, ShapeError};
 pub use geometry::Geometry;
 pub use layout::RowMajor;
+pub use options::LayerOptions;
+pub use sequential::split_sequential;
 pub use spec::{ConvSpec, Padding, PaddingMode, TrueConvShape, MAX_RANK};
 pub use taps::{AxisTaps, TapGroups, TapMap};

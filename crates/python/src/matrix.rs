@@ -1,49 +1,17 @@
 //! `matrix` and `bias_vector`: the layer's exact matrix and expanded bias, handed to NumPy uncopied.
 
-use convmat_matrix::{Affine, Conv, FixedConv, MatrixOptions};
-use convmat_numeric::{Overflow, QFormat, Rounding, Scalar};
+use convmat_matrix::{Affine, Conv, ConvLayer, Estimate, MatrixFormat, MatrixOptions};
+use convmat_numeric::{Dtype, Scalar};
 use numpy::{Element, IntoPyArray};
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
 use sprs::{CsMatI, SpIndex};
 
-use crate::layer::{Layer, Resolved};
-use crate::{heavy, msg, Res};
+use crate::layer::Layer;
+use crate::{heavy, msg, ConvmatError, Res};
 
-/// The element type asked for.
-#[derive(Clone, Copy)]
-pub(crate) enum Dtype {
-    F32,
-    F64,
-    Fixed(QFormat),
-}
-
-impl Dtype {
-    pub(crate) fn parse(text: &str) -> Res<Self> {
-        match text.to_ascii_lowercase().as_str() {
-            "float32" | "f32" => Ok(Self::F32),
-            "float64" | "f64" => Ok(Self::F64),
-            q => q.parse::<QFormat>().map(Self::Fixed).map_err(|e| {
-                format!("invalid dtype '{text}': expected 'float32', 'float64' or a fixed-point format such as 'q1.7' ({e})")
-            }),
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Csr,
-    Csc,
-    Dense,
-}
-
-fn format(text: &str) -> Res<Format> {
-    match text.to_ascii_lowercase().as_str() {
-        "csr" => Ok(Format::Csr),
-        "csc" => Ok(Format::Csc),
-        "dense" => Ok(Format::Dense),
-        _ => Err(format!("invalid format '{text}': expected 'csr', 'csc' or 'dense'")),
-    }
+pub(crate) fn dtype(text: &str) -> Res<Dtype> {
+    text.parse::<Dtype>().map_err(msg)
 }
 
 fn affine(text: Option<&str>) -> Res<Affine> {
@@ -55,22 +23,34 @@ fn affine(text: Option<&str>) -> Res<Affine> {
     }
 }
 
-fn cast<T: Scalar>(v: &[f64]) -> Vec<T> {
-    v.iter().map(|&x| T::from_f64(x)).collect()
+/// MemAvailable from /proc/meminfo, when there is one.
+// The CLI reads the same number (src/cli/build.rs); a library home for it would serve both.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
 }
 
-fn float_conv<T: Scalar>(r: &Resolved) -> Res<Conv<T>> {
-    Conv::new(r.geometry.clone(), cast(&r.weight), r.bias.as_deref().map(cast)).map_err(msg)
+/// Refuses to allocate `bytes` (for `what`) beyond the memory available: an allocation failure would
+/// abort the interpreter. `hint` says what to do instead.
+pub(crate) fn check_memory(bytes: u64, what: &str, hint: &str) -> Res<()> {
+    match available_memory() {
+        Some(limit) if bytes > limit => {
+            Err(format!("{what} needs about {bytes} bytes, more than the {limit} bytes of memory available; {hint}"))
+        }
+        _ => Ok(()),
+    }
 }
 
-/// The stored-integer layer `convmat build --dtype qI.F` writes: weights quantized as MATLAB's
-/// `fi(w, 1, I+F, F)`, the bias (for the affine column) in the same format.
-// Mirrors src/cli/build.rs until the library offers it.
-fn fixed_conv(r: &Resolved, q: QFormat) -> Res<Conv<i64>> {
-    let fc = FixedConv::new(r.geometry.clone(), &r.weight, r.bias.as_deref(), q, q).map_err(msg)?;
-    let bias =
-        r.bias.as_ref().map(|b| b.iter().map(|&v| q.quantize(v, Rounding::Nearest, Overflow::Saturate) as i64).collect());
-    Conv::new(fc.raw_conv().geometry().clone(), fc.raw_conv().weight().to_vec(), bias).map_err(msg)
+fn check_estimate(est: &Estimate, format: MatrixFormat) -> Res<()> {
+    check_memory(
+        est.bytes,
+        &format!("the {} x {} matrix", est.rows, est.cols),
+        &format!(
+            "build it in shards with rows=(r0, r1){}, or use convmat.operator (never forms it)",
+            if format == MatrixFormat::Dense { ", the sparse format (format='csr')" } else { "" }
+        ),
+    )
 }
 
 /// A built matrix, its arrays ready for NumPy.
@@ -80,16 +60,14 @@ enum Built<T> {
     Sparse64(CsMatI<T, i64, i64>),
 }
 
-fn build<T: Scalar>(conv: &Conv<T>, format: Format, opts: &MatrixOptions) -> Res<Built<T>> {
-    if format == Format::Dense {
+fn build<T: Scalar>(conv: &Conv<T>, format: MatrixFormat, opts: &MatrixOptions, est: &Estimate) -> Res<Built<T>> {
+    if format == MatrixFormat::Dense {
         return conv.dense_with(opts).map(Built::Dense).map_err(msg);
     }
-    // int32 indices when every index and the nnz fit, so SciPy keeps the arrays as they are
-    let (rows, cols) = (conv.rows() + 1, conv.cols() + 1);
-    let per_row = conv.geometry().grid_channels() / conv.geometry().spec().groups() * conv.geometry().spec().kernel_len() + 1;
-    let small = rows.max(cols) < i32::MAX as usize && rows.saturating_mul(per_row) < i32::MAX as usize;
-    fn go<T: Scalar, I: SpIndex>(conv: &Conv<T>, f: Format, o: &MatrixOptions) -> Res<CsMatI<T, I, I>> {
-        if f == Format::Csc { conv.csc_with(o) } else { conv.csr_with(o) }.map_err(msg)
+    // int32 indices and pointers when every index and the nnz bound fit, so SciPy keeps the arrays
+    let small = (est.rows.max(est.cols) as u64) < i32::MAX as u64 && est.nnz < i32::MAX as u64;
+    fn go<T: Scalar, I: SpIndex>(conv: &Conv<T>, f: MatrixFormat, o: &MatrixOptions) -> Res<CsMatI<T, I, I>> {
+        if f == MatrixFormat::Csc { conv.csc_with(o) } else { conv.csr_with(o) }.map_err(msg)
     }
     Ok(if small { Built::Sparse32(go(conv, format, opts)?) } else { Built::Sparse64(go(conv, format, opts)?) })
 }
@@ -130,20 +108,37 @@ pub fn matrix(
             }
             opts = opts.rows(r0..r1);
         }
-        Ok((self::format(format)?, Dtype::parse(dtype)?, opts))
+        Ok((format.parse::<MatrixFormat>().map_err(msg)?, self::dtype(dtype)?, opts))
     })();
-    let (format, dtype, opts) = parsed.map_err(crate::ConvmatError::new_err)?;
+    let (format, dtype, opts) = parsed.map_err(ConvmatError::new_err)?;
+    let prepare = |l: &ConvLayer| -> Res<Estimate> {
+        let est = l.estimate(format, dtype, &opts);
+        check_estimate(&est, format)?;
+        Ok(est)
+    };
     match dtype {
         Dtype::F32 => {
-            let b = heavy(py, || build(&float_conv::<f32>(&layer.resolve(&input_shape)?)?, format, &opts))?;
-            to_python(py, b)
-        }
-        Dtype::F64 => {
-            let b = heavy(py, || build(&float_conv::<f64>(&layer.resolve(&input_shape)?)?, format, &opts))?;
+            let b = heavy(py, || {
+                let l = layer.resolve(&input_shape)?;
+                let est = prepare(&l)?;
+                build(&l.conv::<f32>().map_err(msg)?, format, &opts, &est)
+            })?;
             to_python(py, b)
         }
         Dtype::Fixed(q) => {
-            let b = heavy(py, || build(&fixed_conv(&layer.resolve(&input_shape)?, q)?, format, &opts))?;
+            let b = heavy(py, || {
+                let l = layer.resolve(&input_shape)?;
+                let est = prepare(&l)?;
+                build(&l.stored_integers(q).map_err(msg)?, format, &opts, &est)
+            })?;
+            to_python(py, b)
+        }
+        _ => {
+            let b = heavy(py, || {
+                let l = layer.resolve(&input_shape)?;
+                let est = prepare(&l)?;
+                build(&l.conv::<f64>().map_err(msg)?, format, &opts, &est)
+            })?;
             to_python(py, b)
         }
     }
@@ -153,18 +148,22 @@ pub fn matrix(
 #[pyfunction]
 #[pyo3(signature = (layer, input_shape, dtype))]
 pub fn bias_vector(py: Python<'_>, layer: &Layer, input_shape: Vec<usize>, dtype: &str) -> PyResult<Py<PyAny>> {
-    fn expanded<T: Scalar>(conv: &Conv<T>) -> Vec<T> {
-        conv.expanded_bias().unwrap_or_else(|| vec![T::ZERO; conv.rows()])
+    fn expanded<T: Scalar>(conv: Res<Conv<T>>) -> Res<Vec<T>> {
+        let conv = conv?;
+        Ok(conv.expanded_bias().unwrap_or_else(|| vec![T::ZERO; conv.rows()]))
     }
-    match Dtype::parse(dtype).map_err(crate::ConvmatError::new_err)? {
-        Dtype::F32 => heavy(py, || Ok(expanded(&float_conv::<f32>(&layer.resolve(&input_shape)?)?)))?
-            .into_pyarray(py)
-            .into_py_any(py),
-        Dtype::F64 => heavy(py, || Ok(expanded(&float_conv::<f64>(&layer.resolve(&input_shape)?)?)))?
-            .into_pyarray(py)
-            .into_py_any(py),
-        Dtype::Fixed(q) => heavy(py, || Ok(expanded(&fixed_conv(&layer.resolve(&input_shape)?, q)?)))?
-            .into_pyarray(py)
-            .into_py_any(py),
+    let dtype = self::dtype(dtype).map_err(ConvmatError::new_err)?;
+    let resolve = || -> Res<ConvLayer> {
+        let l = layer.resolve(&input_shape)?;
+        let rows = l.geometry().rows() as u64;
+        check_memory(rows.saturating_mul(8), &format!("the bias of {rows} rows"), "the layer is too large")?;
+        Ok(l)
+    };
+    match dtype {
+        Dtype::F32 => heavy(py, || expanded(resolve()?.conv::<f32>().map_err(msg)))?.into_pyarray(py).into_py_any(py),
+        Dtype::Fixed(q) => {
+            heavy(py, || expanded(resolve()?.stored_integers(q).map_err(msg)))?.into_pyarray(py).into_py_any(py)
+        }
+        _ => heavy(py, || expanded(resolve()?.conv::<f64>().map_err(msg)))?.into_pyarray(py).into_py_any(py),
     }
 }

@@ -19,10 +19,7 @@ pub struct Operator {
 impl Operator {
     #[new]
     fn new(py: Python<'_>, layer: &Layer, input_shape: Vec<usize>) -> PyResult<Self> {
-        let conv = heavy(py, || {
-            let r = layer.resolve(&input_shape)?;
-            Conv::new(r.geometry, r.weight, None).map_err(msg)
-        })?;
+        let conv = heavy(py, || crate::spectrum::operator_conv(layer, &input_shape))?;
         Ok(Self { conv: Arc::new(conv) })
     }
 

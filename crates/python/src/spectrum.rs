@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::layer::Layer;
+use crate::matrix::check_memory;
 use crate::{heavy, msg, panic_message, ConvmatError, Res};
 
 /// Runs `f` on a worker thread and waits with the GIL released, checking for signals every 100 ms,
@@ -33,10 +34,25 @@ fn interruptible<T: Send + 'static>(py: Python<'_>, f: impl FnOnce() -> Res<T> +
             Ok(r) => return r.map_err(ConvmatError::new_err),
             Err(mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(ConvmatError::new_err("internal error in convmat: the spectrum thread ended without a result"))
+                return Err(ConvmatError::new_err(
+                    "internal error in convmat: the spectrum thread ended without a result",
+                ))
             }
         }
     }
+}
+
+/// The float64 layer for matrix-free work, refused when its vectors alone would not fit in memory.
+pub(crate) fn operator_conv(layer: &Layer, input_shape: &[usize]) -> Res<Conv<f64>> {
+    let l = layer.resolve(input_shape)?;
+    let (rows, cols) = (l.geometry().rows() as u64, l.geometry().cols() as u64);
+    // a few vectors of each side (Lanczos keeps more, in blocks it sizes itself)
+    check_memory(
+        rows.saturating_add(cols).saturating_mul(8 * 4),
+        &format!("the vectors of the {rows} x {cols} operator"),
+        "the layer is too large for this machine",
+    )?;
+    l.conv::<f64>().map_err(msg)
 }
 
 /// Singular values as a dict: `values` (descending), `method`, `iterations`, `residual`, `start`,
@@ -59,12 +75,11 @@ pub fn singular_values<'py>(
     };
     let method: Method = method.parse().map_err(ConvmatError::new_err)?;
     if !(tol > 0.0 && tol < 1.0) {
-        return Err(ConvmatError::new_err(format!("invalid tol {tol}: expected a number between 0 and 1, such as 1e-6")));
+        return Err(ConvmatError::new_err(format!(
+            "invalid tol {tol}: expected a number between 0 and 1, such as 1e-6"
+        )));
     }
-    let conv = heavy(py, || {
-        let r = layer.resolve(&input_shape)?;
-        Conv::new(r.geometry, r.weight, None).map_err(msg)
-    })?;
+    let conv = heavy(py, || operator_conv(layer, &input_shape))?;
     let s: Spectrum =
         interruptible(py, move || convmat_spectrum::singular_values(&conv, request, method, tol).map_err(msg))?;
     let d = PyDict::new(py);

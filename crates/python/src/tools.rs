@@ -1,8 +1,8 @@
 //! `apply` (float or fixed point, as `convmat apply`), `shapes` (as `convmat shape --json`) and `cconv`.
 
-use convmat_matrix::{cconv as cconv_impl, Accumulation, Conv, FixedConv};
-use convmat_numeric::{Overflow, QFormat, Rounding};
-use convmat_shape::{parse_layer, propagate, Layer as ChainLayer};
+use convmat_matrix::{cconv as cconv_impl, Accumulation};
+use convmat_numeric::{Dtype, Overflow, QFormat, Rounding};
+use convmat_shape::{parse_layer, propagate, split_sequential, Layer as ChainLayer};
 use ndarray::{ArrayD, IxDyn};
 use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArrayDyn};
 use pyo3::prelude::*;
@@ -10,7 +10,7 @@ use pyo3::types::{PyDict, PyList};
 use pyo3::IntoPyObjectExt;
 
 use crate::layer::Layer;
-use crate::matrix::Dtype;
+use crate::matrix::{check_memory, dtype as parse_dtype};
 use crate::{heavy, msg, ConvmatError, Res};
 
 fn qformat(name: &str, text: &str) -> Res<QFormat> {
@@ -48,26 +48,30 @@ pub fn apply(
         let n = x.shape()[0];
         let rounding: Rounding = rounding.parse().map_err(|e| format!("invalid rounding '{rounding}': {e}"))?;
         let overflow: Overflow = overflow.parse().map_err(|e| format!("invalid overflow '{overflow}': {e}"))?;
-        let dtype = Dtype::parse(dtype)?;
-        if !matches!(dtype, Dtype::Fixed(_)) && (weight_dtype.is_some() || out_dtype.is_some() || acc_dtype.is_some() || raw)
-        {
+        let dtype = parse_dtype(dtype)?;
+        if dtype.fixed().is_none() && (weight_dtype.is_some() || out_dtype.is_some() || acc_dtype.is_some() || raw) {
             return Err("weight_dtype, out_dtype, acc_dtype and raw need a fixed-point dtype such as 'q1.7'".into());
         }
+        let g = r.geometry();
+        let out_len: usize = g.output_spatial().iter().product();
+        let per_sample = (g.rows() as u64).saturating_add(
+            (out_len as u64).saturating_mul(g.spec().in_channels() as u64).saturating_mul(g.spec().kernel_len() as u64),
+        );
+        check_memory(
+            per_sample.saturating_mul(n as u64).saturating_mul(16),
+            &format!("applying the layer to {n} samples"),
+            "apply it to fewer samples at a time",
+        )?;
         let mut out_shape = vec![n];
-        out_shape.extend(r.geometry.output_shape());
+        out_shape.extend(g.output_shape());
         Ok(match dtype {
-            Dtype::F64 => {
-                let conv = Conv::new(r.geometry, r.weight, r.bias).map_err(msg)?;
-                Values::F64(conv.conv_unfold(x.view()).map_err(msg)?)
-            }
             Dtype::F32 => {
-                let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-                let conv = Conv::new(r.geometry, f(&r.weight), r.bias.as_deref().map(f)).map_err(msg)?;
+                let conv = r.conv::<f32>().map_err(msg)?;
                 Values::F32(conv.conv_unfold(x.mapv(|v| v as f32).view()).map_err(msg)?)
             }
             Dtype::Fixed(xf) => {
                 let wf = weight_dtype.map(|w| qformat("weight_dtype", w)).transpose()?.unwrap_or(xf);
-                let fc = FixedConv::new(r.geometry, &r.weight, r.bias.as_deref(), wf, xf).map_err(msg)?;
+                let fc = r.fixed(wf, xf).map_err(msg)?;
                 let flat: Vec<f64> = x.iter().copied().collect();
                 let xq = ndarray::Array2::from_shape_vec((n, fc.raw_conv().cols()), fc.quantize_input(&flat))
                     .map_err(msg)?;
@@ -96,6 +100,10 @@ pub fn apply(
                     Values::F64(v.into_shape_with_order(IxDyn(&out_shape)).map_err(msg)?)
                 }
             }
+            _ => {
+                let conv = r.conv::<f64>().map_err(msg)?;
+                Values::F64(conv.conv_unfold(x.view()).map_err(msg)?)
+            }
         })
     })?;
     match values {
@@ -109,6 +117,7 @@ pub fn apply(
 #[pyfunction]
 pub fn shapes<'py>(py: Python<'py>, input_shape: Vec<usize>, layers: Vec<String>) -> PyResult<Bound<'py, PyList>> {
     let rows = (|| -> Res<_> {
+        let layers = split_sequential(&layers).map_err(msg)?;
         let parsed: Vec<ChainLayer> = layers
             .iter()
             .enumerate()

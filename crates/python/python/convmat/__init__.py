@@ -640,30 +640,6 @@ def apply(
     return y if batched else y[0]
 
 
-def _split_sequential(text: str) -> Optional[list]:
-    """``Sequential(a, b, ...)`` -> ``[a, b, ...]``; None for any other expression."""
-    # TODO(convmat_shape): the CLI's expand_sequential belongs in the library; until then its split
-    t = text.strip()
-    head = t.split("(", 1)[0].strip()
-    if head.replace("torch.", "").replace("nn.", "") != "Sequential" or not t.endswith(")"):
-        return None
-    inner, parts, depth, quote, start = t[t.index("(") + 1 : -1], [], 0, None, 0
-    for i, c in enumerate(inner):
-        if quote:
-            quote = None if c == quote else quote
-        elif c in "'\"":
-            quote = c
-        elif c in "([":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-        elif c == "," and depth == 0:
-            parts.append(inner[start:i].strip())
-            start = i + 1
-    parts.append(inner[start:].strip())
-    return [p for p in parts if p]
-
-
 def shapes(input_shape: Sequence[int], layers: Union[str, Sequence[str]]) -> list:
     """Output shape and parameter count of every layer in a chain: ``convmat shape --json``'s "layers".
 
@@ -690,9 +666,7 @@ def shapes(input_shape: Sequence[int], layers: Union[str, Sequence[str]]) -> lis
     Flatten() [1350] 0
     """
     if isinstance(layers, str):
-        layers = _split_sequential(layers) or [layers]
-    elif isinstance(layers, (list, tuple)) and len(layers) == 1 and isinstance(layers[0], str):
-        layers = _split_sequential(layers[0]) or list(layers)
+        layers = [layers]
     if not isinstance(layers, (list, tuple)) or not all(isinstance(s, str) for s in layers):
         raise ConvmatError(f"invalid layers {layers!r}: expected a list of PyTorch expressions such as 'Conv2d(3, 16, 3)'")
     if not layers:

@@ -20,15 +20,8 @@ fn layer(c: [usize; 7]) -> Conv<f32> {
     let [cin, h, w, cout, k, s, p] = c;
     let spec = ConvSpec::new(2, cin, cout, [k]).with_stride([s]).with_padding(Padding::uniform(p));
     let n: usize = spec.weight_shape().iter().product();
-    let mut state = 0x2545F4914F6CDD1Du64;
-    let weight = (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect();
+    let weight =
+        convmat::numeric::SeededRng::new(0x2545F4914F6CDD1D).uniform_f32(n).into_iter().map(|v| v / 2.0).collect();
     Conv::new(Geometry::new(&spec, &[h, w]).unwrap(), weight, None).unwrap()
 }
 

@@ -9,6 +9,7 @@
 //! - [`spectrum`] (`convmat-spectrum`): exact FFT spectra, Lanczos top-k and norms, dense SVD;
 //! - [`io`] (`convmat-io`): npy/npz/safetensors in, npy/SciPy npz/Matrix Market out, atomic writes.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub use convmat_io as io;
 pub use convmat_matrix as matrix;

@@ -1,4 +1,5 @@
 //! The `convmat` command line: see `convmat --help`.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -48,16 +48,9 @@ fn ok(args: &[&str]) -> String {
     out
 }
 
+/// Multiples of 1/8 in [-1, 1] (exact in f32) from the workspace's seeded generator.
 fn seq(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s % 17) as f64 - 8.0) / 8.0
-        })
-        .collect()
+    convmat::numeric::SeededRng::new(seed).small_ints(n, 8).into_iter().map(|v| v / 8.0).collect()
 }
 
 /// A 3->4 3x3 layer's files: weight, bias.

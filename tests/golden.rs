@@ -220,6 +220,19 @@ fn check_fixed_conv(case: &Value, exp: &Value) -> Result<(), String> {
             if y.raw.row(0).to_vec() != ints(&exp["y_raw"][i]) {
                 return Err(format!("exact accumulator, sample {i}"));
             }
+            // the stored-integer matrix (build --dtype qI.F): A·x + b over stored inputs is the same
+            let stored = conv.stored_conv().map_err(|e| e.to_string())?;
+            let a = stored.dense();
+            let b = stored.expanded_bias();
+            let ax: Vec<i128> = (0..a.nrows())
+                .map(|r| {
+                    a.row(r).iter().zip(x.row(0)).map(|(&w, &v)| w as i128 * v as i128).sum::<i128>()
+                        + b.as_ref().map_or(0, |b| b[r] as i128)
+                })
+                .collect();
+            if ax != ints(&exp["y_raw"][i]) {
+                return Err(format!("stored-integer matrix A·x + b, sample {i}"));
+            }
             let out = y.cast(fmt("out_format")?, rounding, overflow);
             if out.raw.row(0).to_vec() != ints(&exp["y_out_raw"][i]) {
                 return Err(format!("output cast {rounding}/{overflow}, sample {i}"));
@@ -291,13 +304,20 @@ fn check_shape_chain(case: &Value, exp: &Value) -> Result<(), String> {
     }
 }
 
+/// Every case of the catalog, each reported on its own (`cargo test --test golden -- --nocapture` prints
+/// a line per case); `CONVMAT_GOLDEN=fixed_q17 cargo test --test golden` runs only the cases whose name
+/// contains the text.
 #[test]
 fn every_catalog_case_matches_its_oracle() {
     let catalog: Value = serde_json::from_str(&std::fs::read_to_string(dir().join("catalog.json")).unwrap()).unwrap();
     let cases = catalog["cases"].as_array().unwrap();
+    let only = std::env::var("CONVMAT_GOLDEN").ok();
     let mut failures = Vec::new();
     for case in cases {
         let name = case["name"].as_str().unwrap();
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
         let path = dir().join("cases").join(format!("{name}.json"));
         let Ok(text) = std::fs::read_to_string(&path) else {
             failures.push(format!("{name}: missing {} (run `cargo xtask golden`)", path.display()));
@@ -319,8 +339,12 @@ fn every_catalog_case_matches_its_oracle() {
             "spectrum" => check_spectrum(case, exp),
             other => Err(format!("unknown kind {other}")),
         };
-        if let Err(e) = result {
-            failures.push(format!("{name} [{}]: {e}", doc["oracle"].as_str().unwrap_or("?")));
+        match result {
+            Ok(()) => println!("golden {name}: ok"),
+            Err(e) => {
+                println!("golden {name}: FAILED: {e}");
+                failures.push(format!("{name} [{}]: {e}", doc["oracle"].as_str().unwrap_or("?")));
+            }
         }
     }
     assert!(cases.len() >= 97, "the catalog shrank to {} cases", cases.len());

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use convmat_io::{write_mtx, write_npy, write_sparse_npz, AtomicFile, Extra, NpyElement, SparseParts};
-use convmat_matrix::{Affine, Conv, ConvLayer, MatrixFormat, MatrixOptions};
+use convmat_matrix::{Affine, Conv, MatrixFormat, MatrixOptions};
 use convmat_numeric::{Dtype, QFormat, Scalar};
 use serde::Serialize;
 use sprs::CsMatI;
@@ -21,7 +21,9 @@ The output format follows the extension of -o: .npz = sparse (SciPy save_npz lay
 indices, indptr, format, shape; plus `bias`, the expanded bias, one value per row, unless
 --affine), .npy = dense, .mtx = Matrix Market coordinate. --format overrides (csr, csc, dense).
 With --dtype qI.F the weights are quantized as MATLAB's fi(w, 1, I+F, F) and the matrix holds the
-stored integers (int64, with a `qformat` key in npz); --real writes the real values they stand for
+stored integers (int64, with a `qformat` key in npz); the bias is stored at the product's fraction
+length (key `bias_qformat`, e.g. q2.14 for q1.7), so over stored inputs x, A·x + b is the exact
+accumulator and [A | b]'s homogeneous coordinate is the integer 1; --real writes the real values
 instead.
 
 Examples:
@@ -178,8 +180,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
         p
     });
     let report = match dtype {
-        Dtype::F32 => write_float::<f32>(&resolved, &opts, format, &args.output, None, progress.as_ref())?,
-        Dtype::F64 => write_float::<f64>(&resolved, &opts, format, &args.output, None, progress.as_ref())?,
+        Dtype::F32 => write_conv(&resolved.conv::<f32>()?, &opts, format, &args.output, None, progress.as_ref())?,
+        Dtype::F64 => write_conv(&resolved.conv::<f64>()?, &opts, format, &args.output, None, progress.as_ref())?,
         Dtype::Fixed(q) if args.real => {
             write_conv(&resolved.fixed(q, q)?.real_conv(), &opts, format, &args.output, Some(q), progress.as_ref())?
         }
@@ -209,17 +211,6 @@ pub fn run(args: BuildArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
-}
-
-fn write_float<T: Scalar + NpyElement + std::fmt::Display>(
-    r: &ConvLayer,
-    opts: &MatrixOptions,
-    format: MatrixFormat,
-    out: &Path,
-    q: Option<QFormat>,
-    progress: Option<&indicatif::ProgressBar>,
-) -> Result<Report> {
-    write_conv(&r.conv::<T>()?, opts, format, out, q, progress)
 }
 
 fn write_conv<T: Scalar + NpyElement + std::fmt::Display>(
@@ -287,12 +278,17 @@ fn write_conv<T: Scalar + NpyElement + std::fmt::Display>(
             None => b,
         });
         let qtext = q.map(|q| q.to_string());
+        // stored-integer biases are at the product's fraction length (FixedConv::stored_conv)
+        let bias_qtext = q.and_then(|q| q.product(q).ok()).map(|p| p.to_string());
         let mut extras = Vec::new();
         if let Some(b) = &bias {
             extras.push(("bias", Extra::F64(b)));
         }
         if let (Some(t), true) = (&qtext, integer) {
             extras.push(("qformat", Extra::Text(t)));
+        }
+        if let (Some(t), true, true) = (&bias_qtext, integer, bias.is_some()) {
+            extras.push(("bias_qformat", Extra::Text(t)));
         }
         write_sparse_npz(f.writer(), &parts, &extras).with_context(|| format!("writing {}", out.display()))?;
     }

@@ -3,11 +3,10 @@
 use anyhow::{bail, Result};
 use clap::Args;
 use convmat_matrix::{verify, ConvLayer};
-use convmat_numeric::{Dtype, Scalar};
+use convmat_numeric::{Dtype, Scalar, SeededRng};
 use serde::Serialize;
 
 use super::layer::LayerArgs;
-use super::rng::Rng;
 
 /// Build the sparse matrix of a layer and check A·x + b against direct convolution on random inputs.
 #[derive(Debug, Args)]
@@ -80,14 +79,14 @@ pub fn run(args: CheckArgs) -> Result<()> {
 }
 
 /// `samples` random inputs of one sample's length, uniform in [-1, 1).
-pub fn random_inputs<T: Scalar>(len: usize, samples: usize, rng: &mut Rng) -> Vec<Vec<T>> {
+pub fn random_inputs<T: Scalar>(len: usize, samples: usize, rng: &mut SeededRng) -> Vec<Vec<T>> {
     (0..samples).map(|_| (0..len).map(|_| T::from_f64(rng.uniform())).collect()).collect()
 }
 
 fn check<T: Scalar>(r: &ConvLayer, args: &CheckArgs) -> Result<Report> {
     let conv = r.conv::<T>()?;
     let a = conv.csr_with::<u32, usize>(&Default::default())?;
-    let xs = random_inputs(conv.cols(), args.samples.max(1), &mut Rng::new(args.seed));
+    let xs = random_inputs(conv.cols(), args.samples.max(1), &mut SeededRng::new(args.seed));
     let v = verify(&conv, &a, &xs)?;
     Ok(Report {
         layer: r.description(),

@@ -6,11 +6,11 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use convmat_matrix::Conv;
+use convmat_numeric::SeededRng;
 use convmat_shape::{parse_layer, Geometry, Layer};
 use serde::Serialize;
 
 use super::args::show_shape;
-use super::rng::Rng;
 
 /// Build the exact sparse matrices of two embedded layers and check them against direct convolution.
 #[derive(Debug, Args)]
@@ -46,7 +46,7 @@ const LAYERS: [(&str, &[usize]); 2] =
     [("Conv2d(6, 16, 3)", &[6, 15, 15]), ("Conv2d(2, 3, 5, padding=2, padding_mode='circular')", &[2, 8, 8])];
 
 pub fn run(args: DemoArgs) -> Result<()> {
-    let mut rng = Rng::new(2019);
+    let mut rng = SeededRng::new(2019);
     let mut rows = Vec::new();
     for (text, input) in LAYERS {
         let Layer::Conv(spec) = parse_layer(text)? else { unreachable!("embedded layers are convolutions") };

@@ -9,7 +9,6 @@ mod build;
 mod check;
 mod demo;
 mod layer;
-mod rng;
 mod shape;
 mod svd;
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use convmat_numeric::{Dtype, Overflow, QFormat, Rounding, Scalar};
+use convmat_numeric::{Dtype, NumericError, QFormat, Scalar};
 use convmat_shape::{Geometry, LayerOptions, ShapeError};
 
 use crate::{flip_kernel, Affine, Conv, FixedConv, MatrixError, MatrixOptions};
@@ -177,19 +177,13 @@ impl ConvLayer {
         FixedConv::new(self.geometry.clone(), &self.weight, self.bias.as_deref(), weight_format, input_format)
     }
 
-    /// The layer as the stored integers of `format`: what `convmat build --dtype qI.F` writes. Weights
-    /// and bias are quantized as MATLAB's `fi(v, format)` constructor does (Nearest, Saturate), the bias
-    /// in the weights' format like every other entry of the matrix `[A | b]`.
+    /// The layer as the stored integers of `format` (weights and inputs both in it): what
+    /// `convmat build --dtype qI.F` writes. See [`FixedConv::stored_conv`] for the bias rule.
     ///
     /// # Errors
-    /// A format beyond 64-bit stored integers.
+    /// A format beyond 64-bit stored integers, or a bias whose product format does not fit them.
     pub fn stored_integers(&self, format: QFormat) -> Result<Conv<i64>, MatrixError> {
-        let fixed = self.fixed(format, format)?;
-        let bias = self
-            .bias
-            .as_ref()
-            .map(|b| b.iter().map(|&v| format.quantize(v, Rounding::Nearest, Overflow::Saturate) as i64).collect());
-        Conv::new(self.geometry.clone(), fixed.raw_conv().weight().to_vec(), bias)
+        self.fixed(format, format)?.stored_conv()
     }
 
     /// The matrix's shape, an upper bound of its stored entries and of the bytes a build of it in
@@ -211,5 +205,31 @@ impl ConvLayer {
         let nnz = rows64.saturating_mul(per_row.min(cols64));
         let pointers = if format == MatrixFormat::Csc { cols64 } else { rows64 };
         Estimate { rows, cols, nnz, bytes: nnz.saturating_mul(elem + 4).saturating_add(pointers.saturating_mul(8)) }
+    }
+}
+
+impl FixedConv {
+    /// The layer as stored integers, bias included, for matrices: `A` holds the weights' stored
+    /// integers (in [`weight_format`](Self::weight_format)) and `b` the bias's at the product's fraction
+    /// length (`f_w + f_x`), exactly as the exact accumulator adds it. So over stored inputs
+    /// `A·x + b` *is* the exact accumulator of [`apply`](Self::apply) with [`Accumulation::Full`], and in
+    /// the affine form `[A | b]` the homogeneous coordinate is the plain integer 1.
+    ///
+    /// [`Accumulation::Full`]: crate::Accumulation::Full
+    ///
+    /// # Errors
+    /// A product format beyond 64-bit stored integers (with a bias).
+    pub fn stored_conv(&self) -> Result<Conv<i64>, MatrixError> {
+        let bias = match self.bias_raw() {
+            Some(b) => {
+                let p = self.weight_format().product(self.input_format())?;
+                if !p.fits_i64() {
+                    return Err(MatrixError::Numeric(NumericError::NotI64 { format: p.to_string() }));
+                }
+                Some(b.iter().map(|&v| v as i64).collect())
+            }
+            None => None,
+        };
+        Conv::new(self.raw_conv().geometry().clone(), self.raw_conv().weight().to_vec(), bias)
     }
 }

@@ -13,18 +13,9 @@ struct Case {
     x: Array2<f64>,
 }
 
+/// Small integers (-3..=3) from the workspace's seeded generator: exact in f64 sums.
 fn ints(n: usize, seed: u64) -> Vec<f64> {
-    // small integers from a splitmix sequence: exact in f64 sums
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9E3779B97F4A7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-            ((z ^ (z >> 31)) % 7) as f64 - 3.0
-        })
-        .collect()
+    convmat_numeric::SeededRng::new(seed).small_ints(n, 3)
 }
 
 fn padding() -> impl Strategy<Value = (u8, Vec<usize>)> {

@@ -23,6 +23,7 @@
 //! assert_eq!(dot(&[100i8, 100], &[100, 100]), 20_000i64); // no i8 overflow: exact accumulator
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::fmt::Debug;
 
@@ -30,10 +31,12 @@ mod dtype;
 mod error;
 pub mod fixed_facade;
 mod qformat;
+mod rng;
 
 pub use dtype::Dtype;
 pub use error::NumericError;
 pub use qformat::{Overflow, QFormat, Rounding, MAX_WORD_BITS};
+pub use rng::SeededRng;
 
 mod sealed {
     pub trait Sealed {}

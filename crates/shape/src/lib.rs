@@ -37,6 +37,7 @@
 //! [`ShapeError`] or [`ParseError`] whose message names the parameter and the numbers. Index accessors
 //! (`encode`, `read`, ...) panic on out-of-range indices: those are caller bugs, documented per method.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod chain;
 mod error;

@@ -30,6 +30,7 @@
 //! assert!(fft.iter().zip(&dense).all(|(a, b)| (a - b).abs() < 1e-10 * dense[0]));
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod lanczos;
 mod op;

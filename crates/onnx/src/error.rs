@@ -1,0 +1,210 @@
+use std::path::PathBuf;
+
+use convmat_matrix::MatrixError;
+use convmat_shape::ShapeError;
+
+/// Everything that can go wrong reading an ONNX model or turning its nodes into matrices. Each message
+/// names the node, the value and what would be valid.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OnnxError {
+    /// The file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The bytes are not an ONNX model (truncated or corrupt protobuf, no graph).
+    #[error("{}: not a valid ONNX model: {reason}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder found.
+        reason: String,
+    },
+    /// The model's default-domain opset is older than 7.
+    #[error(
+        "the model imports ONNX opset {version}; convmat reads opset 7 and later (re-export it with a newer opset)"
+    )]
+    Opset {
+        /// The opset version.
+        version: i64,
+    },
+    /// A tensor's stored data does not match its declared type or shape.
+    #[error("tensor '{name}': {what}")]
+    Tensor {
+        /// The tensor's name.
+        name: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// A tensor stored in an external file that may not or cannot be read.
+    #[error("tensor '{name}': external data '{location}': {what}")]
+    ExternalData {
+        /// The tensor's name.
+        name: String,
+        /// The `location` the model gives.
+        location: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// A node reads a value that no initializer, graph input or earlier node provides.
+    #[error("node '{node}' ({op}) reads '{input}', which no initializer, graph input or earlier node provides")]
+    MissingValue {
+        /// The node.
+        node: String,
+        /// Its op.
+        op: String,
+        /// The missing value.
+        input: String,
+    },
+    /// A node operand that must be a constant (a weight, a pads tensor) is computed at run time.
+    #[error("node '{node}' ({op}): input '{input}' ({role}) must be a constant (an initializer or a folded constant subgraph)")]
+    NotConstant {
+        /// The node.
+        node: String,
+        /// Its op.
+        op: String,
+        /// The input.
+        input: String,
+        /// What the input is for.
+        role: &'static str,
+    },
+    /// No node has that name.
+    #[error("the model has no node named '{name}'; {}", near_text(near))]
+    UnknownNode {
+        /// The name asked for.
+        name: String,
+        /// Names of nodes that come close (or the first few nodes).
+        near: Vec<String>,
+    },
+    /// The graph input's shape is not static and no input shape was given.
+    #[error("graph input '{input}' has the dynamic shape {shape}; give the shape of one sample with --input-shape (for example {example})")]
+    DynamicShape {
+        /// The input's name.
+        input: String,
+        /// Its shape as declared (`[batch, 3, height, width]`).
+        shape: String,
+        /// A shape to show as an example.
+        example: String,
+    },
+    /// An input shape override that does not fit the graph input.
+    #[error("input shape {given:?} does not fit graph input '{input}' of shape {declared}: {what}")]
+    InputShape {
+        /// The input's name.
+        input: String,
+        /// The declared shape.
+        declared: String,
+        /// The override.
+        given: Vec<usize>,
+        /// What is wrong.
+        what: String,
+    },
+    /// An op convmat cannot represent (or cannot represent with these operands).
+    #[error("node '{node}' ({op}) is not supported: {what}")]
+    Unsupported {
+        /// The node.
+        node: String,
+        /// Its op.
+        op: String,
+        /// Why.
+        what: String,
+    },
+    /// An attribute value that is invalid or that convmat does not support.
+    #[error("node '{node}' ({op}): attribute {attr}={value}: {valid}")]
+    Attribute {
+        /// The node.
+        node: String,
+        /// Its op.
+        op: String,
+        /// The attribute.
+        attr: String,
+        /// Its value.
+        value: String,
+        /// What would be valid.
+        valid: String,
+    },
+    /// Shapes that do not fit the op.
+    #[error("node '{node}' ({op}): {what}")]
+    Shape {
+        /// The node.
+        node: String,
+        /// Its op.
+        op: String,
+        /// What does not fit.
+        what: String,
+    },
+    /// The layer's geometry is invalid (from convmat's shape rules).
+    #[error("node '{node}' ({op}): {source}")]
+    Geometry {
+        /// The node.
+        node: String,
+        /// Its op.
+        op: String,
+        /// The rule that failed.
+        source: Box<ShapeError>,
+    },
+    /// Building the layer's matrix failed.
+    #[error("node '{node}' ({op}): {source}")]
+    Matrix {
+        /// The node.
+        node: String,
+        /// Its op.
+        op: String,
+        /// The builder's error.
+        source: Box<MatrixError>,
+    },
+    /// A graph that is not one chain of layers (a branch, a residual Add of two activations).
+    #[error("node '{node}' ({op}) reads '{input}', which is not the output of the layer before it; export handles chains of layers only")]
+    Branch {
+        /// The node.
+        node: String,
+        /// Its op.
+        op: String,
+        /// The value it reads.
+        input: String,
+    },
+    /// Writing an exported block failed.
+    #[error(transparent)]
+    Write(#[from] convmat_io::IoError),
+}
+
+fn near_text(near: &[String]) -> String {
+    if near.is_empty() {
+        "the model has no nodes".into()
+    } else {
+        format!("nodes with close names: {}", near.join(", "))
+    }
+}
+
+impl OnnxError {
+    pub(crate) fn attr(
+        node: &str,
+        op: &str,
+        attr: &str,
+        value: impl std::fmt::Display,
+        valid: impl Into<String>,
+    ) -> Self {
+        Self::Attribute {
+            node: node.into(),
+            op: op.into(),
+            attr: attr.into(),
+            value: value.to_string(),
+            valid: valid.into(),
+        }
+    }
+
+    pub(crate) fn unsupported(node: &str, op: &str, what: impl Into<String>) -> Self {
+        Self::Unsupported { node: node.into(), op: op.into(), what: what.into() }
+    }
+
+    pub(crate) fn shape(node: &str, op: &str, what: impl Into<String>) -> Self {
+        Self::Shape { node: node.into(), op: op.into(), what: what.into() }
+    }
+
+    pub(crate) fn tensor(name: &str, what: impl Into<String>) -> Self {
+        Self::Tensor { name: name.into(), what: what.into() }
+    }
+}

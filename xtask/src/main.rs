@@ -5,6 +5,11 @@
 //!   golden tests. Needs a Python with torch, numpy and scipy (`CONVMAT_PYTHON`, default `python3`).
 //! - `cargo xtask golden --check`: without Python, fail if any golden file is missing, stale (its
 //!   recorded case differs from the catalog's) or orphaned, naming the files and the command to run.
+//! - `cargo xtask test`: every test, the README's one command: `cargo test --workspace`, the golden
+//!   check, then the Python package (crates/python) built with maturin into a venv under
+//!   `target/python-venv` (numpy, scipy, pytest, hypothesis and maturin from the package index; never
+//!   torch) and its pytest suite. `CONVMAT_PYTHON_BASE` names the interpreter that creates the venv
+//!   (default `python3`).
 //! - `cargo xtask bench-peers`: run the criterion bench `peers` and the Python peers in
 //!   `../shared/peers/` on the same layers, one after the other, and print the ratio table README shows.
 
@@ -21,7 +26,8 @@ fn main() -> Result<()> {
         ["golden"] => golden(),
         ["golden", "--check"] => check().map(|n| println!("golden files: all {n} cases present and fresh")),
         ["bench-peers"] => bench_peers(),
-        _ => bail!("usage: cargo xtask golden [--check] | cargo xtask bench-peers"),
+        ["test"] => test(),
+        _ => bail!("usage: cargo xtask golden [--check] | cargo xtask test | cargo xtask bench-peers"),
     }
 }
 
@@ -67,6 +73,54 @@ fn check() -> Result<usize> {
         );
     }
     Ok(cases.len())
+}
+
+fn run(what: &str, cmd: &mut Command) -> Result<()> {
+    println!("\n== {what}");
+    let status = cmd.status().with_context(|| format!("starting {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+/// The Python packages the tests need, from the package index (never torch: too large for CI).
+const PYTHON_TEST_DEPS: &[&str] = &["numpy", "scipy", "pytest", "hypothesis", "maturin>=1.9,<2"];
+
+fn test() -> Result<()> {
+    let root = root();
+    run("cargo test --workspace", Command::new(env!("CARGO")).args(["test", "--workspace"]).current_dir(&root))?;
+    println!("\n== golden files");
+    println!("golden files: all {} cases present and fresh", check()?);
+    let venv = root.join("target/python-venv");
+    let bin = venv.join("bin");
+    let py = bin.join("python");
+    if !py.exists() {
+        let base = std::env::var("CONVMAT_PYTHON_BASE").unwrap_or_else(|_| "python3".into());
+        run("python venv", Command::new(&base).args(["-m", "venv"]).arg(&venv))?;
+    }
+    let probe = Command::new(&py).args(["-c", "import numpy, scipy, pytest, hypothesis, maturin"]).output();
+    if !matches!(probe, Ok(o) if o.status.success()) {
+        run(
+            "pip install (Python test dependencies)",
+            Command::new(&py).args(["-m", "pip", "install", "--quiet"]).args(PYTHON_TEST_DEPS),
+        )?;
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    run(
+        "maturin develop (crates/python into target/python-venv)",
+        Command::new(bin.join("maturin"))
+            .args(["develop", "--quiet", "--manifest-path", "crates/python/Cargo.toml"])
+            .env("VIRTUAL_ENV", &venv)
+            .env("PATH", &path)
+            .current_dir(&root),
+    )?;
+    run(
+        "pytest crates/python/tests",
+        Command::new(&py).args(["-m", "pytest", "-q", "crates/python/tests"]).current_dir(&root),
+    )?;
+    println!("\nall tests passed");
+    Ok(())
 }
 
 fn golden() -> Result<()> {

@@ -1,0 +1,692 @@
+"""The exact matrix of any convolution layer, with PyTorch's semantics.
+
+For a layer -- a :class:`convmat.Conv`, or a PyTorch ``Conv{1,2,3}d`` / ``ConvTranspose{1,2,3}d``
+module read by duck typing (convmat never imports torch) -- and one input sample shape
+``(C, *spatial)``, convmat gives the matrix ``A`` and the expanded bias ``b`` with
+``flatten(layer(x)) = A @ flatten(x) + b``, flattening row-major ``(C, *spatial)`` as ``torch.flatten``
+does:
+
+- :func:`matrix`: ``A`` as ``scipy.sparse.csr_array`` / ``csc_array`` or a dense ``numpy.ndarray``,
+  in float32, float64 or fixed point (stored integers);
+- :func:`bias_vector`: ``b``;
+- :func:`operator`: a ``scipy.sparse.linalg.LinearOperator`` applying ``A`` and ``A.T`` in Rust,
+  for layers whose matrix does not fit in memory;
+- :func:`singular_values`, :func:`spectral_norm`: the spectrum and the Lipschitz constant;
+- :func:`apply`: the layer on a batch, in float or fixed point bit-exact with MATLAB ``fi``;
+- :func:`shapes`: output shapes through a chain of PyTorch layers; :func:`cconv`: MATLAB's ``cconv``.
+
+Bad input raises :class:`ConvmatError` (a ``ValueError``) with one line saying what is wrong.
+
+Examples
+--------
+>>> import numpy as np, convmat
+>>> w = np.arange(2 * 1 * 3 * 3, dtype=np.float32).reshape(2, 1, 3, 3)
+>>> layer = convmat.Conv(w, bias=[1.0, -1.0], padding=1)
+>>> A = convmat.matrix(layer, (1, 4, 4))
+>>> A.shape, A.nnz
+((32, 16), 200)
+>>> x = np.ones(16, dtype=np.float32)
+>>> y = A @ x + convmat.bias_vector(layer, (1, 4, 4))
+>>> y.reshape(2, 4, 4)[0, 0]
+array([25., 34., 34., 21.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _native
+from ._native import ConvmatError
+
+__all__ = [
+    "Conv",
+    "ConvmatError",
+    "Spectrum",
+    "SpectralNorm",
+    "apply",
+    "bias_vector",
+    "cconv",
+    "matrix",
+    "operator",
+    "shapes",
+    "singular_values",
+    "spectral_norm",
+]
+
+try:
+    from importlib.metadata import version as _version
+
+    __version__ = _version("convmat")
+except Exception:  # pragma: no cover - running from a source tree without metadata
+    __version__ = "0.0.0"
+
+_MAX = 2**62  # larger ints are no size or index any machine can hold
+
+
+# ---------------------------------------------------------------------------------------------
+# argument conversion: what users hold -> the plain values convmat._native takes
+
+
+def _array(name: str, value: Any) -> np.ndarray:
+    """A float64 C-contiguous copy-free-when-possible view of an array-like or a torch tensor."""
+    if value is None:
+        raise ConvmatError(f"{name} is None: expected an array of numbers")
+    if not isinstance(value, np.ndarray):
+        # torch tensors by duck typing: detached (also when they require grad), on the CPU, float64
+        if callable(getattr(value, "detach", None)):
+            value = value.detach()
+        if callable(getattr(value, "cpu", None)):
+            value = value.cpu()
+        if callable(getattr(value, "double", None)) and callable(getattr(value, "numpy", None)):
+            value = value.double().numpy()
+    try:
+        arr = np.asarray(value)
+    except Exception as e:  # objects NumPy cannot read
+        raise ConvmatError(f"{name} is not an array of numbers ({type(value).__name__}): {e}") from None
+    if arr.dtype.kind not in "biuf":
+        raise ConvmatError(
+            f"{name} has dtype {arr.dtype}: expected real numbers (float, int or bool), "
+            f"got a {type(value).__name__}"
+        )
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _int(name: str, value: Any, minimum: int = 0) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ConvmatError(f"invalid {name} {value!r}: expected an integer >= {minimum}")
+    v = int(value)
+    if not minimum <= v < _MAX:
+        raise ConvmatError(f"invalid {name} {v}: expected an integer >= {minimum}")
+    return v
+
+
+def _ints(name: str, value: Any, minimum: int = 0) -> list:
+    """One int or a sequence of ints (a PyTorch tuple, a list, a torch.Size)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return [_int(name, value, minimum)]
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, (tuple, list)) or not value:
+        raise ConvmatError(f"invalid {name} {value!r}: expected an integer >= {minimum} or a tuple of them")
+    return [_int(name, v, minimum) for v in value]
+
+
+def _shape(value: Any) -> list:
+    if isinstance(value, (int, np.integer)) or not isinstance(value, (tuple, list, np.ndarray)):
+        raise ConvmatError(
+            f"invalid input_shape {value!r}: expected one sample's shape (C, *spatial), e.g. (3, 32, 32)"
+        )
+    return _ints("input_shape", value, 0)
+
+
+def _str(name: str, value: Any, valid: str) -> str:
+    if not isinstance(value, str):
+        raise ConvmatError(f"invalid {name} {value!r}: expected {valid}")
+    return value
+
+
+def _opt_str(name: str, value: Any, valid: str) -> Optional[str]:
+    return None if value is None else _str(name, value, valid)
+
+
+def _padding(value: Any) -> str:
+    """PyTorch's int / tuple / 'same' / 'valid', or ONNX pads (2 x dims ints), as text."""
+    if isinstance(value, str):
+        return value
+    return ",".join(str(p) for p in _ints("padding", value, 0))
+
+
+_DTYPES = "'float32', 'float64' or a fixed-point format such as 'q1.7'"
+
+
+# ---------------------------------------------------------------------------------------------
+# layers
+
+
+class Conv:
+    """A convolution layer with its weights, as PyTorch's constructor states it.
+
+    Parameters
+    ----------
+    weight : array_like
+        ``(C_out, C_in / groups, *kernel)``, or ``(C_in, C_out / groups, *kernel)`` when
+        ``transposed``; 3 to 5 dims for 1-d to 3-d layers. NumPy arrays, anything with
+        ``__array__``, and torch tensors (also ones that require grad) are accepted.
+    bias : array_like, optional
+        One value per output channel.
+    stride, dilation : int or tuple of int
+        One value for every spatial dim, or one per dim.
+    padding : int, tuple of int, or str
+        As PyTorch writes it (``1``, ``(1, 2)``, ``"same"``, ``"valid"``), ONNX ``pads``
+        (``2 * dims`` ints: all begins, then all ends), or ``"same_upper"`` / ``"same_lower"``.
+    groups : int
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+    transposed : bool
+        A ``ConvTranspose`` layer.
+    output_padding : int or tuple of int
+        Transposed layers only.
+
+    Raises
+    ------
+    ConvmatError
+        A weight of the wrong rank, groups not dividing the channels, an unknown padding, ...
+
+    Examples
+    --------
+    >>> import numpy as np, convmat
+    >>> layer = convmat.Conv(np.ones((16, 3, 3, 3)), stride=2, padding=1)
+    >>> layer
+    convmat.Conv(Conv2d(3, 16, 3, stride=2, padding=1, bias=False))
+    >>> convmat.matrix(layer, (3, 32, 32)).shape
+    (4096, 3072)
+    >>> convmat.Conv(np.ones((16, 3, 3)), groups=5)  # 16 output channels in 5 groups
+    Traceback (most recent call last):
+    ...
+    convmat.ConvmatError: ...
+    """
+
+    def __init__(
+        self,
+        weight: Any,
+        bias: Any = None,
+        *,
+        stride: Union[int, Sequence[int]] = 1,
+        padding: Union[int, Sequence[int], str] = 0,
+        dilation: Union[int, Sequence[int]] = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+        transposed: bool = False,
+        output_padding: Union[int, Sequence[int]] = 0,
+    ) -> None:
+        self.weight = _array("weight", weight)
+        self.bias = None if bias is None else _array("bias", bias)
+        self.stride = tuple(_ints("stride", stride, 1))
+        self.padding = padding if isinstance(padding, str) else tuple(_ints("padding", padding, 0))
+        self.dilation = tuple(_ints("dilation", dilation, 1))
+        self.groups = _int("groups", groups, 1)
+        self.padding_mode = _str("padding_mode", padding_mode, "'zeros', 'reflect', 'replicate' or 'circular'")
+        if not isinstance(transposed, (bool, np.bool_)):
+            raise ConvmatError(f"invalid transposed {transposed!r}: expected True or False")
+        self.transposed = bool(transposed)
+        self.output_padding = tuple(_ints("output_padding", output_padding, 0))
+        self._native = _native.Layer(
+            self.weight,
+            self.bias,
+            list(self.stride),
+            _padding(self.padding),
+            list(self.dilation),
+            self.groups,
+            self.padding_mode,
+            self.transposed,
+            list(self.output_padding),
+        )
+
+    @classmethod
+    def from_torch(cls, module: Any) -> "Conv":
+        """The layer of a PyTorch ``Conv{1,2,3}d`` / ``ConvTranspose{1,2,3}d`` module.
+
+        Read by duck typing (``weight``, ``bias``, ``stride``, ``padding``, ``dilation``, ``groups``,
+        ``padding_mode``, ``transposed``, ``output_padding``): torch is never imported.
+
+        Examples
+        --------
+        >>> import convmat
+        >>> class Conv2d:  # what torch.nn.Conv2d(1, 1, 3, padding=1, bias=False) holds
+        ...     weight = [[[[0, 1, 0], [1, -4, 1], [0, 1, 0]]]]
+        ...     bias = None
+        ...     stride, padding, dilation, groups = (1, 1), (1, 1), (1, 1), 1
+        ...     padding_mode, transposed, output_padding = "zeros", False, (0, 0)
+        >>> convmat.Conv.from_torch(Conv2d())
+        convmat.Conv(Conv2d(1, 1, 3, padding=(1, 1), bias=False))
+        """
+        if isinstance(module, Conv):
+            return module
+        missing = [a for a in ("weight", "stride", "padding", "dilation", "groups") if not hasattr(module, a)]
+        if missing:
+            raise ConvmatError(
+                f"{type(module).__name__} is not a convolution layer: it has no {', '.join(missing)}; "
+                "expected convmat.Conv or a torch Conv1d-3d / ConvTranspose1d-3d module"
+            )
+        if getattr(module, "weight", None) is None:
+            raise ConvmatError(f"{type(module).__name__} has no weight (weight is None)")
+        weight = module.weight
+        if type(weight).__name__ == "UninitializedParameter":
+            raise ConvmatError(
+                f"{type(module).__name__} has an uninitialized weight (a Lazy module): run it once first"
+            )
+        return cls(
+            weight,
+            getattr(module, "bias", None),
+            stride=module.stride,
+            padding=module.padding,
+            dilation=module.dilation,
+            groups=module.groups,
+            padding_mode=getattr(module, "padding_mode", "zeros"),
+            transposed=bool(getattr(module, "transposed", False)),
+            output_padding=getattr(module, "output_padding", 0),
+        )
+
+    def output_shape(self, input_shape: Sequence[int]) -> Tuple[int, ...]:
+        """The output shape ``(C_out, *spatial)`` on one sample ``(C, *spatial)``.
+
+        >>> import numpy as np, convmat
+        >>> convmat.Conv(np.ones((16, 3, 3, 3)), stride=2, padding=1).output_shape((3, 32, 32))
+        (16, 16, 16)
+        """
+        return tuple(self._native.output_shape(_shape(input_shape)))
+
+    def __repr__(self) -> str:
+        return f"convmat.Conv({self._native.description()})"
+
+
+def _layer(layer: Any) -> "_native.Layer":
+    if isinstance(layer, Conv):
+        return layer._native
+    return Conv.from_torch(layer)._native
+
+
+# ---------------------------------------------------------------------------------------------
+# matrices
+
+
+def matrix(
+    layer: Any,
+    input_shape: Sequence[int],
+    *,
+    format: str = "csr",
+    dtype: str = "float32",
+    affine: Optional[str] = None,
+    rows: Optional[Tuple[int, int]] = None,
+    drop_zeros: bool = False,
+) -> Any:
+    """The exact matrix ``A`` of a layer: ``flatten(layer(x)) = A @ flatten(x) + b``.
+
+    Rows are the flattened output ``(C_out, *out)``, columns the flattened input ``(C, *spatial)``,
+    both row-major as ``torch.flatten`` orders one sample.
+
+    Parameters
+    ----------
+    layer : convmat.Conv or torch.nn.Conv{1,2,3}d / ConvTranspose{1,2,3}d
+    input_shape : tuple of int
+        One sample, without the batch: ``(C, L)``, ``(C, H, W)`` or ``(C, D, H, W)``.
+    format : {"csr", "csc", "dense"}
+        ``scipy.sparse.csr_array`` / ``csc_array`` (sorted, no duplicates, int32 indices when they fit:
+        SciPy keeps Rust's arrays without a copy), or a ``numpy.ndarray``.
+    dtype : str
+        ``"float32"``, ``"float64"``, or a fixed-point format ``"qI.F"`` (e.g. ``"q1.7"``): the weights
+        quantized as MATLAB's ``fi(w, 1, I+F, F)``, the matrix holding the stored integers (int64),
+        as ``convmat build --dtype``.
+    affine : {None, "column", "homogeneous"}
+        ``"column"`` appends ``b`` as a last column (``[A | b] @ [x; 1]``); ``"homogeneous"`` also
+        appends the row ``[0 ... 0 1]`` so affine layers compose by matrix product.
+    rows : (int, int), optional
+        Only rows ``r0 <= i < r1`` (shards stack to the full matrix).
+    drop_zeros : bool
+        Leave out entries whose weight is exactly zero (kept by default, so the sparsity pattern is
+        the layer's).
+
+    Returns
+    -------
+    scipy.sparse.csr_array, scipy.sparse.csc_array or numpy.ndarray
+
+    Raises
+    ------
+    ConvmatError
+        Input shape not fitting the layer, unknown format or dtype, a row range out of bounds.
+
+    Examples
+    --------
+    >>> import numpy as np, convmat
+    >>> layer = convmat.Conv(np.array([[[1.0, 2.0, 3.0]]]))          # Conv1d(1, 1, 3)
+    >>> convmat.matrix(layer, (1, 5), format="dense")
+    array([[1., 2., 3., 0., 0.],
+           [0., 1., 2., 3., 0.],
+           [0., 0., 1., 2., 3.]], dtype=float32)
+    >>> A = convmat.matrix(layer, (1, 5))
+    >>> type(A).__name__, A.indices.dtype, A.nnz
+    ('csr_array', dtype('int32'), 9)
+
+    With a torch module (``torch.nn.Conv2d(3, 16, 3, stride=2, padding=1)``) the call is the same:
+    ``A = convmat.matrix(conv, (3, 32, 32))``.
+    """
+    lay = _layer(layer)
+    shape = _shape(input_shape)
+    fmt = _str("format", format, "'csr', 'csc' or 'dense'")
+    dt = _str("dtype", dtype, _DTYPES)
+    aff = _opt_str("affine", affine, "None, 'column' or 'homogeneous'")
+    if rows is not None:
+        if not isinstance(rows, (tuple, list)) or len(rows) != 2:
+            raise ConvmatError(f"invalid rows {rows!r}: expected (r0, r1) with r0 < r1")
+        rows = (_int("rows[0]", rows[0]), _int("rows[1]", rows[1]))
+    if not isinstance(drop_zeros, (bool, np.bool_)):
+        raise ConvmatError(f"invalid drop_zeros {drop_zeros!r}: expected True or False")
+    out = _native.matrix(lay, shape, fmt, dt, aff, rows, bool(drop_zeros))
+    if isinstance(out, np.ndarray):
+        return out
+    data, indices, indptr, shp, kind = out
+    import scipy.sparse as sp
+
+    cls = sp.csr_array if kind == "csr" else sp.csc_array
+    return cls((data, indices, indptr), shape=shp, copy=False)
+
+
+def bias_vector(layer: Any, input_shape: Sequence[int], *, dtype: str = "float32") -> np.ndarray:
+    """The expanded bias ``b``: one value per row of :func:`matrix` (zeros without a bias).
+
+    Parameters
+    ----------
+    layer : convmat.Conv or torch.nn.Conv{1,2,3}d / ConvTranspose{1,2,3}d
+    input_shape : tuple of int
+        One sample ``(C, *spatial)``.
+    dtype : str
+        As :func:`matrix`; fixed point gives the bias's stored integers in the weight's format.
+
+    Examples
+    --------
+    >>> import numpy as np, convmat
+    >>> layer = convmat.Conv(np.ones((2, 1, 3)), bias=[0.5, -1.0])
+    >>> convmat.bias_vector(layer, (1, 5))
+    array([ 0.5,  0.5,  0.5, -1. , -1. , -1. ], dtype=float32)
+    """
+    return _native.bias_vector(_layer(layer), _shape(input_shape), _str("dtype", dtype, _DTYPES))
+
+
+def operator(layer: Any, input_shape: Sequence[int]) -> Any:
+    """``A`` as a ``scipy.sparse.linalg.LinearOperator`` that never forms the matrix.
+
+    ``matvec``, ``rmatvec``, ``matmat`` and ``rmatmat`` run in Rust (float64, the GIL released),
+    straight from the layer's taps: for layers whose matrix does not fit in memory. The bias is not
+    included (add :func:`bias_vector`).
+
+    Examples
+    --------
+    >>> import numpy as np, convmat
+    >>> from scipy.sparse.linalg import svds
+    >>> layer = convmat.Conv(np.ones((4, 2, 3, 3)), padding=1)
+    >>> A = convmat.operator(layer, (2, 8, 8))
+    >>> A.shape
+    (256, 128)
+    >>> x = np.ones(128)
+    >>> bool(np.allclose(A @ x, convmat.matrix(layer, (2, 8, 8), dtype="float64") @ x))
+    True
+    >>> s = svds(A, k=1, return_singular_vectors=False)
+    >>> round(float(s[0]), 6) == round(convmat.spectral_norm(layer, (2, 8, 8)).value, 6)
+    True
+    """
+    from scipy.sparse.linalg import LinearOperator
+
+    native = _native.Operator(_layer(layer), _shape(input_shape))
+
+    class ConvOperator(LinearOperator):
+        """A convolution layer's matrix, applied in Rust without forming it."""
+
+        def __init__(self) -> None:
+            super().__init__(np.float64, native.shape)
+
+        def _matvec(self, x: np.ndarray) -> np.ndarray:
+            return native.apply(np.ascontiguousarray(np.reshape(x, (1, -1)), dtype=np.float64))[0]
+
+        def _rmatvec(self, y: np.ndarray) -> np.ndarray:
+            return native.adjoint(np.ascontiguousarray(np.reshape(y, (1, -1)), dtype=np.float64))[0]
+
+        def _matmat(self, X: np.ndarray) -> np.ndarray:
+            return native.apply(np.ascontiguousarray(np.asarray(X).T, dtype=np.float64)).T
+
+        def _rmatmat(self, Y: np.ndarray) -> np.ndarray:
+            return native.adjoint(np.ascontiguousarray(np.asarray(Y).T, dtype=np.float64)).T
+
+        def _adjoint(self) -> LinearOperator:
+            return LinearOperator(
+                shape=(self.shape[1], self.shape[0]),
+                matvec=self._rmatvec,
+                rmatvec=self._matvec,
+                matmat=self._rmatmat,
+                rmatmat=self._matmat,
+                dtype=np.float64,
+            )
+
+    return ConvOperator()
+
+
+# ---------------------------------------------------------------------------------------------
+# spectra
+
+
+class Spectrum(NamedTuple):
+    """Singular values and how they were obtained."""
+
+    values: np.ndarray
+    """float64, descending."""
+    method: str
+    """``"fft"`` (exact, circular padding), ``"dense"`` (exact SVD) or ``"lanczos"``."""
+    iterations: int
+    """Lanczos steps (0 for the direct methods)."""
+    residual: float
+    """Largest relative residual ``||A.T u - s v|| / s_1`` of the values (0 for the direct methods)."""
+    start: Optional[str]
+    """Lanczos' start vector (``"symbol"`` or ``"random"``), None for the direct methods."""
+    circular_upper_bound: Optional[float]
+    """For zero padding: the norm of the circular layer on the padded grid, an upper bound of ``s_1``."""
+
+
+class SpectralNorm(NamedTuple):
+    """The spectral norm (Lipschitz constant) of a layer, with bounds."""
+
+    value: float
+    """The largest singular value found."""
+    lower: float
+    """A lower bound: ``value`` itself (a Lanczos/Ritz value never exceeds the largest singular value;
+    the direct methods are exact), up to floating-point rounding."""
+    upper: float
+    """An upper bound: ``value`` for the exact methods (fft, dense); for Lanczos the norm of the
+    circular layer on the padded grid (zero padding), else ``inf`` -- no certified upper bound is
+    computed for that layer."""
+    method: str
+    iterations: int
+    residual: float
+
+
+def _spectrum(layer: Any, input_shape: Any, k: Optional[int], norm: bool, tol: Any, method: Any) -> dict:
+    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, (int, float, np.floating, np.integer)):
+        raise ConvmatError(f"invalid tol {tol!r}: expected a number between 0 and 1, such as 1e-6")
+    m = _str("method", method, "'auto', 'fft', 'lanczos' or 'dense'")
+    return _native.singular_values(_layer(layer), _shape(input_shape), k, norm, float(tol), m)
+
+
+def singular_values(
+    layer: Any, input_shape: Sequence[int], k: Optional[int] = None, *, tol: float = 1e-6, method: str = "auto"
+) -> Spectrum:
+    """Singular values of the layer's matrix (without forming it where possible).
+
+    Parameters
+    ----------
+    layer : convmat.Conv or torch.nn.Conv{1,2,3}d / ConvTranspose{1,2,3}d
+    input_shape : tuple of int
+    k : int, optional
+        The largest ``k``; None means all ``min(rows, cols)``.
+    tol : float
+        Lanczos stops when every value's relative residual is below ``tol``.
+    method : {"auto", "fft", "lanczos", "dense"}
+        ``fft`` is exact for circular padding; ``dense`` computes all of a small layer; ``lanczos`` the
+        top ``k`` of any layer; ``auto`` picks (and ``.method`` says which).
+
+    Returns
+    -------
+    Spectrum
+        ``.values`` (float64, descending), ``.method``, ``.iterations``, ``.residual``.
+
+    Long computations answer Ctrl-C (``KeyboardInterrupt``) within a second.
+
+    Examples
+    --------
+    >>> import numpy as np, convmat
+    >>> layer = convmat.Conv(np.array([[[1.0, 1.0]]]), padding_mode="circular", padding=(1, 0))
+    >>> s = convmat.singular_values(layer, (1, 4))
+    >>> s.method, np.round(s.values, 6).tolist()
+    ('fft', [2.0, 1.414214, 1.414214, 0.0])
+    """
+    if k is not None:
+        k = _int("k", k, 1)
+    return Spectrum(**_spectrum(layer, input_shape, k, False, tol, method))
+
+
+def spectral_norm(layer: Any, input_shape: Sequence[int], *, tol: float = 1e-6) -> SpectralNorm:
+    """The spectral norm of the layer's matrix (its Lipschitz constant in the 2-norm), with bounds.
+
+    Returns
+    -------
+    SpectralNorm
+        ``.value``, ``.lower``, ``.upper``, ``.method``: see :class:`SpectralNorm` for what the
+        bounds are.
+
+    Examples
+    --------
+    >>> import numpy as np, convmat
+    >>> r = convmat.spectral_norm(convmat.Conv(np.ones((1, 1, 3)), padding=1), (1, 3))
+    >>> r.method, round(r.value, 6), round(r.lower, 6), round(r.upper, 6)
+    ('dense', 2.414214, 2.414214, 2.414214)
+    """
+    d = _spectrum(layer, input_shape, None, True, tol, "auto")
+    value = float(d["values"][0])
+    if d["method"] in ("fft", "dense"):
+        upper = value
+    else:
+        bound = d["circular_upper_bound"]
+        upper = math.inf if bound is None else max(bound, value)
+    return SpectralNorm(value, value, upper, d["method"], d["iterations"], d["residual"])
+
+
+# ---------------------------------------------------------------------------------------------
+# applying layers, shapes, cconv
+
+
+def apply(
+    layer: Any,
+    x: Any,
+    *,
+    dtype: str = "float32",
+    weight_dtype: Optional[str] = None,
+    out_dtype: Optional[str] = None,
+    rounding: str = "nearest",
+    overflow: str = "saturate",
+    acc_dtype: Optional[str] = None,
+    raw: bool = False,
+) -> np.ndarray:
+    """The layer applied to ``x``, in float or in fixed point bit-exact with MATLAB ``fi``.
+
+    Exactly as ``convmat apply``: inputs quantized to ``dtype``, weights to ``weight_dtype`` (default
+    ``dtype``), the bias to the product's format, like MATLAB's ``fi`` constructor (nearest,
+    saturate); products and sums exact (MATLAB's FullPrecision) unless ``acc_dtype`` names a narrow
+    accumulator to which every product and partial sum is re-cast in kernel-tap order.
+
+    Parameters
+    ----------
+    layer : convmat.Conv or torch.nn.Conv{1,2,3}d / ConvTranspose{1,2,3}d
+    x : array_like
+        ``(N, C, *spatial)`` or one sample ``(C, *spatial)``.
+    dtype : str
+        ``"float32"``, ``"float64"`` or the inputs' fixed-point format ``"qI.F"``.
+    weight_dtype, out_dtype, acc_dtype : str, optional
+        Fixed-point formats of the weights, of the result's cast, of a narrow accumulator.
+    rounding : {"nearest", "round", "convergent", "floor", "ceil", "zero"}
+        Of the output cast and the narrow accumulator (MATLAB's names; nearest = ties toward +inf).
+    overflow : {"saturate", "wrap"}
+    raw : bool
+        Return the stored integers (int64) instead of the real values (float64).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, C_out, *out)`` or ``(C_out, *out)`` as ``x`` was given.
+
+    Examples
+    --------
+    >>> import numpy as np, convmat
+    >>> layer = convmat.Conv(np.array([[[0.5, 0.25]]]))
+    >>> # x quantized to Q1.3: [0.25, 0.625, 0.875]; sums 0.28125, 0.53125 cast to Q1.3 (nearest)
+    >>> convmat.apply(layer, np.array([[0.3, 0.6, 0.9]]), dtype="q1.3", out_dtype="q1.3")
+    array([[0.25, 0.5 ]])
+    >>> convmat.apply(layer, np.array([[0.3, 0.6, 0.9]]), dtype="q1.3", out_dtype="q1.3", raw=True)
+    array([[2, 4]])
+    """
+    lay = _layer(layer)
+    arr = _array("x", x)
+    rank = len(lay.weight_shape) - 2
+    if arr.ndim == rank + 1:
+        batched = False
+        arr = arr[None]
+    elif arr.ndim == rank + 2:
+        batched = True
+    else:
+        raise ConvmatError(
+            f"x has shape {arr.shape}: a {rank}-d layer takes (N, C, *{rank} spatial) or (C, *{rank} spatial)"
+        )
+    q = "a fixed-point format such as 'q1.7'"
+    y = _native.apply(
+        lay,
+        arr,
+        _str("dtype", dtype, _DTYPES),
+        _opt_str("weight_dtype", weight_dtype, q),
+        _opt_str("out_dtype", out_dtype, q),
+        _str("rounding", rounding, "'nearest', 'round', 'convergent', 'floor', 'ceil' or 'zero'"),
+        _str("overflow", overflow, "'saturate' or 'wrap'"),
+        _opt_str("acc_dtype", acc_dtype, q),
+        bool(raw),
+    )
+    return y if batched else y[0]
+
+
+def shapes(input_shape: Sequence[int], layers: Union[str, Sequence[str]]) -> list:
+    """Output shape and parameter count of every layer in a chain: ``convmat shape --json``'s "layers".
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        One sample ``(C, *spatial)``.
+    layers : list of str, or str
+        PyTorch constructor expressions (``"Conv2d(1, 6, 3)"``, ``"MaxPool2d(2)"``, ``"Flatten()"``,
+        ...), or one ``"Sequential(...)"`` expression.
+
+    Returns
+    -------
+    list of dict
+        ``{"layer", "output", "features", "params"}`` per layer.
+
+    Examples
+    --------
+    >>> import convmat
+    >>> for row in convmat.shapes((1, 32, 32), ["Conv2d(1, 6, 3)", "MaxPool2d(2)", "Flatten()"]):
+    ...     print(row["layer"], row["output"], row["params"])
+    Conv2d(1, 6, 3) [6, 30, 30] 60
+    MaxPool2d(2) [6, 15, 15] 0
+    Flatten() [1350] 0
+    """
+    if isinstance(layers, str):
+        layers = [layers]
+    if not isinstance(layers, (list, tuple)) or not all(isinstance(s, str) for s in layers):
+        raise ConvmatError(f"invalid layers {layers!r}: expected a list of PyTorch expressions such as 'Conv2d(3, 16, 3)'")
+    if not layers:
+        raise ConvmatError("layers is empty: give at least one PyTorch expression such as 'Conv2d(3, 16, 3)'")
+    return _native.shapes(_shape(input_shape), list(layers))
+
+
+def cconv(a: Any, b: Any, n: Optional[int] = None) -> np.ndarray:
+    """MATLAB's ``cconv(a, b, n)``: circular convolution modulo ``n``.
+
+    The linear convolution (length ``len(a) + len(b) - 1``, the default ``n``) wrapped around and
+    summed when ``n`` is smaller, zero-extended when larger.
+
+    Examples
+    --------
+    >>> import convmat
+    >>> convmat.cconv([2, 1, 2, 1], [1, 2, 3, 4], 4)
+    array([14., 16., 14., 16.])
+    """
+    av, bv = _array("a", a), _array("b", b)
+    if av.ndim != 1 or bv.ndim != 1:
+        raise ConvmatError(f"a and b must be vectors: got shapes {av.shape} and {bv.shape}")
+    return _native.cconv(av, bv, None if n is None else _int("n", n, 1))

@@ -1,0 +1,59 @@
+"""The private extension module (Rust, PyO3): use the documented functions of convmat instead."""
+
+from typing import Any, List, Optional, Tuple
+
+import numpy as np
+import numpy.typing as npt
+
+class ConvmatError(ValueError): ...
+
+class Layer:
+    weight_shape: List[int]
+    def __init__(
+        self,
+        weight: npt.NDArray[np.float64],
+        bias: Optional[npt.NDArray[np.float64]],
+        stride: List[int],
+        padding: str,
+        dilation: List[int],
+        groups: int,
+        padding_mode: str,
+        transposed: bool,
+        output_padding: List[int],
+    ) -> None: ...
+    def description(self) -> str: ...
+    def output_shape(self, input_shape: List[int]) -> List[int]: ...
+    def matrix_shape(self, input_shape: List[int]) -> Tuple[int, int]: ...
+
+class Operator:
+    shape: Tuple[int, int]
+    def __init__(self, layer: Layer, input_shape: List[int]) -> None: ...
+    def apply(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
+    def adjoint(self, y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
+
+def matrix(
+    layer: Layer,
+    input_shape: List[int],
+    format: str,
+    dtype: str,
+    affine_mode: Optional[str],
+    rows: Optional[Tuple[int, int]],
+    drop_zeros: bool,
+) -> Any: ...
+def bias_vector(layer: Layer, input_shape: List[int], dtype: str) -> npt.NDArray[Any]: ...
+def singular_values(
+    layer: Layer, input_shape: List[int], k: Optional[int], norm: bool, tol: float, method: str
+) -> dict: ...
+def apply(
+    layer: Layer,
+    x: npt.NDArray[np.float64],
+    dtype: str,
+    weight_dtype: Optional[str],
+    out_dtype: Optional[str],
+    rounding: str,
+    overflow: str,
+    acc_dtype: Optional[str],
+    raw: bool,
+) -> npt.NDArray[Any]: ...
+def shapes(input_shape: List[int], layers: List[str]) -> List[dict]: ...
+def cconv(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], n: Optional[int]) -> npt.NDArray[np.float64]: ...

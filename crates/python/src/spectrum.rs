@@ -1,0 +1,93 @@
+//! `singular_values`: the layer's spectrum by `convmat_spectrum`, interruptible by Ctrl-C.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use convmat_matrix::Conv;
+use convmat_spectrum::{Method, Request, Spectrum};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::layer::Layer;
+use crate::matrix::check_memory;
+use crate::{heavy, msg, panic_message, ConvmatError, Res};
+
+/// Runs `f` on a worker thread and waits with the GIL released, checking for signals every 100 ms,
+/// so Ctrl-C raises `KeyboardInterrupt` within a second.
+// The library offers no cancellation hook between Lanczos steps, so an interrupted computation runs
+// on to its end in the background; its result is dropped.
+fn interruptible<T: Send + 'static>(py: Python<'_>, f: impl FnOnce() -> Res<T> + Send + 'static) -> PyResult<T> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("convmat-spectrum".into())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| panic_message(p.as_ref()));
+            let _ = tx.send(r.and_then(|r| r));
+        })
+        .map_err(|e| ConvmatError::new_err(format!("cannot start a thread: {e}")))?;
+    let mut rx = rx;
+    loop {
+        // the receiver moves into the GIL-free closure and back (it is Send, not Sync)
+        let (got, back) = py.detach(move || (rx.recv_timeout(Duration::from_millis(100)), rx));
+        rx = back;
+        match got {
+            Ok(r) => return r.map_err(ConvmatError::new_err),
+            Err(mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(ConvmatError::new_err(
+                    "internal error in convmat: the spectrum thread ended without a result",
+                ))
+            }
+        }
+    }
+}
+
+/// The float64 layer for matrix-free work, refused when its vectors alone would not fit in memory.
+pub(crate) fn operator_conv(layer: &Layer, input_shape: &[usize]) -> Res<Conv<f64>> {
+    let l = layer.resolve(input_shape)?;
+    let (rows, cols) = (l.geometry().rows() as u64, l.geometry().cols() as u64);
+    // a few vectors of each side (Lanczos keeps more, in blocks it sizes itself)
+    check_memory(
+        rows.saturating_add(cols).saturating_mul(8 * 4),
+        &format!("the vectors of the {rows} x {cols} operator"),
+        "the layer is too large for this machine",
+    )?;
+    l.conv::<f64>().map_err(msg)
+}
+
+/// Singular values as a dict: `values` (descending), `method`, `iterations`, `residual`, `start`,
+/// `circular_upper_bound`. `k = None` means all; `norm` asks for the largest alone.
+#[pyfunction]
+#[pyo3(signature = (layer, input_shape, k, norm, tol, method))]
+pub fn singular_values<'py>(
+    py: Python<'py>,
+    layer: &Layer,
+    input_shape: Vec<usize>,
+    k: Option<usize>,
+    norm: bool,
+    tol: f64,
+    method: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let request = match (k, norm) {
+        (_, true) => Request::Norm,
+        (Some(k), false) => Request::Top(k),
+        (None, false) => Request::All,
+    };
+    let method: Method = method.parse().map_err(ConvmatError::new_err)?;
+    if !(tol > 0.0 && tol < 1.0) {
+        return Err(ConvmatError::new_err(format!(
+            "invalid tol {tol}: expected a number between 0 and 1, such as 1e-6"
+        )));
+    }
+    let conv = heavy(py, || operator_conv(layer, &input_shape))?;
+    let s: Spectrum =
+        interruptible(py, move || convmat_spectrum::singular_values(&conv, request, method, tol).map_err(msg))?;
+    let d = PyDict::new(py);
+    d.set_item("values", numpy::IntoPyArray::into_pyarray(s.values, py))?;
+    d.set_item("method", s.method)?;
+    d.set_item("iterations", s.iterations)?;
+    d.set_item("residual", s.residual)?;
+    d.set_item("start", s.start)?;
+    d.set_item("circular_upper_bound", s.circular_upper_bound)?;
+    Ok(d)
+}

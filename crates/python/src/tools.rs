@@ -1,0 +1,158 @@
+//! `apply` (float or fixed point, as `convmat apply`), `shapes` (as `convmat shape --json`) and `cconv`.
+
+use convmat_matrix::{cconv as cconv_impl, Accumulation};
+use convmat_numeric::{Dtype, Overflow, QFormat, Rounding};
+use convmat_shape::{parse_layer, propagate, split_sequential, Layer as ChainLayer};
+use ndarray::{ArrayD, IxDyn};
+use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArrayDyn};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use pyo3::IntoPyObjectExt;
+
+use crate::layer::Layer;
+use crate::matrix::{check_memory, dtype as parse_dtype};
+use crate::{heavy, msg, ConvmatError, Res};
+
+fn qformat(name: &str, text: &str) -> Res<QFormat> {
+    text.parse::<QFormat>().map_err(|e| format!("invalid {name} '{text}': {e}"))
+}
+
+enum Values {
+    F32(ArrayD<f32>),
+    F64(ArrayD<f64>),
+    I64(ArrayD<i64>),
+}
+
+/// The layer applied to a batch `x` of shape `(N, C, *spatial)`; returns `(N, C_out, *out)`.
+#[pyfunction]
+#[pyo3(signature = (layer, x, dtype, weight_dtype, out_dtype, rounding, overflow, acc_dtype, raw))]
+#[allow(clippy::too_many_arguments)]
+pub fn apply(
+    py: Python<'_>,
+    layer: &Layer,
+    x: PyReadonlyArrayDyn<'_, f64>,
+    dtype: &str,
+    weight_dtype: Option<&str>,
+    out_dtype: Option<&str>,
+    rounding: &str,
+    overflow: &str,
+    acc_dtype: Option<&str>,
+    raw: bool,
+) -> PyResult<Py<PyAny>> {
+    let x = x.as_array();
+    let values = heavy(py, || {
+        if x.ndim() < 3 {
+            return Err(format!("x has shape {:?}: expected a batch (N, C, *spatial)", x.shape()));
+        }
+        let r = layer.resolve(&x.shape()[1..])?;
+        let n = x.shape()[0];
+        let rounding: Rounding = rounding.parse().map_err(|e| format!("invalid rounding '{rounding}': {e}"))?;
+        let overflow: Overflow = overflow.parse().map_err(|e| format!("invalid overflow '{overflow}': {e}"))?;
+        let dtype = parse_dtype(dtype)?;
+        if dtype.fixed().is_none() && (weight_dtype.is_some() || out_dtype.is_some() || acc_dtype.is_some() || raw) {
+            return Err("weight_dtype, out_dtype, acc_dtype and raw need a fixed-point dtype such as 'q1.7'".into());
+        }
+        let g = r.geometry();
+        let out_len: usize = g.output_spatial().iter().product();
+        let per_sample = (g.rows() as u64).saturating_add(
+            (out_len as u64).saturating_mul(g.spec().in_channels() as u64).saturating_mul(g.spec().kernel_len() as u64),
+        );
+        check_memory(
+            per_sample.saturating_mul(n as u64).saturating_mul(16),
+            &format!("applying the layer to {n} samples"),
+            "apply it to fewer samples at a time",
+        )?;
+        let mut out_shape = vec![n];
+        out_shape.extend(g.output_shape());
+        Ok(match dtype {
+            Dtype::F32 => {
+                let conv = r.conv::<f32>().map_err(msg)?;
+                Values::F32(conv.conv_unfold(x.mapv(|v| v as f32).view()).map_err(msg)?)
+            }
+            Dtype::Fixed(xf) => {
+                let wf = weight_dtype.map(|w| qformat("weight_dtype", w)).transpose()?.unwrap_or(xf);
+                let fc = r.fixed(wf, xf).map_err(msg)?;
+                let flat: Vec<f64> = x.iter().copied().collect();
+                let xq = ndarray::Array2::from_shape_vec((n, fc.raw_conv().cols()), fc.quantize_input(&flat))
+                    .map_err(msg)?;
+                let acc = match acc_dtype {
+                    Some(a) => Accumulation::Narrow { format: qformat("acc_dtype", a)?, rounding, overflow },
+                    None => Accumulation::Full,
+                };
+                let mut y = fc.apply(xq.view(), acc).map_err(msg)?;
+                if let Some(o) = out_dtype {
+                    y = y.cast(qformat("out_dtype", o)?, rounding, overflow);
+                }
+                if raw {
+                    if !y.format.fits_i64() {
+                        return Err(format!(
+                            "the result format {} has {} bits, beyond int64; give out_dtype",
+                            y.format,
+                            y.format.word_bits()
+                        ));
+                    }
+                    let v: Vec<i64> = y.raw.iter().map(|&v| v as i64).collect();
+                    Values::I64(ArrayD::from_shape_vec(IxDyn(&out_shape), v).map_err(msg)?)
+                } else {
+                    let v = y.to_f64().map_err(|e| {
+                        format!("{e}; give out_dtype to cast the result, or raw=True for the stored integers")
+                    })?;
+                    Values::F64(v.into_shape_with_order(IxDyn(&out_shape)).map_err(msg)?)
+                }
+            }
+            _ => {
+                let conv = r.conv::<f64>().map_err(msg)?;
+                Values::F64(conv.conv_unfold(x.view()).map_err(msg)?)
+            }
+        })
+    })?;
+    match values {
+        Values::F32(v) => v.into_pyarray(py).into_py_any(py),
+        Values::F64(v) => v.into_pyarray(py).into_py_any(py),
+        Values::I64(v) => v.into_pyarray(py).into_py_any(py),
+    }
+}
+
+/// Every layer's output shape and parameter count: the `layers` of `convmat shape --json`.
+#[pyfunction]
+pub fn shapes<'py>(py: Python<'py>, input_shape: Vec<usize>, layers: Vec<String>) -> PyResult<Bound<'py, PyList>> {
+    let rows = (|| -> Res<_> {
+        let layers = split_sequential(&layers).map_err(msg)?;
+        let parsed: Vec<ChainLayer> = layers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| parse_layer(t).map_err(|e| format!("layer {}: {e}", i + 1)))
+            .collect::<Res<_>>()?;
+        propagate(&input_shape, &parsed).map_err(msg)
+    })()
+    .map_err(ConvmatError::new_err)?;
+    let list = PyList::empty(py);
+    for s in rows {
+        let d = PyDict::new(py);
+        d.set_item("layer", s.layer)?;
+        d.set_item("features", s.output.iter().product::<usize>())?;
+        d.set_item("output", s.output)?;
+        d.set_item("params", s.params)?;
+        list.append(d)?;
+    }
+    Ok(list)
+}
+
+/// MATLAB's `cconv(a, b, n)`.
+#[pyfunction]
+#[pyo3(signature = (a, b, n))]
+pub fn cconv<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray1<'py, f64>,
+    b: PyReadonlyArray1<'py, f64>,
+    n: Option<usize>,
+) -> PyResult<Py<PyAny>> {
+    let (a, b) = (a.as_array(), b.as_array());
+    let out = heavy(py, || {
+        if n == Some(0) {
+            return Err("invalid n 0: expected a positive length, or None for len(a) + len(b) - 1".into());
+        }
+        Ok(cconv_impl(&a.to_vec(), &b.to_vec(), n))
+    })?;
+    out.into_pyarray(py).into_py_any(py)
+}

@@ -539,6 +539,8 @@ fn svd_writes_descending_values_and_reports_the_method() {
         "--padding-mode",
         "reflect",
         "--norm",
+        "--tol",
+        "1e-4",
         "--json",
     ]);
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -318,7 +318,8 @@ fn explicit(op: &mut Operator<'_>, x: &[f64], rows: usize, cols: usize) -> Resul
 fn kato_temple(e: &Explicit, c: f64) -> Option<f64> {
     let k = e.mu.len();
     let gap = e.mu[k - 1] - c;
-    if !(gap > e.r) {
+    // also refuses NaN
+    if gap.partial_cmp(&e.r) != Some(std::cmp::Ordering::Greater) {
         return None;
     }
     let s = e.r / gap;

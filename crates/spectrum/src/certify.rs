@@ -424,9 +424,6 @@ pub fn certified_norm_from(conv: &Conv<f64>, tol: f64, start: Start) -> Result<N
         let ritz = block_ritz(&diag, &upper)?;
         let theta = &ritz.values;
         let rel = ritz.residuals[0] / theta[0].max(f64::MIN_POSITIVE);
-        if std::env::var_os("CONVMAT_DEBUG").is_some() {
-            eprintln!("step {steps}: theta {:?} res {:?}", &theta[..4.min(dim)], &ritz.residuals[..4.min(dim)]);
-        }
         let Some(grids) = &grids else {
             // residual-only
             if rel <= tol || exhausted {

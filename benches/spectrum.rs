@@ -1,11 +1,11 @@
 //! All singular values of circular layers by the FFT (polyphase) method; the spectral norm of a
-//! zero-padded layer by Lanczos from the symbol start.
+//! zero-padded layer by Lanczos from the symbol start, and certified to an interval.
 
 use std::hint::black_box;
 
 use convmat::matrix::Conv;
 use convmat::shape::{ConvSpec, Geometry, Padding, PaddingMode};
-use convmat::spectrum::{fft_singular_values, lanczos};
+use convmat::spectrum::{certified_norm, fft_singular_values, lanczos};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn layer(c: usize, hw: usize) -> Conv<f64> {
@@ -42,6 +42,18 @@ fn zero_padded(c: &mut Criterion) {
     g.sample_size(10);
     let conv = layer_with(64, 56, PaddingMode::Zeros);
     g.bench_function("norm_64to64_3x3_56x56_tol1e-6", |b| b.iter(|| black_box(lanczos(&conv, 1, 1e-6).unwrap())));
+    // issue 18's goal layer: `np.random.default_rng(0).standard_normal((64, 64, 3, 3)) / 24`
+    let w = convmat::io::read_array(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/data/w64_rng0.npy"
+    )))
+    .unwrap()
+    .data;
+    let spec = ConvSpec::new(2, 64, 64, [3]).with_padding(Padding::uniform(1)).with_bias(false);
+    let goal = Conv::new(Geometry::new(&spec, &[56, 56]).unwrap(), w, None).unwrap();
+    g.bench_function("certified_norm_64to64_3x3_56x56_rng0_width1e-6", |b| {
+        b.iter(|| black_box(certified_norm(&goal, 1e-6).unwrap()))
+    });
     // the top 300 of 16->16 on 32x32 takes minutes (see README); measured once by xtask/oracle/lowrank_peer.py
     g.finish();
 }

@@ -481,6 +481,77 @@ fn svd_writes_descending_values_and_reports_the_method() {
     ]);
     let dense: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!((dense["values"][0].as_f64().unwrap() - v["values"][0].as_f64().unwrap()).abs() < 1e-8);
+    // the certified interval holds the dense σ₁, and --bounds gives every σ_j a bound above it
+    let out = ok(&[
+        "svd",
+        "--weight",
+        &w,
+        "--input-shape",
+        "2,6,6",
+        "--padding",
+        "1",
+        "--norm",
+        "--tol",
+        "1e-6",
+        "--bounds",
+        "--json",
+    ]);
+    let c: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let s1 = dense["values"][0].as_f64().unwrap();
+    let (lo, up) = (c["lower"].as_f64().unwrap(), c["upper"].as_f64().unwrap());
+    assert!(lo <= s1 * (1.0 + 1e-12) && s1 <= up * (1.0 + 1e-12), "{s1} outside [{lo}, {up}]");
+    assert!(["exact", "kato-temple", "interlacing"].contains(&c["certificate"].as_str().unwrap()), "{c}");
+    let all = ok(&[
+        "svd",
+        "--weight",
+        &w,
+        "--input-shape",
+        "2,6,6",
+        "--padding",
+        "1",
+        "--all",
+        "--method",
+        "dense",
+        "--json",
+    ]);
+    let all: serde_json::Value = serde_json::from_str(&all).unwrap();
+    let bounds = c["upper_bounds"].as_array().unwrap();
+    assert_eq!(bounds.len(), 32);
+    for (b, s) in bounds.iter().zip(all["values"].as_array().unwrap()) {
+        assert!(b.as_f64().unwrap() >= s.as_f64().unwrap() - 1e-12 * s1, "bound {b} below {s}");
+    }
+    // reflect padding: residual-only, no upper bound; --bounds alone refuses it
+    let out = ok(&[
+        "svd",
+        "--weight",
+        &w,
+        "--input-shape",
+        "2,6,6",
+        "--padding",
+        "1",
+        "--padding-mode",
+        "reflect",
+        "--norm",
+        "--tol",
+        "1e-4",
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((r["certificate"].as_str(), r["upper"].as_f64()), (Some("residual-only"), None));
+    let (code, _, err) = convmat(&[
+        "svd",
+        "--weight",
+        &w,
+        "--input-shape",
+        "2,6,6",
+        "--padding",
+        "1",
+        "--padding-mode",
+        "reflect",
+        "--bounds",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no interlacing bounds") && err.contains("reflect"), "{err}");
     for top in ["500", "0"] {
         let (code, _, err) = convmat(&["svd", "--weight", &w, "--input-shape", "2,6,6", "--top", top]);
         assert_eq!(code, 2);

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use convmat_io::{write_npy, AtomicFile};
 use convmat_matrix::Conv;
-use convmat_spectrum::{singular_values, Method, Request};
+use convmat_spectrum::{interlacing_upper_bounds, singular_values, Certificate, Method, Request};
 use serde::Serialize;
 
 use super::layer::LayerArgs;
@@ -24,9 +24,19 @@ when all (or most) values of a small matrix are wanted, else lanczos, and says w
 padding the report adds the norm of the circular layer on the padded grid, an upper bound.
 S.npy holds float64 values in descending order; --all gives min(rows, cols) of them.
 
+Certified norm: --norm reports an interval lower <= σ₁ <= upper and stops when
+(upper - lower) / lower <= --tol. A zero-padded layer (any stride, dilation, groups, transposed) is a
+sub-block of circular convolutions C_m on grids m, so σ_j <= σ_j(C_m) for every j (--bounds prints
+these for every j, the minimum over 4 grids); once they separate the top cluster, the Ritz vectors'
+residuals bound σ₁ from above (kato-temple). Reflect/replicate padding embed in no circulant: only
+the residual statement holds (residual-only, no upper bound).
+
 Examples:
-  # the Lipschitz constant of a layer
-  convmat svd --weight w.npy --input-shape 64,56,56 --padding 1 --norm --json
+  # the Lipschitz constant of a layer, certified to a relative width of 1e-6
+  convmat svd --weight w.npy --input-shape 64,56,56 --padding 1 --norm --tol 1e-6 --json
+
+  # interlacing upper bounds of every singular value
+  convmat svd --weight w.npy --input-shape 16,32,32 --padding 1 --bounds -o bounds.npy
 
   # all 65,536 singular values of a circular layer, exactly
   convmat svd --weight w.npy --input-shape 64,32,32 --padding 1 --padding-mode circular \\
@@ -50,17 +60,21 @@ pub struct SvdArgs {
     /// auto, fft, lanczos or dense.
     #[arg(long, default_value = "auto")]
     method: String,
-    /// Lanczos: stop when every wanted value's residual ||Aᵀu - σv|| is below tol·σ₁.
+    /// Lanczos: stop when every wanted value's residual ||Aᵀu - σv|| is below tol·σ₁; --norm: when
+    /// the certified interval's relative width is (or, residual-only, the residual).
     #[arg(long, default_value_t = 1e-10)]
     tol: f64,
+    /// Also the interlacing upper bound of every σ_j (alone: only those; -o then writes them).
+    #[arg(long)]
+    bounds: bool,
     /// Output .npy (float64, descending).
     #[arg(short, long, value_name = "S.npy")]
     output: Option<PathBuf>,
     /// Also draw the values against their index (log scale), with the circular upper bound, as PNG.
     #[arg(long, value_name = "S.png", value_parser = super::spy::parse_png)]
     plot: Option<PathBuf>,
-    /// Print {layer, method, count, values, iterations, residual, start, circular_upper_bound, seconds} as
-    /// JSON.
+    /// Print {layer, method, count, values, iterations, residual, start, circular_upper_bound, lower,
+    /// upper, certificate, cluster, upper_bounds, seconds} as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -75,15 +89,21 @@ struct Report {
     residual: f64,
     start: Option<&'static str>,
     circular_upper_bound: Option<f64>,
+    lower: Option<f64>,
+    upper: Option<f64>,
+    certificate: Option<&'static str>,
+    cluster: usize,
+    upper_bounds: Option<Vec<f64>>,
     seconds: f64,
 }
 
 pub fn run(args: SvdArgs) -> Result<()> {
     let request = match (args.all, args.top, args.norm) {
-        (true, None, false) => Request::All,
-        (false, Some(k), false) => Request::Top(k),
-        (false, None, true) => Request::Norm,
-        _ => bail!("say what to compute: --all, --top K or --norm"),
+        (true, None, false) => Some(Request::All),
+        (false, Some(k), false) => Some(Request::Top(k)),
+        (false, None, true) => Some(Request::Norm),
+        (false, None, false) if args.bounds => None,
+        _ => bail!("say what to compute: --all, --top K, --norm or --bounds"),
     };
     let method: Method = args.method.parse().map_err(anyhow::Error::msg)?;
     if !(args.tol > 0.0 && args.tol < 1.0) {
@@ -98,33 +118,80 @@ pub fn run(args: SvdArgs) -> Result<()> {
     // the spectrum is A's: the bias plays no part
     let conv = Conv::new(r.geometry().clone(), r.weight().to_vec(), None)?;
     let t = Instant::now();
-    let s = singular_values(&conv, request, method, args.tol)?;
-    let seconds = t.elapsed().as_secs_f64();
-    if let Some(p) = &args.plot {
-        super::spy::write_spectrum(p, &s.values, s.circular_upper_bound, &r.description())?;
+    let bounds = if args.bounds {
+        let all = conv.rows().min(conv.cols());
+        let b = interlacing_upper_bounds(&conv, all)?;
+        if b.is_none() && request.is_none() {
+            bail!(
+                "no interlacing bounds for {}: only zero padding (any stride, dilation, groups, transposed) and \
+                 circular padding embed in a circulant; reflect and replicate padding do not",
+                r.description()
+            );
+        }
+        b
+    } else {
+        None
+    };
+    let report = match request {
+        Some(request) => {
+            let s = singular_values(&conv, request, method, args.tol)?;
+            Report {
+                layer: r.description(),
+                method: s.method,
+                count: s.values.len(),
+                values: s.values,
+                iterations: s.iterations,
+                residual: s.residual,
+                start: s.start,
+                circular_upper_bound: s.circular_upper_bound,
+                lower: s.lower,
+                upper: s.upper,
+                certificate: Some(s.certificate.as_str()),
+                cluster: s.cluster,
+                upper_bounds: bounds,
+                seconds: t.elapsed().as_secs_f64(),
+            }
+        }
+        None => {
+            let b = bounds.expect("checked above");
+            Report {
+                layer: r.description(),
+                method: "interlacing",
+                count: 0,
+                values: Vec::new(),
+                iterations: 0,
+                residual: 0.0,
+                start: None,
+                circular_upper_bound: None,
+                lower: None,
+                upper: b.first().copied(),
+                certificate: None,
+                cluster: 0,
+                upper_bounds: Some(b),
+                seconds: t.elapsed().as_secs_f64(),
+            }
+        }
+    };
+    if let (Some(p), Some(_)) = (&args.plot, request) {
+        super::spy::write_spectrum(p, &report.values, report.circular_upper_bound, &report.layer)?;
     }
     if let Some(o) = &args.output {
+        let data = if request.is_some() { &report.values } else { report.upper_bounds.as_ref().expect("bounds") };
         let mut f = AtomicFile::create(o)?;
-        write_npy(f.writer(), &[s.values.len()], s.values.iter().copied())?;
+        write_npy(f.writer(), &[data.len()], data.iter().copied())?;
         f.commit()?;
     }
-    let report = Report {
-        layer: r.description(),
-        method: s.method,
-        count: s.values.len(),
-        values: s.values,
-        iterations: s.iterations,
-        residual: s.residual,
-        start: s.start,
-        circular_upper_bound: s.circular_upper_bound,
-        seconds,
-    };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
-    } else {
-        let shown: Vec<String> = report.values.iter().take(8).map(|v| format!("{v:.6e}")).collect();
+        return Ok(());
+    }
+    let list = |v: &[f64]| {
+        let shown: Vec<String> = v.iter().take(8).map(|v| format!("{v:.6e}")).collect();
+        format!("{}{}", shown.join(" "), if v.len() > 8 { " ..." } else { "" })
+    };
+    if request.is_some() {
         println!(
-            "{}: {} singular value(s) by {} in {:.3} s{}: {}{}",
+            "{}: {} singular value(s) by {} in {:.3} s{}: {}",
             report.layer,
             report.count,
             report.method,
@@ -134,12 +201,39 @@ pub fn run(args: SvdArgs) -> Result<()> {
             } else {
                 String::new()
             },
-            shown.join(" "),
-            if report.count > 8 { " ..." } else { "" }
+            list(&report.values),
         );
+        let cert = report.certificate.unwrap_or_default();
+        match (report.lower, report.upper) {
+            (Some(lo), Some(up)) if cert == Certificate::KatoTemple.as_str() => println!(
+                "σ₁ in [{lo:.9e}, {up:.9e}] (relative width {:.1e}; kato-temple: interlacing separates the top {})",
+                (up - lo) / lo,
+                report.cluster
+            ),
+            (Some(lo), Some(up)) if cert == Certificate::Exact.as_str() => {
+                println!("σ₁ = {lo:.9e} ({cert}: lower = upper{})", if up > lo { " up to rounding" } else { "" })
+            }
+            (Some(lo), Some(up)) => println!(
+                "σ₁ in [{lo:.9e}, {up:.9e}] (relative width {:.1e}; {cert}: no cluster separated, the upper bound is \
+                 σ₁'s interlacing bound)",
+                (up - lo) / lo
+            ),
+            (Some(lo), None) => println!(
+                "σ₁ >= {lo:.9e} (residual-only: this padding embeds in no circulant; each value is within its \
+                 residual of a singular value, nothing bounds σ₁ from above)"
+            ),
+            _ => {}
+        }
         if let Some(b) = report.circular_upper_bound {
             println!("upper bound (circular convolution on the padded grid): {b:.6e}");
         }
+    } else {
+        println!("{}: interlacing upper bounds in {:.3} s", report.layer, report.seconds);
+    }
+    match &report.upper_bounds {
+        Some(b) => println!("interlacing upper bounds of σ_1..σ_{}: {}", b.len(), list(b)),
+        None if args.bounds => println!("no interlacing upper bounds: this padding embeds in no circulant"),
+        None => {}
     }
     Ok(())
 }

@@ -72,20 +72,25 @@ pub fn lanczos_from(conv: &Conv<f64>, k: usize, tol: f64, start: Start) -> Resul
     if k == 0 || k > max {
         return Err(SpectrumError::TooMany { k, max });
     }
-    let mut v = random_vector(cols);
-    let symbol = if start == Start::Auto { start::symbol_start(conv) } else { None };
-    let start = match symbol {
-        Some(s) => {
-            // the start, with a random part of relative norm 1e-3
-            let (ns, nr) = (dot(&s, &s).sqrt(), dot(&v, &v).sqrt());
-            v.par_iter_mut().zip(&s).for_each(|(r, &s)| *r = s / ns + 1e-3 * *r / nr);
-            "symbol"
-        }
-        None => "random",
-    };
+    let (v, start) = start_vector(conv, start);
     let (Ritz { values, residual }, iterations) =
         if k == 1 { norm_lanczos(conv, v, tol, max)? } else { block_bidiagonalize(conv, v, k, tol, max)? };
     Ok(LanczosResult { values, iterations, residual, start })
+}
+
+/// The start vector (not normalised) and its name: the symbol start where it applies and is asked
+/// for (with a random part of relative norm 1e-3), else a deterministic random vector.
+pub(crate) fn start_vector(conv: &Conv<f64>, start: Start) -> (Vec<f64>, &'static str) {
+    let mut v = random_vector(conv.cols());
+    let symbol = if start == Start::Auto { start::symbol_start(conv) } else { None };
+    match symbol {
+        Some(s) => {
+            let (ns, nr) = (dot(&s, &s).sqrt(), dot(&v, &v).sqrt());
+            v.par_iter_mut().zip(&s).for_each(|(r, &s)| *r = s / ns + 1e-3 * *r / nr);
+            (v, "symbol")
+        }
+        None => (v, "random"),
+    }
 }
 
 /// The block size for `k > 1` values: repeated singular values up to this multiplicity are all found.
@@ -158,7 +163,7 @@ fn block_bidiagonalize(
 
 /// `m -= V (Vᵀ m)` with `V` the `n`-row column-major basis, repeated once when the first pass removed
 /// more than half of `m`'s norm (Daniel-Gragg-Kaufman-Stewart, per block).
-fn orthogonalize_block(basis: &[f64], n: usize, m: &mut [f64]) {
+pub(crate) fn orthogonalize_block(basis: &[f64], n: usize, m: &mut [f64]) {
     let k = basis.len() / n;
     if k == 0 {
         return;
@@ -183,7 +188,7 @@ fn orthogonalize_block(basis: &[f64], n: usize, m: &mut [f64]) {
 /// passes of Cholesky QR (Gram matrix by GEMM, Cholesky, `M R⁻¹` by GEMM: BLAS3 throughout, several
 /// times faster than Householder on a tall block); Householder when the block is too ill-conditioned
 /// for the Gram matrix (a pivot below `1e-12` of the largest diagonal: condition beyond `1e6`).
-fn qr(m: &[f64], n: usize) -> Result<(Vec<f64>, Mat<f64>), SpectrumError> {
+pub(crate) fn qr(m: &[f64], n: usize) -> Result<(Vec<f64>, Mat<f64>), SpectrumError> {
     if let Some((q1, r1)) = cholesky_qr(m, n) {
         if let Some((q, r2)) = cholesky_qr(&q1, n) {
             return Ok((q, r2 * r1));
@@ -323,15 +328,15 @@ pub(crate) fn random_vector(n: usize) -> Vec<f64> {
         .collect()
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.par_iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
+pub(crate) fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
     y.par_iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
 }
 
-fn normalize(v: &mut [f64]) -> f64 {
+pub(crate) fn normalize(v: &mut [f64]) -> f64 {
     let n = dot(v, v).sqrt();
     if n > 0.0 {
         v.par_iter_mut().for_each(|x| *x /= n);

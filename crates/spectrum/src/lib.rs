@@ -11,6 +11,11 @@
 //!   GEMMs for stride-1 zero padding, else unfold + GEMM; faer), until each wanted value's residual
 //!   `||Aᵀu - σv||` is below `tol * σ_1`. The norm: single-vector, started at the kernel's top Fourier
 //!   mode; `k > 1`: block Lanczos with full reorthogonalisation, which returns repeated values.
+//! - [`certified_norm`]: the spectral norm with a certified interval `lower <= σ_1 <= upper`: per-index
+//!   upper bounds by Cauchy interlacing with the circular convolutions a zero-padded layer is a
+//!   sub-block of ([`interlacing_upper_bounds`]), which separate the top cluster, then the explicit
+//!   residuals of block Lanczos' Ritz vectors (Davis-Kahan, Weyl, Kato-Temple). [`Certificate`] names
+//!   what each interval rests on; reflect / replicate padding get the residual-only statement.
 //! - [`dense_singular_values`]: all singular values of a small layer through its dense matrix.
 //! - [`singular_values`]: picks among them ([`Method::Auto`]) and reports which, with the iterations,
 //!   the residual and, for zero padding, the norm of the circular convolution on the padded grid, which
@@ -32,10 +37,12 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod certify;
 mod lanczos;
 mod op;
 mod start;
 
+pub use certify::{certified_norm, certified_norm_from, interlacing_upper_bounds, Certificate, NormInterval};
 pub use lanczos::{lanczos, lanczos_from, LanczosResult, Start};
 
 use convmat_matrix::{Circulant, Conv};
@@ -217,6 +224,18 @@ pub struct Spectrum {
     /// For a zero-padded stride-1 or strided convolution: the spectral norm of the circular
     /// convolution on the padded grid, an upper bound of this layer's norm.
     pub circular_upper_bound: Option<f64>,
+    /// A lower bound of `σ_1` (the exact value for the direct methods; a Rayleigh quotient or Ritz
+    /// value for Lanczos).
+    pub lower: Option<f64>,
+    /// An upper bound of `σ_1`, `None` where nothing certifies one (see [`Certificate`]).
+    pub upper: Option<f64>,
+    /// What `lower` and `upper` rest on.
+    pub certificate: Certificate,
+    /// The size of the top cluster that interlacing separated for the norm's interval (0: none).
+    pub cluster: usize,
+    /// Interlacing upper bounds of `σ_1, σ_2, …` (as many as were computed: the top few for the
+    /// norm, `k` for the top `k`), empty when the layer embeds in no circulant.
+    pub upper_bounds: Vec<f64>,
 }
 
 /// Singular values of a layer, choosing the method as asked (see [`Method::Auto`]).
@@ -246,6 +265,23 @@ pub fn singular_values(
         Method::Auto => Method::Lanczos,
         m => m,
     };
+    let circular_upper_bound = circular_upper_bound(conv);
+    if method == Method::Lanczos && request == Request::Norm {
+        let n = certified_norm(conv, tol)?;
+        return Ok(Spectrum {
+            values: vec![n.value],
+            method: if n.certificate == Certificate::Exact && n.residual == 0.0 { "dense" } else { "lanczos" },
+            iterations: n.iterations,
+            residual: n.residual,
+            start: n.start,
+            circular_upper_bound,
+            lower: Some(n.lower),
+            upper: n.upper,
+            certificate: n.certificate,
+            cluster: n.cluster,
+            upper_bounds: n.upper_bounds,
+        });
+    }
     let (mut values, method, iterations, residual, start) = match method {
         Method::Fft => (fft_singular_values(conv)?, "fft", 0, 0.0, None),
         Method::Dense => (dense_singular_values(conv)?, "dense", 0, 0.0, None),
@@ -255,7 +291,28 @@ pub fn singular_values(
         }
     };
     values.truncate(k);
-    Ok(Spectrum { values, method, iterations, residual, start, circular_upper_bound: circular_upper_bound(conv) })
+    let (lower, upper, certificate, upper_bounds) = if method == "lanczos" {
+        // Ritz values of an orthonormal basis are lower bounds; interlacing bounds where they exist
+        let bounds = interlacing_upper_bounds(conv, k)?;
+        let upper = bounds.as_ref().map(|b| b[0].max(values[0]));
+        let cert = if bounds.is_some() { Certificate::Interlacing } else { Certificate::ResidualOnly };
+        (Some(values[0]), upper, cert, bounds.unwrap_or_default())
+    } else {
+        (Some(values[0]), Some(values[0]), Certificate::Exact, Vec::new())
+    };
+    Ok(Spectrum {
+        values,
+        method,
+        iterations,
+        residual,
+        start,
+        circular_upper_bound,
+        lower,
+        upper,
+        certificate,
+        cluster: 0,
+        upper_bounds,
+    })
 }
 
 /// For a zero-padded convolution: the spectral norm of the circular convolution (same kernel, stride 1)

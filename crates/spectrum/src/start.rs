@@ -10,6 +10,13 @@ use rayon::prelude::*;
 /// vector. A finite zero-padded section of the convolution has its top singular vectors near such
 /// modes, so Lanczos started here needs a fraction of the steps. `None` for other layers.
 pub(crate) fn symbol_start(conv: &Conv<f64>) -> Option<Vec<f64>> {
+    symbol_modes(conv).map(|(re, _)| re)
+}
+
+/// The real and imaginary parts of [`symbol_start`]'s mode, `Re(v_c e^{i ω·p})` and `Im(…)` under the
+/// same envelope: together they span the standing waves of the pair `±ω` (a real kernel's top
+/// singular values come in such nearly equal pairs).
+pub(crate) fn symbol_modes(conv: &Conv<f64>) -> Option<(Vec<f64>, Vec<f64>)> {
     let geo = conv.geometry();
     let spec = geo.spec();
     if spec.is_transposed() || spec.stride().iter().any(|&s| s != 1) {
@@ -69,9 +76,10 @@ pub(crate) fn symbol_start(conv: &Conv<f64>) -> Option<Vec<f64>> {
     let n = geo.input_spatial();
     let len: usize = n.iter().product();
     let mut x = vec![0.0; spec.in_channels() * len];
-    x.par_chunks_mut(len.max(1)).enumerate().for_each(|(c, plane)| {
+    let mut y = vec![0.0; spec.in_channels() * len];
+    x.par_chunks_mut(len.max(1)).zip(y.par_chunks_mut(len.max(1))).enumerate().for_each(|(c, (plane, imag))| {
         let vc = v[c];
-        for (p, out) in plane.iter_mut().enumerate() {
+        for (p, (out, im)) in plane.iter_mut().zip(imag.iter_mut()).enumerate() {
             let (mut phase, mut env, mut rest) = (0.0, 1.0, p);
             for a in (0..rank).rev() {
                 let pa = rest % n[a];
@@ -80,9 +88,10 @@ pub(crate) fn symbol_start(conv: &Conv<f64>) -> Option<Vec<f64>> {
                 env *= (std::f64::consts::PI * (pa + 1) as f64 / (n[a] + 1) as f64).sin();
             }
             *out = (vc.re * phase.cos() - vc.im * phase.sin()) * env;
+            *im = (vc.re * phase.sin() + vc.im * phase.cos()) * env;
         }
     });
-    Some(x)
+    Some((x, y))
 }
 
 /// The layer's symbol: per group, `K(ω)[o, i] = Σ_t W[o, i, t] e^{i ω·offset_t}`.

@@ -89,5 +89,9 @@ pub fn singular_values<'py>(
     d.set_item("residual", s.residual)?;
     d.set_item("start", s.start)?;
     d.set_item("circular_upper_bound", s.circular_upper_bound)?;
+    d.set_item("lower", s.lower)?;
+    d.set_item("upper", s.upper)?;
+    d.set_item("certificate", s.certificate.as_str())?;
+    d.set_item("upper_bounds", numpy::IntoPyArray::into_pyarray(s.upper_bounds, py))?;
     Ok(d)
 }

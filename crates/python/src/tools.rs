@@ -152,6 +152,9 @@ pub fn cconv<'py>(
         if n == Some(0) {
             return Err("invalid n 0: expected a positive length, or None for len(a) + len(b) - 1".into());
         }
+        // the result has n (or len(a) + len(b) - 1) values: an allocation failure would abort Python
+        let len = n.unwrap_or((a.len() + b.len()).saturating_sub(1)) as u64;
+        check_memory(len.saturating_mul(8), &format!("cconv of length {len}"), "give a smaller n")?;
         Ok(cconv_impl(&a.to_vec(), &b.to_vec(), n))
     })?;
     out.into_pyarray(py).into_py_any(py)

@@ -414,7 +414,8 @@ def operator(layer: Any, input_shape: Sequence[int]) -> Any:
     >>> bool(np.allclose(A @ x, convmat.matrix(layer, (2, 8, 8), dtype="float64") @ x))
     True
     >>> s = svds(A, k=1, return_singular_vectors=False)
-    >>> round(float(s[0]), 6) == round(convmat.spectral_norm(layer, (2, 8, 8)).value, 6)
+    >>> r = convmat.spectral_norm(layer, (2, 8, 8))
+    >>> bool(r.lower - 1e-9 <= float(s[0]) <= r.upper + 1e-9)
     True
     """
     from scipy.sparse.linalg import LinearOperator
@@ -471,6 +472,10 @@ class Spectrum(NamedTuple):
     """Lanczos' start vector (``"symbol"`` or ``"random"``), None for the direct methods."""
     circular_upper_bound: Optional[float]
     """For zero padding: the norm of the circular layer on the padded grid, an upper bound of ``s_1``."""
+    upper_bounds: np.ndarray = np.zeros(0)
+    """Interlacing upper bounds of ``s_1, s_2, ...`` (``s_j(A) <= s_j(C_m)`` for circulant embeddings
+    ``C_m``; as many as were computed), empty where the layer embeds in no circulant (reflect,
+    replicate padding)."""
 
 
 class SpectralNorm(NamedTuple):
@@ -482,12 +487,17 @@ class SpectralNorm(NamedTuple):
     """A lower bound: ``value`` itself (a Lanczos/Ritz value never exceeds the largest singular value;
     the direct methods are exact), up to floating-point rounding."""
     upper: float
-    """An upper bound: ``value`` for the exact methods (fft, dense); for Lanczos the norm of the
-    circular layer on the padded grid (zero padding), else ``inf`` -- no certified upper bound is
-    computed for that layer."""
+    """An upper bound: ``value`` for the exact methods (fft, dense); for Lanczos on zero or circular
+    padding the certified bound of ``convmat svd --norm`` (see ``certificate``); ``inf`` where nothing
+    certifies one (reflect, replicate padding)."""
     method: str
     iterations: int
     residual: float
+    certificate: str = "residual-only"
+    """What ``lower`` and ``upper`` rest on: ``"exact"`` (fft, dense), ``"kato-temple"`` (a certified
+    two-sided interval: interlacing separated the top cluster, Kato-Temple and residual bounds close it),
+    ``"interlacing"`` (the upper bound is the interlacing bound of ``s_1`` alone) or
+    ``"residual-only"`` (reflect/replicate padding: no certified upper bound; ``upper`` is ``inf``)."""
 
 
 def _spectrum(layer: Any, input_shape: Any, k: Optional[int], norm: bool, tol: Any, method: Any) -> dict:
@@ -531,7 +541,11 @@ def singular_values(
     """
     if k is not None:
         k = _int("k", k, 1)
-    return Spectrum(**_spectrum(layer, input_shape, k, False, tol, method))
+    d = _spectrum(layer, input_shape, k, False, tol, method)
+    return Spectrum(
+        d["values"], d["method"], d["iterations"], d["residual"], d["start"], d["circular_upper_bound"],
+        d["upper_bounds"],
+    )
 
 
 def spectral_norm(layer: Any, input_shape: Sequence[int], *, tol: float = 1e-6) -> SpectralNorm:
@@ -552,12 +566,9 @@ def spectral_norm(layer: Any, input_shape: Sequence[int], *, tol: float = 1e-6) 
     """
     d = _spectrum(layer, input_shape, None, True, tol, "auto")
     value = float(d["values"][0])
-    if d["method"] in ("fft", "dense"):
-        upper = value
-    else:
-        bound = d["circular_upper_bound"]
-        upper = math.inf if bound is None else max(bound, value)
-    return SpectralNorm(value, value, upper, d["method"], d["iterations"], d["residual"])
+    lower = value if d["lower"] is None else float(d["lower"])
+    upper = math.inf if d["upper"] is None else float(d["upper"])
+    return SpectralNorm(value, lower, upper, d["method"], d["iterations"], d["residual"], d["certificate"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ class Spectrum(NamedTuple):
     residual: float
     start: Optional[str]
     circular_upper_bound: Optional[float]
+    upper_bounds: npt.NDArray[np.float64]
 
 class SpectralNorm(NamedTuple):
     value: float
@@ -73,6 +74,7 @@ class SpectralNorm(NamedTuple):
     method: str
     iterations: int
     residual: float
+    certificate: str
 
 def singular_values(
     layer: _Layer,

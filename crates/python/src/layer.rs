@@ -6,7 +6,7 @@ use convmat_shape::{LayerOptions, Padding, PaddingMode};
 use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::{msg, ConvmatError, Res};
+use crate::{msg, Res};
 
 /// A layer as PyTorch's constructor states it, with its weights (f64, as read).
 #[pyclass(frozen, module = "convmat._native")]
@@ -37,7 +37,7 @@ impl Layer {
     ) -> PyResult<Self> {
         let bias = match bias {
             Some(b) if b.ndim() != 1 => {
-                return Err(ConvmatError::new_err(format!(
+                return Err(crate::error(format!(
                     "bias has shape {:?}: expected a vector, one value per output channel",
                     b.shape()
                 )))
@@ -57,7 +57,7 @@ impl Layer {
                 .with_transposed(transposed)
                 .with_output_padding(output_padding))
         })()
-        .map_err(ConvmatError::new_err)?;
+        .map_err(crate::error)?;
         let layer = Self { weight: weight.as_array().iter().copied().collect(), weight_shape, bias, options };
         layer.description()?;
         Ok(layer)
@@ -65,21 +65,21 @@ impl Layer {
 
     /// The PyTorch expression of the layer, e.g. `Conv2d(3, 16, 3, padding=1)`.
     fn description(&self) -> PyResult<String> {
-        let spec = self.options.spec(&self.weight_shape).map_err(|e| ConvmatError::new_err(e.to_string()))?;
+        let spec = self.options.spec(&self.weight_shape).map_err(|e| crate::error(e.to_string()))?;
         if let Some(b) = &self.bias {
-            spec.check_bias_len(b.len()).map_err(|e| ConvmatError::new_err(e.to_string()))?;
+            spec.check_bias_len(b.len()).map_err(|e| crate::error(e.to_string()))?;
         }
         Ok(spec.with_bias(self.bias.is_some()).to_string())
     }
 
     /// The output shape `(C_out, *spatial)` on one input sample `(C, *spatial)`.
     fn output_shape(&self, input_shape: Vec<usize>) -> PyResult<Vec<usize>> {
-        self.resolve(&input_shape).map(|r| r.geometry().output_shape()).map_err(ConvmatError::new_err)
+        self.resolve(&input_shape).map(|r| r.geometry().output_shape()).map_err(crate::error)
     }
 
     /// `(rows, cols)` of the matrix on one input sample.
     fn matrix_shape(&self, input_shape: Vec<usize>) -> PyResult<(usize, usize)> {
-        self.resolve(&input_shape).map(|r| (r.geometry().rows(), r.geometry().cols())).map_err(ConvmatError::new_err)
+        self.resolve(&input_shape).map(|r| (r.geometry().rows(), r.geometry().cols())).map_err(crate::error)
     }
 
     /// The weight's shape.

@@ -32,8 +32,8 @@ pub(crate) type Res<T> = Result<T, String>;
 /// Runs `f` with the GIL released; a panic becomes a `ConvmatError` instead of reaching Python.
 pub(crate) fn heavy<T: Send>(py: Python<'_>, f: impl FnOnce() -> Res<T> + Send) -> PyResult<T> {
     py.detach(|| catch_unwind(AssertUnwindSafe(f)))
-        .map_err(|panic| ConvmatError::new_err(panic_message(panic.as_ref())))?
-        .map_err(ConvmatError::new_err)
+        .map_err(|panic| error(panic_message(panic.as_ref())))?
+        .map_err(error)
 }
 
 /// The one line a caught panic turns into.
@@ -49,6 +49,12 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// Any displayable error as the message `ConvmatError` carries.
 pub(crate) fn msg(e: impl std::fmt::Display) -> String {
     e.to_string()
+}
+
+/// A `ConvmatError` with the message on one line, as the CLI prints it (user text inside a message,
+/// such as a layer expression, may hold line breaks).
+pub(crate) fn error(message: impl Into<String>) -> PyErr {
+    ConvmatError::new_err(message.into().replace(['\r', '\n'], " "))
 }
 
 #[pymodule(name = "_native")]

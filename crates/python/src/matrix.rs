@@ -8,7 +8,7 @@ use pyo3::IntoPyObjectExt;
 use sprs::{CsMatI, SpIndex};
 
 use crate::layer::Layer;
-use crate::{heavy, msg, ConvmatError, Res};
+use crate::{heavy, msg, Res};
 
 pub(crate) fn dtype(text: &str) -> Res<Dtype> {
     text.parse::<Dtype>().map_err(msg)
@@ -110,7 +110,7 @@ pub fn matrix(
         }
         Ok((format.parse::<MatrixFormat>().map_err(msg)?, self::dtype(dtype)?, opts))
     })();
-    let (format, dtype, opts) = parsed.map_err(ConvmatError::new_err)?;
+    let (format, dtype, opts) = parsed.map_err(crate::error)?;
     let prepare = |l: &ConvLayer| -> Res<Estimate> {
         let est = l.estimate(format, dtype, &opts);
         check_estimate(&est, format)?;
@@ -152,7 +152,7 @@ pub fn bias_vector(py: Python<'_>, layer: &Layer, input_shape: Vec<usize>, dtype
         let conv = conv?;
         Ok(conv.expanded_bias().unwrap_or_else(|| vec![T::ZERO; conv.rows()]))
     }
-    let dtype = self::dtype(dtype).map_err(ConvmatError::new_err)?;
+    let dtype = self::dtype(dtype).map_err(crate::error)?;
     let resolve = || -> Res<ConvLayer> {
         let l = layer.resolve(&input_shape)?;
         let rows = l.geometry().rows() as u64;

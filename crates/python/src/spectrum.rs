@@ -10,7 +10,7 @@ use pyo3::types::PyDict;
 
 use crate::layer::Layer;
 use crate::matrix::check_memory;
-use crate::{heavy, msg, panic_message, ConvmatError, Res};
+use crate::{heavy, msg, panic_message, Res};
 
 /// Runs `f` on a worker thread and waits with the GIL released, checking for signals every 100 ms,
 /// so Ctrl-C raises `KeyboardInterrupt` within a second.
@@ -24,19 +24,17 @@ fn interruptible<T: Send + 'static>(py: Python<'_>, f: impl FnOnce() -> Res<T> +
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| panic_message(p.as_ref()));
             let _ = tx.send(r.and_then(|r| r));
         })
-        .map_err(|e| ConvmatError::new_err(format!("cannot start a thread: {e}")))?;
+        .map_err(|e| crate::error(format!("cannot start a thread: {e}")))?;
     let mut rx = rx;
     loop {
         // the receiver moves into the GIL-free closure and back (it is Send, not Sync)
         let (got, back) = py.detach(move || (rx.recv_timeout(Duration::from_millis(100)), rx));
         rx = back;
         match got {
-            Ok(r) => return r.map_err(ConvmatError::new_err),
+            Ok(r) => return r.map_err(crate::error),
             Err(mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(ConvmatError::new_err(
-                    "internal error in convmat: the spectrum thread ended without a result",
-                ))
+                return Err(crate::error("internal error in convmat: the spectrum thread ended without a result"))
             }
         }
     }
@@ -73,11 +71,9 @@ pub fn singular_values<'py>(
         (Some(k), false) => Request::Top(k),
         (None, false) => Request::All,
     };
-    let method: Method = method.parse().map_err(ConvmatError::new_err)?;
+    let method: Method = method.parse().map_err(crate::error)?;
     if !(tol > 0.0 && tol < 1.0) {
-        return Err(ConvmatError::new_err(format!(
-            "invalid tol {tol}: expected a number between 0 and 1, such as 1e-6"
-        )));
+        return Err(crate::error(format!("invalid tol {tol}: expected a number between 0 and 1, such as 1e-6")));
     }
     let conv = heavy(py, || operator_conv(layer, &input_shape))?;
     let s: Spectrum =

@@ -11,7 +11,7 @@ use pyo3::IntoPyObjectExt;
 
 use crate::layer::Layer;
 use crate::matrix::{check_memory, dtype as parse_dtype};
-use crate::{heavy, msg, ConvmatError, Res};
+use crate::{heavy, msg, Res};
 
 fn qformat(name: &str, text: &str) -> Res<QFormat> {
     text.parse::<QFormat>().map_err(|e| format!("invalid {name} '{text}': {e}"))
@@ -125,7 +125,7 @@ pub fn shapes<'py>(py: Python<'py>, input_shape: Vec<usize>, layers: Vec<String>
             .collect::<Res<_>>()?;
         propagate(&input_shape, &parsed).map_err(msg)
     })()
-    .map_err(ConvmatError::new_err)?;
+    .map_err(crate::error)?;
     let list = PyList::empty(py);
     for s in rows {
         let d = PyDict::new(py);

@@ -1,52 +1,15 @@
 //! The command line as a user runs it: real files in a temporary directory, the built binary, its exit
 //! code, stdout, stderr and the files it leaves.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use convmat::io::{read_array, read_npz, write_npy, AtomicFile};
+use convmat::io::{read_array, read_npz};
 use convmat::matrix::{Accumulation, Conv, FixedConv};
 use convmat::numeric::QFormat;
 use convmat::shape::{ConvSpec, Geometry, Padding};
 
-struct Dir(tempfile::TempDir);
-
-impl Dir {
-    fn new() -> Self {
-        Dir(tempfile::tempdir().unwrap())
-    }
-    fn p(&self, name: &str) -> PathBuf {
-        self.0.path().join(name)
-    }
-    fn s(&self, name: &str) -> String {
-        self.p(name).display().to_string()
-    }
-    fn npy(&self, name: &str, shape: &[usize], data: &[f64]) -> String {
-        let mut f = AtomicFile::create(&self.p(name)).unwrap();
-        write_npy(f.writer(), shape, data.iter().copied()).unwrap();
-        f.commit().unwrap();
-        self.s(name)
-    }
-    fn listing(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.0.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-fn convmat(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_convmat")).args(args).env_remove("RUST_BACKTRACE").output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
-}
-
-fn ok(args: &[&str]) -> String {
-    let (code, out, err) = convmat(args);
-    assert_eq!(code, 0, "{args:?} failed: {err}");
-    out
-}
+mod common;
+use common::{convmat, ok, Dir};
 
 /// Multiples of 1/8 in [-1, 1] (exact in f32) from the workspace's seeded generator.
 fn seq(n: usize, seed: u64) -> Vec<f64> {

@@ -2,23 +2,14 @@
 //! (crates/onnx/tests/golden, made by xtask/oracle/onnx_golden.py), its exit code, output and files.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use convmat::io::read_npz;
 
+mod common;
+use common::{convmat, ok};
+
 fn golden(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/onnx/tests/golden").join(name).display().to_string()
-}
-
-fn convmat(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_convmat")).args(args).env_remove("RUST_BACKTRACE").output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
-}
-
-fn ok(args: &[&str]) -> String {
-    let (code, out, err) = convmat(args);
-    assert_eq!(code, 0, "{args:?} failed: {err}");
-    out
 }
 
 /// Bad input: exit 2, one line on stderr with each fragment, nothing on stdout.

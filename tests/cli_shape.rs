@@ -1,11 +1,7 @@
 //! `convmat shape` as a user runs it: the built binary, its stdout, stderr and exit code.
 
-use std::process::Command;
-
-fn convmat(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_convmat")).args(args).output().expect("run convmat");
-    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
-}
+mod common;
+use common::convmat;
 
 const LENET: &[&str] = &[
     "shape",

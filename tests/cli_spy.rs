@@ -1,8 +1,7 @@
 //! `convmat spy` and `convmat svd --plot` as a user runs them: the PNG files they leave, decoded with the
 //! png crate's decoder, pixel by pixel.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use convmat::io::{write_npy, AtomicFile};
 
@@ -12,18 +11,10 @@ const LINE: [u8; 3] = [220, 38, 38];
 const SERIES: [u8; 3] = [31, 100, 180];
 const WHITE: [u8; 3] = [255, 255, 255];
 
-struct Dir(tempfile::TempDir);
+mod common;
+use common::{convmat, ok, Dir};
 
 impl Dir {
-    fn new() -> Self {
-        Dir(tempfile::tempdir().unwrap())
-    }
-    fn p(&self, name: &str) -> PathBuf {
-        self.0.path().join(name)
-    }
-    fn s(&self, name: &str) -> String {
-        self.p(name).display().to_string()
-    }
     /// A weight of `shape` with values -1..1, none zero.
     fn weight(&self, name: &str, shape: &[usize]) -> String {
         let n: usize = shape.iter().product();
@@ -34,24 +25,8 @@ impl Dir {
         self.s(name)
     }
     fn files(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.0.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into())
-            .collect();
-        v.sort();
-        v
+        self.listing()
     }
-}
-
-fn convmat(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_convmat")).args(args).env_remove("RUST_BACKTRACE").output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
-}
-
-fn ok(args: &[&str]) -> String {
-    let (code, out, err) = convmat(args);
-    assert_eq!(code, 0, "{args:?} failed: {err}");
-    out
 }
 
 /// Exit 2 with one error line.

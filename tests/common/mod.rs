@@ -1,0 +1,54 @@
+//! The one runner of the command-line tests: a temporary directory of real files, and the built binary
+//! run on it with its exit code, stdout and stderr. Each `tests/cli*.rs` includes it (`mod common;`).
+#![allow(dead_code)] // each test file uses its own part
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use convmat::io::{write_npy, AtomicFile};
+
+/// A temporary directory that disappears with the test.
+pub struct Dir(pub tempfile::TempDir);
+
+impl Dir {
+    pub fn new() -> Self {
+        Dir(tempfile::tempdir().unwrap())
+    }
+    /// A path inside the directory.
+    pub fn p(&self, name: &str) -> PathBuf {
+        self.0.path().join(name)
+    }
+    /// The same, as a command-line argument.
+    pub fn s(&self, name: &str) -> String {
+        self.p(name).display().to_string()
+    }
+    /// Writes a float64 `.npy` of `shape` and returns its path.
+    pub fn npy(&self, name: &str, shape: &[usize], data: &[f64]) -> String {
+        let mut f = AtomicFile::create(&self.p(name)).unwrap();
+        write_npy(f.writer(), shape, data.iter().copied()).unwrap();
+        f.commit().unwrap();
+        self.s(name)
+    }
+    /// The directory's file names, sorted.
+    pub fn listing(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.0.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Runs the built `convmat` with `args`: exit code, stdout, stderr.
+pub fn convmat(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_convmat")).args(args).env_remove("RUST_BACKTRACE").output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+/// Runs `convmat` and expects success; returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let (code, out, err) = convmat(args);
+    assert_eq!(code, 0, "{args:?} failed: {err}");
+    out
+}

@@ -35,7 +35,6 @@
 use convmat_matrix::{Circulant, Conv};
 use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
 use faer::{c64, Accum, Mat, MatRef, Par};
-use rayon::prelude::*;
 
 use crate::lanczos::{orthogonalize_block, qr, Start};
 use crate::op::Operator;
@@ -179,35 +178,7 @@ pub fn interlacing_upper_bounds(conv: &Conv<f64>, count: usize) -> Result<Option
 /// conjugate pair counted twice), descending: every singular value of the circulant that is `>= tau`
 /// is among them. Blocks below `tau` are rejected by a Cholesky factorisation of `tau² I - KᴴK`.
 fn hot_values(circ: &Circulant, tau: f64) -> Result<Vec<f64>, SpectrumError> {
-    let spec = circ.conv().geometry().spec();
-    let groups = spec.groups();
-    let (rows, cols) = (spec.out_channels() / groups, spec.in_channels() / groups * circ.phases());
-    let parts: Vec<Vec<f64>> = (0..circ.frequencies())
-        .into_par_iter()
-        .filter(|&f| f <= circ.conjugate(f))
-        .map(|f| {
-            let times = if circ.conjugate(f) == f { 1 } else { 2 };
-            let mut out = Vec::new();
-            for g in 0..groups {
-                let k = circ.block(f, g);
-                let m = Mat::<c64>::from_fn(rows, cols, |i, j| {
-                    let v = k[i * cols + j];
-                    c64::new(v.re, v.im)
-                });
-                if below(m.as_ref(), tau) {
-                    continue;
-                }
-                let s = crate::svd_values(m.as_ref())?;
-                for _ in 0..times {
-                    out.extend_from_slice(&s);
-                }
-            }
-            Ok(out)
-        })
-        .collect::<Result<_, SpectrumError>>()?;
-    let mut all: Vec<f64> = parts.into_iter().flatten().collect();
-    all.sort_unstable_by(|a, b| b.total_cmp(a));
-    Ok(all)
+    crate::block_values(circ, |m| !below(m, tau))
 }
 
 /// Whether every singular value of `k` is below `tau`: `tau² I - KᴴK` (the smaller Gram) has a
@@ -264,13 +235,7 @@ struct Ritz {
 fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>]) -> Result<Ritz, SpectrumError> {
     let b = diag[0].nrows();
     let n = diag.len() * b;
-    let mut m = Mat::<f64>::zeros(n, n);
-    for (j, r) in diag.iter().enumerate() {
-        m.as_mut().submatrix_mut(j * b, j * b, b, b).copy_from(r);
-        if j + 1 < diag.len() {
-            m.as_mut().submatrix_mut(j * b, (j + 1) * b, b, b).copy_from(upper[j].transpose());
-        }
-    }
+    let m = crate::lanczos::block_bidiagonal(diag, upper);
     let svd = m.svd().map_err(|_| SpectrumError::Svd)?;
     let d = upper.last().expect("one block at least");
     let last = svd.U().subrows(n - b, b);

@@ -246,8 +246,8 @@ struct Ritz {
     residual: f64,
 }
 
-/// Singular values of the block-bidiagonal `B` with the residuals of the top `k`.
-fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>], k: usize) -> Result<Ritz, SpectrumError> {
+/// The block-bidiagonal `B`: `R_j` on the diagonal, `D_jᵀ` above it.
+pub(crate) fn block_bidiagonal(diag: &[Mat<f64>], upper: &[Mat<f64>]) -> Mat<f64> {
     let b = diag[0].nrows();
     let n = diag.len() * b;
     let mut m = Mat::<f64>::zeros(n, n);
@@ -257,6 +257,14 @@ fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>], k: usize) -> Result<Ritz, S
             m.as_mut().submatrix_mut(j * b, (j + 1) * b, b, b).copy_from(upper[j].transpose());
         }
     }
+    m
+}
+
+/// Singular values of the block-bidiagonal `B` with the residuals of the top `k`.
+fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>], k: usize) -> Result<Ritz, SpectrumError> {
+    let b = diag[0].nrows();
+    let n = diag.len() * b;
+    let m = block_bidiagonal(diag, upper);
     // singular values and left vectors only (the residuals need the last block row of U)
     let (s, u) = crate::svd_left(m.as_ref(), true, Par::rayon(0))?;
     let u = u.expect("left vectors were asked for");

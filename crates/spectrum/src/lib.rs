@@ -124,10 +124,19 @@ fn svd_left<T: faer::traits::ComplexField>(
 /// divide the input, an output that is not input / stride).
 pub fn fft_singular_values(conv: &Conv<f64>) -> Result<Vec<f64>, SpectrumError> {
     let circ = Circulant::new(conv).map_err(|e| SpectrumError::NotCircular { why: e.to_string() })?;
-    let spec = conv.geometry().spec();
+    block_values(&circ, |_| true)
+}
+
+/// The singular values of the circulant's per-frequency blocks that `keep` accepts, each conjugate
+/// pair counted twice, in nonincreasing order. Real weights: `K[-f] = conj(K[f])` has the same singular
+/// values, so half the frequencies suffice.
+pub(crate) fn block_values(
+    circ: &Circulant,
+    keep: impl Fn(MatRef<'_, c64>) -> bool + Sync,
+) -> Result<Vec<f64>, SpectrumError> {
+    let spec = circ.conv().geometry().spec();
     let groups = spec.groups();
     let (rows, cols) = (spec.out_channels() / groups, spec.in_channels() / groups * circ.phases());
-    // real weights: K[-f] = conj(K[f]) has the same singular values, so half the frequencies suffice
     let parts: Vec<Vec<f64>> = (0..circ.frequencies())
         .into_par_iter()
         .filter(|&f| f <= circ.conjugate(f))
@@ -140,6 +149,9 @@ pub fn fft_singular_values(conv: &Conv<f64>) -> Result<Vec<f64>, SpectrumError> 
                     let v = k[i * cols + j];
                     c64::new(v.re, v.im)
                 });
+                if !keep(m.as_ref()) {
+                    continue;
+                }
                 let s = svd_values(m.as_ref())?;
                 for _ in 0..times {
                     out.extend_from_slice(&s);

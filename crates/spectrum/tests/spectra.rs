@@ -7,16 +7,9 @@ use convmat_spectrum::{
     Request, Start,
 };
 
+/// Weights uniform in [-0.5, 0.5) from the workspace's seeded generator.
 fn weights(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        })
-        .collect()
+    convmat_numeric::SeededRng::new(seed).uniform_vec(n).into_iter().map(|v| v / 2.0).collect()
 }
 
 fn conv(spec: ConvSpec, input: &[usize], seed: u64) -> Conv<f64> {

@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use convmat::matrix::Conv;
+use convmat::matrix::{Conv, Operator, OperatorPath};
 use convmat::shape::{ConvSpec, Geometry, Padding};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::{Array2, IxDyn};
@@ -92,6 +92,23 @@ fn operator(c: &mut Criterion) {
     g.bench_function("apply_64to64_32x32", |b| b.iter(|| black_box(conv.apply(x.view()).unwrap())));
     g.bench_function("adjoint_64to64_32x32", |b| b.iter(|| black_box(conv.adjoint(y.view()).unwrap())));
     g.bench_function("unfold_gemm_64to64_32x32", |b| b.iter(|| black_box(conv.conv_unfold(x4.view()).unwrap())));
+    g.finish();
+    // the one fast operator at batch 1 (Lanczos' case), f64, on each path
+    let mut g = c.benchmark_group("operator_batch1_f64_64to64_3x3_56x56");
+    g.sample_size(20);
+    let spec = ConvSpec::new(2, 64, 64, [3]).with_padding(Padding::uniform(1));
+    let geo = Geometry::new(&spec, &[56, 56]).unwrap();
+    let w: Vec<f64> = weights(64 * 64 * 9, 42).into_iter().map(f64::from).collect();
+    let conv = Conv::new(geo, w, None).unwrap();
+    let x: Vec<f64> = weights(conv.cols(), 3).into_iter().map(f64::from).collect();
+    let yv: Vec<f64> = weights(conv.rows(), 5).into_iter().map(f64::from).collect();
+    g.throughput(Throughput::Elements((64 * 64 * 9 * 56 * 56) as u64));
+    for (name, path) in [("shifted", OperatorPath::Shifted), ("unfold_gemm", OperatorPath::UnfoldGemm)] {
+        let mut op = Operator::with_path(&conv, path);
+        let (mut y, mut z) = (vec![0.0; conv.rows()], vec![0.0; conv.cols()]);
+        g.bench_function(format!("apply_{name}"), |b| b.iter(|| op.apply(black_box(&x), &mut y).unwrap()));
+        g.bench_function(format!("adjoint_{name}"), |b| b.iter(|| op.adjoint(black_box(&yv), &mut z).unwrap()));
+    }
     g.finish();
 }
 

@@ -1,11 +1,11 @@
 //! Fixed-point convolution, bit-exact with MATLAB's `fi` under its default `fimath`.
 
-use convmat_numeric::{NumericError, Overflow, QFormat, Rounding};
+use convmat_numeric::{NumericError, Overflow, QFormat, Quantizer, Rounding};
 use convmat_shape::Geometry;
-use ndarray::{Array2, ArrayView2, IxDyn};
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::{direct_conv, Conv, MatrixError};
+use crate::{direct_conv, Conv, Float, MatrixError};
 
 /// How products are accumulated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,7 +46,9 @@ impl FixedOutput {
         if self.format.word_bits() > 53 {
             return Err(MatrixError::Numeric(NumericError::TooWide { bits: self.format.word_bits(), max: 53 }));
         }
-        Ok(self.raw.mapv(|r| self.format.to_f64(r)))
+        // |raw| < 2^53: through i64, no 128-bit conversion; the same value as `format.to_f64`
+        let scale = self.format.to_f64(1);
+        Ok(ndarray::Zip::from(&self.raw).par_map_collect(|&r| r as i64 as f64 * scale))
     }
 
     /// Cast to `format` with `rounding` and `overflow` (MATLAB's `fi(y, s, w, f)` with a chosen fimath).
@@ -167,7 +169,13 @@ impl FixedConv {
 
     /// Input values quantized like MATLAB's `fi` constructor (Nearest, Saturate).
     pub fn quantize_input(&self, x: &[f64]) -> Vec<i64> {
-        x.iter().map(|&v| self.input_format.quantize(v, Rounding::Nearest, Overflow::Saturate) as i64).collect()
+        match Quantizer::new(self.input_format, Rounding::Nearest, Overflow::Saturate) {
+            // at memory speed, in parallel: no 128-bit arithmetic
+            Ok(q) => x.par_iter().map(|&v| q.quantize(v)).collect(),
+            Err(_) => {
+                x.par_iter().map(|&v| self.input_format.quantize(v, Rounding::Nearest, Overflow::Saturate) as i64).collect()
+            }
+        }
     }
 
     /// The layer applied to a batch of stored inputs `(batch, cols)`, exactly.
@@ -218,22 +226,18 @@ impl FixedConv {
         Ok(FixedOutput { raw, format })
     }
 
-    /// Unfold + GEMM on the stored integers as floats of type `F`: exact under the caller's bound.
-    fn exact_float<F>(&self, x: ArrayView2<'_, i64>) -> Array2<i128>
-    where
-        F: convmat_numeric::Scalar<Acc = F> + ndarray::LinalgScalar,
-    {
+    /// The stored integers as floats of type `F` through the fast [`Operator`](crate::Operator): exact
+    /// under the caller's bound (every partial sum an integer below `F`'s 2^24 or 2^53).
+    fn exact_float<F: Float>(&self, x: ArrayView2<'_, i64>) -> Array2<i128> {
         let w: Vec<F> = self.raw.weight().iter().map(|&v| F::from_f64(v as f64)).collect();
         let conv = Conv::new(self.raw.geometry().clone(), w, None).expect("same geometry");
-        let mut shape = vec![x.nrows()];
-        shape.extend(self.raw.geometry().input_shape());
-        let xf = ndarray::Zip::from(&x).par_map_collect(|&v| F::from_f64(v as f64));
-        let xa = xf.into_shape_with_order(IxDyn(&shape)).expect("length checked");
-        // the GEMM threads itself; unfold is parallel over (sample, channel, tap) rows
-        let y = conv.conv_unfold(xa.view()).expect("shape checked");
-        let n = x.nrows();
-        let y = y.into_shape_with_order((n, self.raw.rows())).expect("standard layout");
-        ndarray::Zip::from(&y).par_map_collect(|&v| v.to_f64() as i128)
+        let x = x.as_standard_layout();
+        let xf: Vec<F> = x.as_slice().expect("standard layout").par_iter().map(|&v| F::from_f64(v as f64)).collect();
+        let mut y = vec![F::ZERO; x.nrows() * self.raw.rows()];
+        crate::Operator::new(&conv).apply(&xf, &mut y).expect("shape checked");
+        // every value is an integer below 2^53: through i64, no 128-bit float conversion
+        let y: Vec<i128> = y.par_iter().map(|&v| v.to_f64() as i64 as i128).collect();
+        Array2::from_shape_vec((x.nrows(), self.raw.rows()), y).expect("length matches")
     }
 
     fn apply_narrow(

@@ -9,10 +9,12 @@
 //! - [`Conv::dense`] (`ndarray::Array2`), [`Conv::csr`] / [`Conv::csc`] (sprs, sorted unique indices,
 //!   built in parallel in place, `u32` or wider indices), with [`MatrixOptions`]: row ranges (shards that
 //!   stack to the full matrix), the affine forms ([`Affine`]), dropping exact zeros;
-//! - [`Conv::apply`] / [`Conv::adjoint`] / [`Conv::forward`]: the matrix-free operator on batches;
-//! - [`unfold`] / [`fold`] (im2col / col2im, `F.unfold` / `F.fold` in 1-3 d) and
-//!   [`Conv::conv_unfold`] (convolution as unfold + GEMM) with [`Conv::apply_gemm`] /
-//!   [`Conv::adjoint_gemm`] (the operator and its adjoint the same way, for floats);
+//! - [`Operator`]: the fast matrix-free `A·x` and `Aᵀ·y` on batches of floats ([`Float`]), by shifted
+//!   GEMMs or unfold + GEMM (faer), buffers kept between calls; [`Conv::conv_unfold`],
+//!   [`Conv::apply_gemm`] and [`Conv::adjoint_gemm`] run through it;
+//! - [`Conv::apply`] / [`Conv::adjoint`] / [`Conv::forward`]: the tap-map operator for every scalar
+//!   (raw integers accumulate exactly in their wide type);
+//! - [`unfold`] / [`fold`] (im2col / col2im, `F.unfold` / `F.fold` in 1-3 d);
 //! - [`Conv::kernel_adjoint`]: `dL/dA` back to `dL/dweight` and `dL/dbias`;
 //! - [`Conv::true_convolution`] and [`convmtx2`]: MATLAB's flipped-kernel convolution;
 //! - [`cconv`] / [`cconv_matrix`] (MATLAB's circular convolution modulo n) and [`Circulant`]: circular
@@ -50,8 +52,10 @@ mod direct;
 mod error;
 mod fixed;
 mod flip;
+mod gemm;
 mod grad;
 mod layer;
+mod op;
 mod operator;
 mod resolved;
 mod unfold;
@@ -62,8 +66,10 @@ pub use direct::{direct_conv, verify, Verification};
 pub use error::MatrixError;
 pub use fixed::{Accumulation, FixedConv, FixedOutput};
 pub use flip::{convmtx2, flip_kernel};
+pub use gemm::Float;
 pub use grad::KernelGrad;
 pub use layer::Conv;
+pub use op::{Operator, OperatorPath};
 pub use resolved::{ConvLayer, Estimate, MatrixFormat};
 pub use rustfft::num_complex::Complex64;
 pub use unfold::{fold, fold_into, unfold, unfold_into};

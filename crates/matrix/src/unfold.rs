@@ -1,9 +1,9 @@
 use convmat_numeric::Scalar;
 use convmat_shape::{Geometry, TapMap};
-use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewD, Axis, IxDyn, LinalgScalar};
+use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewD, Axis, IxDyn};
 use rayon::prelude::*;
 
-use crate::{Conv, MatrixError};
+use crate::{Conv, Float, MatrixError, Operator};
 
 /// im2col: `F.unfold` generalised to 1-3 d and every padding mode.
 ///
@@ -162,10 +162,9 @@ fn batch_view<'a, T>(
     Ok(x)
 }
 
-impl<T: Scalar + LinalgScalar> Conv<T> {
-    /// The layer applied to a batch `(N, C_in, *in)` by unfold + matrix multiply + bias (the seeds'
-    /// `conv2d_to_matmul`), giving `(N, C_out, *out)`. A transposed layer runs as matrix multiply + fold
-    /// (col2im). One GEMM per group.
+impl<T: Float> Conv<T> {
+    /// The layer applied to a batch `(N, C_in, *in)` by the fast [`Operator`] (unfold + GEMM, or
+    /// shifted GEMMs) plus the bias (the seeds' `conv2d_to_matmul`), giving `(N, C_out, *out)`.
     ///
     /// # Errors
     /// `x` of the wrong shape.
@@ -179,94 +178,33 @@ impl<T: Scalar + LinalgScalar> Conv<T> {
         let x = batch_view(x, in_ch, in_spatial, "input")?;
         let n = x.len_of(Axis(0));
         let x = x.as_standard_layout();
-        let x2 = ndarray::ArrayView2::from_shape((n, self.cols()), x.as_slice().expect("standard layout"))
-            .expect("length checked");
-        let y = self.apply_gemm(x2)?;
-        let mut shape = vec![n, out_ch];
-        shape.extend_from_slice(out_spatial);
-        let mut out = y.into_shape_with_order(IxDyn(&shape)).expect("same length");
+        let mut y = vec![T::ZERO; n * self.rows()];
+        Operator::new(self).apply(x.as_slice().expect("standard layout"), &mut y)?;
         if let Some(bias) = self.bias() {
-            for mut sample in out.axis_iter_mut(Axis(0)) {
-                for (ch, mut plane) in sample.axis_iter_mut(Axis(0)).enumerate() {
-                    plane.mapv_inplace(|v| v + bias[ch]);
-                }
+            let plane = y.len().checked_div(n * out_ch).unwrap_or(0);
+            for (i, v) in y.iter_mut().enumerate() {
+                *v = Scalar::add(*v, bias[i / plane % out_ch]);
             }
         }
-        Ok(out)
+        let mut shape = vec![n, out_ch];
+        shape.extend_from_slice(out_spatial);
+        Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("same length"))
     }
 
-    /// `A·x` for a batch `x` of shape `(batch, cols)` by unfold + GEMM (or GEMM + fold for a transposed
-    /// layer): the fast operator for floats, which accumulate in their own type (as PyTorch does).
+    /// `A·x` for a batch `x` of shape `(batch, cols)` by the fast [`Operator`]: floats accumulate in
+    /// their own type (as PyTorch does).
     ///
     /// # Errors
     /// `x` without `cols` columns.
     pub fn apply_gemm(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>, MatrixError> {
-        self.check_batch("apply input", x, self.cols())?;
-        Ok(if self.geometry().spec().is_transposed() { self.scatter_gemm(x) } else { self.gather_gemm(x) })
+        Operator::new(self).apply_batch(x)
     }
 
-    /// `Aᵀ·y` for a batch `y` of shape `(batch, rows)` by GEMM + fold (or unfold + GEMM for a transposed
-    /// layer).
+    /// `Aᵀ·y` for a batch `y` of shape `(batch, rows)` by the fast [`Operator`].
     ///
     /// # Errors
     /// `y` without `rows` columns.
     pub fn adjoint_gemm(&self, y: ArrayView2<'_, T>) -> Result<Array2<T>, MatrixError> {
-        self.check_batch("adjoint input", y, self.rows())?;
-        Ok(if self.geometry().spec().is_transposed() { self.gather_gemm(y) } else { self.scatter_gemm(y) })
-    }
-
-    /// The weight as `(window channels, grid channels per group * K)`, with the GEMM sizes: groups,
-    /// window channels per group, `grid channels per group * K`, and `L` windows.
-    fn gemm_parts(&self) -> (ArrayView2<'_, T>, usize, usize, usize, usize) {
-        let geo = self.geometry();
-        let (k, l) = (self.tap_map().kernel_len(), self.tap_map().windows_len());
-        let g = geo.spec().groups();
-        let (wch, gk) = (geo.window_channels(), geo.grid_channels() / g * k);
-        let w = ArrayView2::from_shape((wch, gk), self.weight()).expect("weight length checked");
-        (w, g, wch / g, gk, l)
-    }
-
-    /// The matching convolution: `(N, grid channels * grid)` -> unfold -> one GEMM per group and
-    /// sample -> `(N, window channels * windows)`.
-    fn gather_gemm(&self, x: ArrayView2<'_, T>) -> Array2<T> {
-        let (w, g, wg, gk, l) = self.gemm_parts();
-        let n = x.nrows();
-        let x = x.as_standard_layout();
-        let mut cols = Array3::from_elem((n, g * gk, l), T::zero());
-        let flat = cols.as_slice_mut().expect("fresh array");
-        unfold_into(self.geometry(), x.as_slice().expect("standard layout"), flat).expect("shape checked");
-        let mut y = Array3::from_elem((n, g * wg, l), T::zero());
-        for gi in 0..g {
-            let wg_mat = w.slice(ndarray::s![gi * wg..(gi + 1) * wg, ..]);
-            for b in 0..n {
-                let cols_g = cols.slice(ndarray::s![b, gi * gk..(gi + 1) * gk, ..]);
-                let mut yb = y.slice_mut(ndarray::s![b, gi * wg..(gi + 1) * wg, ..]);
-                ndarray::linalg::general_mat_mul(T::one(), &wg_mat, &cols_g, T::zero(), &mut yb);
-            }
-        }
-        y.into_shape_with_order((n, g * wg * l)).expect("same length")
-    }
-
-    /// The matching convolution's transpose: `(N, window channels * windows)` -> one GEMM `Wᵀ·y` per
-    /// group and sample -> fold -> `(N, grid channels * grid)`.
-    fn scatter_gemm(&self, y: ArrayView2<'_, T>) -> Array2<T> {
-        let (w, g, wg, gk, l) = self.gemm_parts();
-        let n = y.nrows();
-        let y = y.as_standard_layout();
-        let y3 = ArrayView3::from_shape((n, g * wg, l), y.as_slice().expect("standard layout")).expect("length");
-        let mut cols = Array3::from_elem((n, g * gk, l), T::zero());
-        for gi in 0..g {
-            let wg_t = w.slice(ndarray::s![gi * wg..(gi + 1) * wg, ..]).reversed_axes();
-            for b in 0..n {
-                let yg = y3.slice(ndarray::s![b, gi * wg..(gi + 1) * wg, ..]);
-                let mut cb = cols.slice_mut(ndarray::s![b, gi * gk..(gi + 1) * gk, ..]);
-                ndarray::linalg::general_mat_mul(T::one(), &wg_t, &yg, T::zero(), &mut cb);
-            }
-        }
-        let grid = self.geometry().grid_channels() * self.tap_map().grid_len();
-        let mut x = Array2::from_elem((n, grid), T::zero());
-        let flat = x.as_slice_mut().expect("fresh array");
-        fold_into(self.geometry(), cols.as_slice().expect("fresh array"), flat).expect("shape checked");
-        x
+        Operator::new(self).adjoint_batch(y)
     }
 }

@@ -1,4 +1,4 @@
-//! `convmat._native.Operator`: `A·x` and `Aᵀ·y` straight from the tap map, never forming `A`.
+//! `convmat._native.Operator`: `A·x` and `Aᵀ·y` by the library's one fast operator (GEMMs), never forming `A`.
 
 use std::sync::Arc;
 
@@ -33,13 +33,13 @@ impl Operator {
     fn apply<'py>(&self, py: Python<'py>, x: PyReadonlyArray2<'py, f64>) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let x = x.as_array();
         let conv = &self.conv;
-        Ok(heavy(py, || conv.apply(x).map_err(msg))?.into_pyarray(py))
+        Ok(heavy(py, || conv.apply_gemm(x).map_err(msg))?.into_pyarray(py))
     }
 
     /// `Aᵀ·y` for a batch `y` of shape `(batch, rows)`: `(batch, cols)`.
     fn adjoint<'py>(&self, py: Python<'py>, y: PyReadonlyArray2<'py, f64>) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let y = y.as_array();
         let conv = &self.conv;
-        Ok(heavy(py, || conv.adjoint(y).map_err(msg))?.into_pyarray(py))
+        Ok(heavy(py, || conv.adjoint_gemm(y).map_err(msg))?.into_pyarray(py))
     }
 }

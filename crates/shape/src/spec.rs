@@ -427,6 +427,28 @@ impl ConvSpec {
     pub fn dilation(&self) -> &[usize] {
         &self.dilation
     }
+    /// Per kernel tap (row-major over the kernel, as the weight stores them), its spatial offset per
+    /// axis: the tap's index times the dilation.
+    ///
+    /// ```
+    /// let spec = convmat_shape::ConvSpec::new(2, 1, 1, [2, 3]).with_dilation([2, 1]);
+    /// assert_eq!(spec.tap_offsets()[4], vec![2, 1]); // tap (1, 1)
+    /// ```
+    pub fn tap_offsets(&self) -> Vec<Vec<usize>> {
+        let (ks, dil) = (&self.kernel_size, &self.dilation);
+        let k: usize = ks.iter().product();
+        (0..k)
+            .map(|t| {
+                let mut rest = t;
+                let mut o = vec![0; ks.len()];
+                for a in (0..ks.len()).rev() {
+                    o[a] = (rest % ks[a]) * dil[a];
+                    rest /= ks[a];
+                }
+                o
+            })
+            .collect()
+    }
     /// `groups`.
     pub fn groups(&self) -> usize {
         self.groups

@@ -37,7 +37,7 @@ use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
 use faer::{c64, Accum, Mat, MatRef, Par};
 
 use crate::lanczos::{orthogonalize_block, qr, Start};
-use crate::op::Operator;
+use convmat_matrix::Operator;
 use crate::{fft_singular_values, SpectrumError};
 
 /// What a spectral norm's interval rests on.
@@ -253,11 +253,11 @@ struct Explicit {
     rho: Vec<f64>,
 }
 
-fn explicit(op: &mut Operator<'_>, x: &[f64], rows: usize, cols: usize) -> Result<Explicit, SpectrumError> {
+fn explicit(op: &mut Operator<'_, f64>, x: &[f64], rows: usize, cols: usize) -> Result<Explicit, SpectrumError> {
     let k = x.len() / cols;
     let (x, _) = qr(x, cols)?;
     let mut y = vec![0.0; rows * k];
-    op.apply(&x, &mut y);
+    op.apply(&x, &mut y)?;
     let ym = MatRef::from_column_major_slice(&y, rows, k);
     let gram = ym.transpose() * ym;
     let eig = gram.self_adjoint_eigen(faer::Side::Lower).map_err(|_| SpectrumError::Svd)?;
@@ -271,7 +271,7 @@ fn explicit(op: &mut Operator<'_>, x: &[f64], rows: usize, cols: usize) -> Resul
         yv.extend(yr.col(j).iter());
     }
     let mut z = vec![0.0; cols * k];
-    op.adjoint(&yv, &mut z);
+    op.adjoint(&yv, &mut z)?;
     // R = Aᵀ Y - X diag(μ)
     let rm = Mat::<f64>::from_fn(cols, k, |i, j| z[j * cols + i] - xm[(i, j)] * mu[j]);
     let r = rm.singular_values().map_err(|_| SpectrumError::Svd)?[0];
@@ -340,7 +340,7 @@ pub fn certified_norm_from(conv: &Conv<f64>, tol: f64, start: Start) -> Result<N
         vs.extend_from_slice(&v);
         let vm = MatRef::from_column_major_slice(&v, cols, b);
         // W = A V_j - U_{j-1} D_{j-1}ᵀ, reorthogonalised, = U_j R_j
-        op.apply(&v, &mut w);
+        op.apply(&v, &mut w)?;
         if let Some(d) = upper.last() {
             let prev = MatRef::from_column_major_slice(&us[us.len() - rows * b..], rows, b);
             let wm = faer::MatMut::from_column_major_slice_mut(&mut w, rows, b);
@@ -350,7 +350,7 @@ pub fn certified_norm_from(conv: &Conv<f64>, tol: f64, start: Start) -> Result<N
         let (u, r) = qr(&w, rows)?;
         us.extend_from_slice(&u);
         // Z = Aᵀ U_j - V_j R_jᵀ, reorthogonalised, = V_{j+1} D_j
-        op.adjoint(&u, &mut z);
+        op.adjoint(&u, &mut z)?;
         let zm = faer::MatMut::from_column_major_slice_mut(&mut z, cols, b);
         faer::linalg::matmul::matmul(zm, Accum::Add, vm, r.transpose(), -1.0, Par::rayon(0));
         max_r = max_r.max(r.norm_l2());

@@ -4,7 +4,7 @@ use convmat_matrix::Conv;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use crate::op::Operator;
+use convmat_matrix::Operator;
 use crate::{start, SpectrumError};
 
 /// The result of [`lanczos`].
@@ -124,7 +124,7 @@ fn block_bidiagonalize(
         vs.extend_from_slice(&v);
         let vm = MatRef::from_column_major_slice(&v, cols, b);
         // W = A V_j - U_{j-1} D_{j-1}ᵀ, reorthogonalised, = U_j R_j
-        op.apply(&v, &mut w);
+        op.apply(&v, &mut w)?;
         if let Some(d) = upper.last() {
             let prev = MatRef::from_column_major_slice(&us[us.len() - rows * b..], rows, b);
             let wm = MatMut::from_column_major_slice_mut(&mut w, rows, b);
@@ -134,7 +134,7 @@ fn block_bidiagonalize(
         let (u, r) = qr(&w, rows)?;
         us.extend_from_slice(&u);
         // Z = Aᵀ U_j - V_j R_jᵀ, reorthogonalised, = V_{j+1} D_j
-        op.adjoint(&u, &mut z);
+        op.adjoint(&u, &mut z)?;
         let zm = MatMut::from_column_major_slice_mut(&mut z, cols, b);
         faer::linalg::matmul::matmul(zm, Accum::Add, vm, r.transpose(), -1.0, Par::rayon(0));
         diag.push(r);
@@ -287,7 +287,7 @@ fn norm_lanczos(conv: &Conv<f64>, mut v: Vec<f64>, tol: f64, max: usize) -> Resu
     let (mut alphas, mut betas) = (Vec::<Mat<f64>>::new(), Vec::<Mat<f64>>::new());
     let (mut u, mut u_prev, mut w) = (vec![0.0; rows], vec![0.0; rows], vec![0.0; cols]);
     let (mut max_alpha, mut next_check) = (0.0f64, 1);
-    op.apply(&v, &mut u);
+    op.apply(&v, &mut u)?;
     loop {
         // u_j = A v_j - beta_{j-1} u_{j-1}
         if let Some(b) = betas.last() {
@@ -297,7 +297,7 @@ fn norm_lanczos(conv: &Conv<f64>, mut v: Vec<f64>, tol: f64, max: usize) -> Resu
         max_alpha = max_alpha.max(alpha);
         alphas.push(Mat::from_fn(1, 1, |_, _| alpha));
         // v_{j+1} = Aᵀ u_j - alpha_j v_j
-        op.adjoint(&u, &mut w);
+        op.adjoint(&u, &mut w)?;
         axpy(&mut w, -alpha, &v);
         let beta = normalize(&mut w);
         betas.push(Mat::from_fn(1, 1, |_, _| beta));
@@ -319,7 +319,7 @@ fn norm_lanczos(conv: &Conv<f64>, mut v: Vec<f64>, tol: f64, max: usize) -> Resu
         }
         std::mem::swap(&mut u, &mut u_prev);
         std::mem::swap(&mut v, &mut w);
-        op.apply(&v, &mut u);
+        op.apply(&v, &mut u)?;
     }
 }
 

@@ -39,7 +39,6 @@
 
 mod certify;
 mod lanczos;
-mod op;
 mod start;
 
 pub use certify::{certified_norm, certified_norm_from, interlacing_upper_bounds, Certificate, NormInterval};

@@ -104,7 +104,7 @@ struct Symbol<'a> {
 impl<'a> Symbol<'a> {
     fn new(conv: &'a Conv<f64>) -> Self {
         let spec = conv.geometry().spec();
-        let offsets = crate::op::tap_offsets(spec).iter().map(|o| o.iter().map(|&o| o as f64).collect()).collect();
+        let offsets = spec.tap_offsets().iter().map(|o| o.iter().map(|&o| o as f64).collect()).collect();
         Self { conv, offsets }
     }
 

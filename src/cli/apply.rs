@@ -6,9 +6,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use convmat_io::{read_array, write_npy, AtomicFile};
-use convmat_matrix::Accumulation;
-use convmat_numeric::{Dtype, Overflow, QFormat, Rounding};
-use ndarray::{ArrayD, IxDyn};
+use convmat_matrix::{Applied, ApplyOptions, MatrixError, Output};
+use convmat_numeric::{Dtype, QFormat};
 use serde::Serialize;
 
 use super::layer::LayerArgs;
@@ -99,7 +98,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         if !batched && x.shape != sample {
             bail!("--input has shape {:?}, which is neither the node's input {:?} nor a batch of it", x.shape, sample);
         }
-        return finish(&args, x, r, batched, sample);
+        return finish(&args, x, r, batched);
     }
     let (weight, bias) = args.layer.load()?;
     // the sample shape: from --input-shape, or X itself (batched when it has one more dim than the weight's rank)
@@ -123,7 +122,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         }
     };
     let r = args.layer.resolve_loaded(&sample, weight, bias)?;
-    finish(&args, x, r, batched, sample)
+    finish(&args, x, r, batched)
 }
 
 /// Applies the resolved layer to X and writes Y.
@@ -132,72 +131,36 @@ fn finish(
     x: convmat_io::Tensor,
     r: convmat_matrix::ConvLayer,
     batched: bool,
-    sample: Vec<usize>,
 ) -> Result<()> {
     let n = if batched { x.shape[0] } else { 1 };
     let mut out_shape = vec![n];
     out_shape.extend(r.geometry().output_shape());
-    let rounding: Rounding = args.rounding.parse()?;
-    let overflow: Overflow = args.overflow.parse()?;
+    let mut options = ApplyOptions::new(args.dtype);
+    options.rounding = args.rounding.parse()?;
+    options.overflow = args.overflow.parse()?;
+    options.weight_format = args.weight_dtype.as_deref().map(|w| qformat("weight-dtype", w)).transpose()?;
+    options.accumulator = args.acc_dtype.as_deref().map(|a| qformat("acc-dtype", a)).transpose()?;
+    options.out_format = args.out_dtype.as_deref().map(|o| qformat("out-dtype", o)).transpose()?;
+    options.raw = args.raw;
     let t = Instant::now();
-    let (values, format): (Values, String) = match args.dtype {
-        Dtype::F32 | Dtype::F64 => {
-            if args.out_dtype.is_some() || args.acc_dtype.is_some() || args.weight_dtype.is_some() || args.raw {
-                bail!("--weight-dtype, --out-dtype, --acc-dtype and --raw need a fixed-point --dtype such as q1.7");
-            }
-            let mut in_shape = vec![n];
-            in_shape.extend(&sample);
-            let y = if args.dtype == Dtype::F64 {
-                let xa = ArrayD::from_shape_vec(IxDyn(&in_shape), x.data)?;
-                Values::F64(r.conv::<f64>()?.conv_unfold(xa.view())?.into_iter().collect())
-            } else {
-                let xa = ArrayD::from_shape_vec(IxDyn(&in_shape), x.data.iter().map(|&v| v as f32).collect())?;
-                Values::F32(r.conv::<f32>()?.conv_unfold(xa.view())?.into_iter().collect())
-            };
-            // as before: the spelling of the float dtypes the summary has always used
-            (y, if args.dtype == Dtype::F64 { "f64" } else { "f32" }.to_string())
+    let Output { values, format, .. } = r.apply(&x.data, n, &options).map_err(|e| match e {
+        MatrixError::FixedPointOnly => {
+            anyhow::anyhow!("--weight-dtype, --out-dtype, --acc-dtype and --raw need a fixed-point --dtype such as q1.7")
         }
-        Dtype::Fixed(xf) => {
-            let wf = match &args.weight_dtype {
-                Some(w) => qformat("weight-dtype", w)?,
-                None => xf,
-            };
-            let fc = r.fixed(wf, xf)?;
-            let xq = ndarray::Array2::from_shape_vec((n, fc.raw_conv().cols()), fc.quantize_input(&x.data))?;
-            let acc = match &args.acc_dtype {
-                Some(a) => Accumulation::Narrow { format: qformat("acc-dtype", a)?, rounding, overflow },
-                None => Accumulation::Full,
-            };
-            let mut y = fc.apply(xq.view(), acc)?;
-            if let Some(o) = &args.out_dtype {
-                y = y.cast(qformat("out-dtype", o)?, rounding, overflow);
-            }
-            let format = y.format.to_string();
-            if args.raw {
-                if !y.format.fits_i64() {
-                    bail!(
-                        "the result format {} has {} bits, beyond int64; give --out-dtype",
-                        y.format,
-                        y.format.word_bits()
-                    );
-                }
-                (Values::I64(y.raw.iter().map(|&v| v as i64).collect()), format)
-            } else {
-                let v = y.to_f64().map_err(|e| {
-                    anyhow::anyhow!("{e}; give --out-dtype to cast the result, or --raw for the stored integers")
-                })?;
-                (Values::F64(v.into_iter().collect()), format)
-            }
+        MatrixError::ResultTooWide { target: "int64", .. } => anyhow::anyhow!("{e}: give --out-dtype"),
+        MatrixError::ResultTooWide { .. } => {
+            anyhow::anyhow!("{e}: give --out-dtype to cast the result, or --raw for the stored integers")
         }
-        _ => bail!("unsupported --dtype {}", args.dtype),
-    };
+        e => e.into(),
+    })?;
     let seconds = t.elapsed().as_secs_f64();
     let shape = if batched { out_shape } else { out_shape[1..].to_vec() };
     let mut f = AtomicFile::create(&args.output)?;
     match values {
-        Values::F32(v) => write_npy(f.writer(), &shape, v),
-        Values::F64(v) => write_npy(f.writer(), &shape, v),
-        Values::I64(v) => write_npy(f.writer(), &shape, v),
+        Applied::F32(v) => write_npy(f.writer(), &shape, v),
+        Applied::F64(v) => write_npy(f.writer(), &shape, v),
+        Applied::I64(v) => write_npy(f.writer(), &shape, v),
+        _ => bail!("convmat apply cannot write this result type"),
     }
     .with_context(|| format!("writing {}", args.output.display()))?;
     f.commit()?;
@@ -211,8 +174,3 @@ fn finish(
     Ok(())
 }
 
-enum Values {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-    I64(Vec<i64>),
-}

@@ -64,4 +64,27 @@ pub enum MatrixError {
         /// The value, as printed (`NaN`, `inf`, `-inf`).
         value: String,
     },
+    /// Fixed-point options (weight, accumulator or output formats, raw integers) with a float dtype.
+    #[error("weight, accumulator and output formats and raw integers need a fixed-point dtype such as q1.7")]
+    FixedPointOnly,
+    /// A result whose format is too wide for the values asked for.
+    #[error("the result format {format} has {bits} bits, beyond {target} ({max} bits); cast it to a narrower output format")]
+    ResultTooWide {
+        /// The result's format.
+        format: String,
+        /// Its word length.
+        bits: u32,
+        /// `int64` (stored integers) or `float64` (real values).
+        target: &'static str,
+        /// The target's exact bits.
+        max: u32,
+    },
+    /// A choice this operation does not implement.
+    #[error("{what} {value} is not supported here")]
+    Unsupported {
+        /// Which choice.
+        what: &'static str,
+        /// The value given.
+        value: String,
+    },
 }

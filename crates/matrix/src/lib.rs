@@ -46,6 +46,7 @@
 //! user data.
 #![warn(missing_docs)]
 
+mod apply;
 mod build;
 mod circulant;
 mod direct;
@@ -60,6 +61,7 @@ mod operator;
 mod resolved;
 mod unfold;
 
+pub use apply::{Applied, ApplyOptions, Output};
 pub use build::{Affine, MatrixOptions};
 pub use circulant::{cconv, cconv_matrix, Circulant};
 pub use direct::{direct_conv, verify, Verification};

@@ -1,7 +1,7 @@
 //! `apply` (float or fixed point, as `convmat apply`), `shapes` (as `convmat shape --json`) and `cconv`.
 
-use convmat_matrix::{cconv as cconv_impl, Accumulation};
-use convmat_numeric::{Dtype, Overflow, QFormat, Rounding};
+use convmat_matrix::{cconv as cconv_impl, Applied, ApplyOptions, MatrixError};
+use convmat_numeric::{Overflow, QFormat, Rounding};
 use convmat_shape::{parse_layer, propagate, split_sequential, Layer as ChainLayer};
 use ndarray::{ArrayD, IxDyn};
 use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArrayDyn};
@@ -50,6 +50,7 @@ pub fn apply(
         let overflow: Overflow = overflow.parse().map_err(|e| format!("invalid overflow '{overflow}': {e}"))?;
         let dtype = parse_dtype(dtype)?;
         if dtype.fixed().is_none() && (weight_dtype.is_some() || out_dtype.is_some() || acc_dtype.is_some() || raw) {
+            // the library's rule (MatrixError::FixedPointOnly), in this front end's argument names
             return Err("weight_dtype, out_dtype, acc_dtype and raw need a fixed-point dtype such as 'q1.7'".into());
         }
         let g = r.geometry();
@@ -62,48 +63,30 @@ pub fn apply(
             &format!("applying the layer to {n} samples"),
             "apply it to fewer samples at a time",
         )?;
-        let mut out_shape = vec![n];
-        out_shape.extend(g.output_shape());
-        Ok(match dtype {
-            Dtype::F32 => {
-                let conv = r.conv::<f32>().map_err(msg)?;
-                Values::F32(conv.conv_unfold(x.mapv(|v| v as f32).view()).map_err(msg)?)
+        let options = {
+            let mut o = ApplyOptions::new(dtype);
+            o.rounding = rounding;
+            o.overflow = overflow;
+            o.weight_format = weight_dtype.map(|w| qformat("weight_dtype", w)).transpose()?;
+            o.accumulator = acc_dtype.map(|a| qformat("acc_dtype", a)).transpose()?;
+            o.out_format = out_dtype.map(|o| qformat("out_dtype", o)).transpose()?;
+            o.raw = raw;
+            o
+        };
+        let x = x.as_standard_layout();
+        let y = r.apply(x.as_slice().expect("standard layout"), n, &options).map_err(|e| match e {
+            MatrixError::ResultTooWide { target: "int64", .. } => format!("{e}: give out_dtype"),
+            MatrixError::ResultTooWide { .. } => {
+                format!("{e}: give out_dtype to cast the result, or raw=True for the stored integers")
             }
-            Dtype::Fixed(xf) => {
-                let wf = weight_dtype.map(|w| qformat("weight_dtype", w)).transpose()?.unwrap_or(xf);
-                let fc = r.fixed(wf, xf).map_err(msg)?;
-                let flat: Vec<f64> = x.iter().copied().collect();
-                let xq = ndarray::Array2::from_shape_vec((n, fc.raw_conv().cols()), fc.quantize_input(&flat))
-                    .map_err(msg)?;
-                let acc = match acc_dtype {
-                    Some(a) => Accumulation::Narrow { format: qformat("acc_dtype", a)?, rounding, overflow },
-                    None => Accumulation::Full,
-                };
-                let mut y = fc.apply(xq.view(), acc).map_err(msg)?;
-                if let Some(o) = out_dtype {
-                    y = y.cast(qformat("out_dtype", o)?, rounding, overflow);
-                }
-                if raw {
-                    if !y.format.fits_i64() {
-                        return Err(format!(
-                            "the result format {} has {} bits, beyond int64; give out_dtype",
-                            y.format,
-                            y.format.word_bits()
-                        ));
-                    }
-                    let v: Vec<i64> = y.raw.iter().map(|&v| v as i64).collect();
-                    Values::I64(ArrayD::from_shape_vec(IxDyn(&out_shape), v).map_err(msg)?)
-                } else {
-                    let v = y.to_f64().map_err(|e| {
-                        format!("{e}; give out_dtype to cast the result, or raw=True for the stored integers")
-                    })?;
-                    Values::F64(v.into_shape_with_order(IxDyn(&out_shape)).map_err(msg)?)
-                }
-            }
-            _ => {
-                let conv = r.conv::<f64>().map_err(msg)?;
-                Values::F64(conv.conv_unfold(x.view()).map_err(msg)?)
-            }
+            e => msg(e),
+        })?;
+        let shape = IxDyn(&y.shape);
+        Ok(match y.values {
+            Applied::F32(v) => Values::F32(ArrayD::from_shape_vec(shape, v).map_err(msg)?),
+            Applied::I64(v) => Values::I64(ArrayD::from_shape_vec(shape, v).map_err(msg)?),
+            Applied::F64(v) => Values::F64(ArrayD::from_shape_vec(shape, v).map_err(msg)?),
+            _ => return Err("convmat.apply cannot return this result type".into()),
         })
     })?;
     match values {

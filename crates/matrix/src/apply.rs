@@ -1,0 +1,156 @@
+//! [`ConvLayer::apply`]: a resolved layer applied to a batch, in float or fixed point — what
+//! `convmat apply` and the Python package's `convmat.apply` both call.
+
+use convmat_numeric::{Dtype, Overflow, QFormat, Rounding};
+
+use crate::{Accumulation, ConvLayer, MatrixError};
+
+/// How [`ConvLayer::apply`] computes: the dtype and, for fixed point, MATLAB `fi`'s options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApplyOptions {
+    /// The arithmetic: `f32`, `f64`, or fixed point (the input's format).
+    pub dtype: Dtype,
+    /// Fixed point: the weights' format (default: the input's).
+    pub weight_format: Option<QFormat>,
+    /// Fixed point: a narrow accumulator (default: full precision, MATLAB's `FullPrecision`).
+    pub accumulator: Option<QFormat>,
+    /// Fixed point: cast the result to this format (default: keep the accumulator).
+    pub out_format: Option<QFormat>,
+    /// Fixed point: rounding of the casts (MATLAB's default `nearest`).
+    pub rounding: Rounding,
+    /// Fixed point: overflow of the casts (MATLAB's default `saturate`).
+    pub overflow: Overflow,
+    /// Fixed point: return the stored integers instead of real values.
+    pub raw: bool,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self {
+            dtype: Dtype::F32,
+            weight_format: None,
+            accumulator: None,
+            out_format: None,
+            rounding: Rounding::Nearest,
+            overflow: Overflow::Saturate,
+            raw: false,
+        }
+    }
+}
+
+impl ApplyOptions {
+    /// The options for `dtype`, everything else at its default.
+    pub fn new(dtype: Dtype) -> Self {
+        Self { dtype, ..Self::default() }
+    }
+}
+
+/// The values [`ConvLayer::apply`] computed, row-major `(N, C_out, *out)`.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Applied {
+    /// `f32` arithmetic.
+    F32(Vec<f32>),
+    /// `f64` arithmetic, or fixed-point results as real values.
+    F64(Vec<f64>),
+    /// Fixed-point stored integers (`raw`).
+    I64(Vec<i64>),
+}
+
+/// The result of [`ConvLayer::apply`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Output {
+    /// The values.
+    pub values: Applied,
+    /// `(N, C_out, *out)`.
+    pub shape: Vec<usize>,
+    /// The values' format: `f32`, `f64`, or the fixed-point format of the result (`q4.14`, ...).
+    pub format: String,
+}
+
+impl ConvLayer {
+    /// The layer applied to `n` samples `x` (row-major `(n, C_in, *in)`, real values), with `options`:
+    /// floats by the fast [`Operator`](crate::Operator) plus the bias; fixed point bit-exact with
+    /// MATLAB's `fi` (inputs quantized with `nearest` and `saturate` as `fi(x, 1, w, f)` does, full
+    /// precision or a narrow accumulator, an optional output cast).
+    ///
+    /// ```
+    /// use convmat_matrix::{Applied, ApplyOptions, ConvLayer};
+    /// use convmat_numeric::Dtype;
+    /// use convmat_shape::LayerOptions;
+    ///
+    /// // Conv1d(1, 1, 2) with weights [0.5, 0.25] on [1, 0.75, -1]
+    /// let layer = ConvLayer::new(&[1, 1, 2], vec![0.5, 0.25], None, &[1, 3], &LayerOptions::default())?;
+    /// let y = layer.apply(&[1.0, 0.75, -1.0], 1, &ApplyOptions::new("q1.7".parse::<Dtype>()?))?;
+    /// assert_eq!(y.values, Applied::F64(vec![0.6875, 0.125]));
+    /// assert_eq!((y.shape, y.format.as_str()), (vec![1, 1, 2], "q3.14"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `x` not `n` whole samples; fixed-point options with a float dtype
+    /// ([`MatrixError::FixedPointOnly`]); raw results beyond 64 bits or real results beyond 53
+    /// ([`MatrixError::ResultTooWide`]: cast with `out_format`);
+    /// the fixed-point layer's own errors.
+    pub fn apply(&self, x: &[f64], n: usize, options: &ApplyOptions) -> Result<Output, MatrixError> {
+        let geo = self.geometry();
+        let mut in_shape = vec![n];
+        in_shape.extend(geo.input_shape());
+        if Some(x.len()) != in_shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
+            return Err(MatrixError::Dimension {
+                what: "input",
+                expected: format!("{n} samples of {:?}", geo.input_shape()),
+                got: vec![x.len()],
+            });
+        }
+        let mut shape = vec![n];
+        shape.extend(geo.output_shape());
+        let o = options;
+        let fixed_only = o.weight_format.is_some() || o.accumulator.is_some() || o.out_format.is_some() || o.raw;
+        let (values, format) = match o.dtype {
+            Dtype::F32 | Dtype::F64 if fixed_only => return Err(MatrixError::FixedPointOnly),
+            Dtype::F64 => {
+                let xa = ndarray::ArrayViewD::from_shape(in_shape, x).expect("length checked");
+                (Applied::F64(self.conv::<f64>()?.conv_unfold(xa)?.into_raw_vec_and_offset().0), "f64".to_string())
+            }
+            Dtype::F32 => {
+                let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                let xa = ndarray::ArrayViewD::from_shape(in_shape, &xf).expect("length checked");
+                (Applied::F32(self.conv::<f32>()?.conv_unfold(xa)?.into_raw_vec_and_offset().0), "f32".to_string())
+            }
+            Dtype::Fixed(xf) => {
+                let fc = self.fixed(o.weight_format.unwrap_or(xf), xf)?;
+                let xq = ndarray::Array2::from_shape_vec((n, fc.raw_conv().cols()), fc.quantize_input(x))
+                    .expect("length checked");
+                let acc = match o.accumulator {
+                    Some(format) => Accumulation::Narrow { format, rounding: o.rounding, overflow: o.overflow },
+                    None => Accumulation::Full,
+                };
+                let mut y = fc.apply(xq.view(), acc)?;
+                if let Some(f) = o.out_format {
+                    y = y.cast(f, o.rounding, o.overflow);
+                }
+                let format = y.format.to_string();
+                let too_wide = |target, max| MatrixError::ResultTooWide {
+                    format: format.clone(),
+                    bits: y.format.word_bits(),
+                    target,
+                    max,
+                };
+                if o.raw {
+                    if !y.format.fits_i64() {
+                        return Err(too_wide("int64", 64));
+                    }
+                    (Applied::I64(y.raw.iter().map(|&v| v as i64).collect()), format)
+                } else {
+                    let v = y.to_f64().map_err(|_| too_wide("float64", 53))?;
+                    (Applied::F64(v.into_raw_vec_and_offset().0), format)
+                }
+            }
+            other => return Err(MatrixError::Unsupported { what: "dtype", value: other.to_string() }),
+        };
+        Ok(Output { values, shape, format })
+    }
+}

@@ -76,13 +76,7 @@ impl Circulant {
     pub fn new(conv: &Conv<f64>) -> Result<Self, MatrixError> {
         let geo = conv.geometry();
         let spec = geo.spec();
-        let why = |why: String| {
-            Err(MatrixError::Dimension {
-                what: "circulant structure",
-                expected: format!("a circular-padded convolution whose output is input / stride ({why})"),
-                got: geo.input_spatial().to_vec(),
-            })
-        };
+        let why = |reason: String| Err(MatrixError::NotCircular { reason });
         if spec.is_transposed() {
             return why("the layer is transposed".into());
         }

@@ -87,4 +87,16 @@ pub enum MatrixError {
         /// The value given.
         value: String,
     },
+    /// A narrow accumulator asked of a transposed layer (its casts follow a convolution's tap order).
+    #[error("a narrow accumulator ({format}) follows a convolution's tap order: a transposed layer accumulates in full precision only (leave the accumulator out)")]
+    NarrowTransposed {
+        /// The accumulator's format.
+        format: String,
+    },
+    /// A layer without the circulant structure an FFT method needs.
+    #[error("the layer is not a circular convolution ({reason}): the FFT method needs circular padding, no transposition and an output of input / stride in every dimension")]
+    NotCircular {
+        /// What breaks the structure.
+        reason: String,
+    },
 }

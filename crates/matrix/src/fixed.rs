@@ -249,11 +249,7 @@ impl FixedConv {
     ) -> Result<FixedOutput, MatrixError> {
         let geo = self.raw.geometry();
         if geo.spec().is_transposed() {
-            return Err(MatrixError::Numeric(NumericError::Parse {
-                what: "accumulation for a transposed layer",
-                text: format.to_string(),
-                valid: "full precision (narrow accumulators follow a convolution's tap order)",
-            }));
+            return Err(MatrixError::NarrowTransposed { format: format.to_string() });
         }
         let taps = self.raw.tap_map();
         let (k, l, glen) = (taps.kernel_len(), taps.windows_len(), taps.grid_len());

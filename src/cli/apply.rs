@@ -157,12 +157,11 @@ fn finish(
     let shape = if batched { out_shape } else { out_shape[1..].to_vec() };
     let mut f = AtomicFile::create(&args.output)?;
     match values {
-        Applied::F32(v) => write_npy(f.writer(), &shape, v),
-        Applied::F64(v) => write_npy(f.writer(), &shape, v),
-        Applied::I64(v) => write_npy(f.writer(), &shape, v),
+        Applied::F32(v) => f.write(|w| write_npy(w, &shape, v))?,
+        Applied::F64(v) => f.write(|w| write_npy(w, &shape, v))?,
+        Applied::I64(v) => f.write(|w| write_npy(w, &shape, v))?,
         _ => bail!("convmat apply cannot write this result type"),
     }
-    .with_context(|| format!("writing {}", args.output.display()))?;
     f.commit()?;
     let report = Report { output: args.output.display().to_string(), shape, format, seconds };
     if !args.quiet {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use convmat_io::{write_mtx, write_npy, write_sparse_npz, AtomicFile, Extra, NpyElement, SparseParts};
+use convmat_io::{write_mtx, write_npy, write_sparse_npz, AtomicFile, Extra, NpyElement, SparseLayout, SparseParts};
 use convmat_matrix::{Affine, Conv, MatrixFormat, MatrixOptions};
 use convmat_numeric::{Dtype, QFormat, Scalar};
 use serde::Serialize;
@@ -245,7 +245,7 @@ fn write_conv<T: Scalar + NpyElement + std::fmt::Display>(
         }
         let t = Instant::now();
         let mut f = AtomicFile::create(out)?;
-        write_npy(f.writer(), a.shape(), a.iter().copied()).with_context(|| format!("writing {}", out.display()))?;
+        f.write(|w| write_npy(w, a.shape(), a.iter().copied()))?;
         f.commit()?;
         let nnz = a.iter().filter(|v| !v.is_zero()).count();
         return report(a.nrows(), a.ncols(), nnz, "dense", build, t.elapsed().as_secs_f64());
@@ -259,7 +259,7 @@ fn write_conv<T: Scalar + NpyElement + std::fmt::Display>(
     let t = Instant::now();
     let indptr = m.indptr();
     let parts = SparseParts {
-        format: if m.is_csr() { "csr" } else { "csc" },
+        format: if m.is_csr() { SparseLayout::Csr } else { SparseLayout::Csc },
         shape: (m.rows(), m.cols()),
         indptr: indptr.raw_storage(),
         indices: m.indices(),
@@ -267,7 +267,7 @@ fn write_conv<T: Scalar + NpyElement + std::fmt::Display>(
     };
     let mut f = AtomicFile::create(out)?;
     if out.extension().is_some_and(|e| e.eq_ignore_ascii_case("mtx")) {
-        write_mtx(f.writer(), &parts, integer).with_context(|| format!("writing {}", out.display()))?;
+        f.write(|w| write_mtx(w, &parts, integer))?;
     } else {
         let bias: Option<Vec<f64>> = (opts.affine == Affine::None)
             .then(|| conv.expanded_bias())
@@ -290,8 +290,8 @@ fn write_conv<T: Scalar + NpyElement + std::fmt::Display>(
         if let (Some(t), true, true) = (&bias_qtext, integer, bias.is_some()) {
             extras.push(("bias_qformat", Extra::Text(t)));
         }
-        write_sparse_npz(f.writer(), &parts, &extras).with_context(|| format!("writing {}", out.display()))?;
+        f.write(|w| write_sparse_npz(w, &parts, &extras).map(drop))?;
     }
     f.commit()?;
-    report(m.rows(), m.cols(), m.nnz(), parts.format, build, t.elapsed().as_secs_f64())
+    report(m.rows(), m.cols(), m.nnz(), parts.format.as_str(), build, t.elapsed().as_secs_f64())
 }

@@ -71,7 +71,7 @@ pub fn run(args: SpyArgs) -> Result<()> {
     let options = PlotOptions::default().with_size(args.size).with_labels(!args.no_labels);
     let spy = spy_layer(&layer, &options)?;
     let mut f = AtomicFile::create(&args.output)?;
-    spy.image.write_png(f.writer())?;
+    f.write(|w| spy.image.write_png(w))?;
     f.commit()?;
     let report = Report {
         layer: layer.description(),
@@ -117,7 +117,7 @@ pub fn write_spectrum(path: &std::path::Path, values: &[f64], bound: Option<f64>
     let title = format!("{layer}: {} singular value{}", values.len(), if values.len() == 1 { "" } else { "s" });
     let image = convmat_plot::spectrum_plot(values, bound, &PlotOptions::default().with_title(title))?;
     let mut f = AtomicFile::create(path)?;
-    image.write_png(f.writer())?;
+    f.write(|w| image.write_png(w))?;
     f.commit()?;
     Ok(())
 }

@@ -178,7 +178,7 @@ pub fn run(args: SvdArgs) -> Result<()> {
     if let Some(o) = &args.output {
         let data = if request.is_some() { &report.values } else { report.upper_bounds.as_ref().expect("bounds") };
         let mut f = AtomicFile::create(o)?;
-        write_npy(f.writer(), &[data.len()], data.iter().copied())?;
+        f.write(|w| write_npy(w, &[data.len()], data.iter().copied()))?;
         f.commit()?;
     }
     if args.json {

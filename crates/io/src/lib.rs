@@ -280,6 +280,16 @@ impl AtomicFile {
         self.writer.as_mut().expect("not committed yet")
     }
 
+    /// Runs a writer such as [`write_npy`] or [`write_sparse_npz`] on this file, naming the target in
+    /// any error it returns.
+    ///
+    /// # Errors
+    /// The writer's, as [`IoError::Os`] with the target's path.
+    pub fn write<R>(&mut self, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<R>) -> Result<R, IoError> {
+        let target = self.target.clone();
+        f(self.writer()).map_err(|e| IoError::os(&target, e))
+    }
+
     /// Flushes the temporary file (and fsyncs it, with [`Durability::Synced`]) and renames it over the
     /// target.
     ///
@@ -321,10 +331,29 @@ impl Drop for AtomicFile {
     }
 }
 
+/// Which way a compressed sparse matrix is compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SparseLayout {
+    /// Compressed rows (`indptr` per row, `indices` are columns).
+    Csr,
+    /// Compressed columns (`indptr` per column, `indices` are rows).
+    Csc,
+}
+
+impl SparseLayout {
+    /// SciPy's `format` key: `csr` or `csc`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Csr => "csr",
+            Self::Csc => "csc",
+        }
+    }
+}
+
 /// A compressed sparse matrix to write, borrowed.
 pub struct SparseParts<'a, T> {
-    /// `"csr"` or `"csc"`.
-    pub format: &'static str,
+    /// CSR or CSC.
+    pub format: SparseLayout,
     /// `(rows, cols)`.
     pub shape: (usize, usize),
     /// Offsets into `indices`/`data` per major slot.
@@ -362,7 +391,7 @@ pub fn write_mtx<T: std::fmt::Display + Copy, W: Write>(
     for (major, slot) in m.indptr.windows(2).enumerate() {
         for k in slot[0]..slot[1] {
             let (&minor, value) = m.indices.get(k).zip(m.data.get(k)).ok_or_else(|| bad(k))?;
-            let (r, c) = if m.format == "csr" { (major, minor as usize) } else { (minor as usize, major) };
+            let (r, c) = if m.format == SparseLayout::Csr { (major, minor as usize) } else { (minor as usize, major) };
             writeln!(w, "{} {} {}", r + 1, c + 1, value)?;
         }
     }

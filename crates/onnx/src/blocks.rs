@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use convmat_io::{write_sparse_npz, AtomicFile, Extra, SparseParts};
+use convmat_io::{write_sparse_npz, AtomicFile, Extra, SparseLayout, SparseParts};
 use convmat_matrix::MatrixOptions;
 use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
@@ -161,10 +161,10 @@ impl Model {
             let manifest = json!({"model": self.path().display().to_string(), "blocks": entries});
             let path = dir.join("manifest.json");
             let mut f = AtomicFile::create(&path)?;
-            serde_json::to_writer_pretty(f.writer(), &manifest)
-                .map_err(|e| OnnxError::Io { path: path.clone(), source: e.into() })?;
-            std::io::Write::write_all(f.writer(), b"\n")
-                .map_err(|source| OnnxError::Io { path: path.clone(), source })?;
+            f.write(|w| {
+                serde_json::to_writer_pretty(&mut *w, &manifest)?;
+                std::io::Write::write_all(w, b"\n")
+            })?;
             f.commit()?;
             Ok(entries)
         })();
@@ -241,15 +241,14 @@ pub fn write_block(path: &Path, layer: &AffineLayer) -> Result<(), OnnxError> {
     let m = &layer.matrix;
     let indptr = m.indptr();
     let parts = SparseParts {
-        format: "csr",
+        format: SparseLayout::Csr,
         shape: (m.rows(), m.cols()),
         indptr: indptr.raw_storage(),
         indices: m.indices(),
         data: m.data(),
     };
     let mut f = AtomicFile::create(path)?;
-    write_sparse_npz(f.writer(), &parts, &[("bias", Extra::F64(&layer.bias))])
-        .map_err(|source| OnnxError::Io { path: path.into(), source })?;
+    f.write(|w| write_sparse_npz(w, &parts, &[("bias", Extra::F64(&layer.bias))]).map(drop))?;
     f.commit()?;
     Ok(())
 }

@@ -19,7 +19,9 @@
 //!   layers (any stride dividing the grid) as block-circulant operators applied by FFT;
 //! - [`FixedConv`]: fixed-point convolution bit-exact with MATLAB `fi` (full precision, or a narrow
 //!   accumulator), through unfold + exact GEMM;
-//! - [`direct_conv`]: the obviously-correct loop reference.
+//! - [`direct_conv`]: the obviously-correct loop reference;
+//! - [`ConvLayer::estimate`] and [`available_memory`]: the bytes a build allocates, checked by the front
+//!   ends against the memory there is before building.
 //!
 //! Generic over the scalar ([`convmat_numeric::Scalar`]: `f32`, `f64`, raw fixed-point integers).
 //!
@@ -52,6 +54,7 @@ mod fixed;
 mod flip;
 mod grad;
 mod layer;
+mod memory;
 mod operator;
 mod resolved;
 mod unfold;
@@ -64,6 +67,7 @@ pub use fixed::{Accumulation, FixedConv, FixedOutput};
 pub use flip::{convmtx2, flip_kernel};
 pub use grad::KernelGrad;
 pub use layer::Conv;
+pub use memory::available_memory;
 pub use resolved::{ConvLayer, Estimate, MatrixFormat};
 pub use rustfft::num_complex::Complex64;
 pub use unfold::{fold, fold_into, unfold, unfold_into};

@@ -23,18 +23,10 @@ fn affine(text: Option<&str>) -> Res<Affine> {
     }
 }
 
-/// MemAvailable from /proc/meminfo, when there is one.
-// The CLI reads the same number (src/cli/build.rs); a library home for it would serve both.
-fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
-}
-
 /// Refuses to allocate `bytes` (for `what`) beyond the memory available: an allocation failure would
 /// abort the interpreter. `hint` says what to do instead.
 pub(crate) fn check_memory(bytes: u64, what: &str, hint: &str) -> Res<()> {
-    match available_memory() {
+    match convmat_matrix::available_memory() {
         Some(limit) if bytes > limit => {
             Err(format!("{what} needs about {bytes} bytes, more than the {limit} bytes of memory available; {hint}"))
         }

@@ -1,0 +1,30 @@
+//! How much memory a build may use: the front ends check an [`Estimate`](crate::Estimate) against it
+//! before allocating.
+
+/// The memory the system can give this process now without swapping (Linux `MemAvailable` of
+/// `/proc/meminfo`, in bytes); `None` where there is no such number (other systems, or an unreadable
+/// or malformed file), in which case no limit applies.
+pub fn available_memory() -> Option<u64> {
+    mem_available(&std::fs::read_to_string("/proc/meminfo").ok()?)
+}
+
+/// `MemAvailable` of a `/proc/meminfo` text, in bytes (the file says kB, meaning KiB).
+fn mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok()?.checked_mul(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mem_available;
+
+    #[test]
+    fn reads_mem_available_in_kib() {
+        let text = "MemTotal:       24579584 kB\nMemFree:  100 kB\nMemAvailable:   20000000 kB\n";
+        assert_eq!(mem_available(text), Some(20_000_000 * 1024));
+        assert_eq!(mem_available("MemTotal: 5 kB\n"), None);
+        assert_eq!(mem_available("MemAvailable: lots kB\n"), None);
+        // a claim past u64 bytes is no number, not a wrapped one
+        assert_eq!(mem_available("MemAvailable: 18446744073709551615 kB\n"), None);
+    }
+}

@@ -61,13 +61,13 @@ mod unfold;
 
 pub use build::{Affine, MatrixOptions};
 pub use circulant::{cconv, cconv_matrix, Circulant};
-pub use direct::{direct_conv, verify, Verification};
+pub use direct::{direct_conv, random_inputs, verify, Verification};
 pub use error::MatrixError;
 pub use fixed::{Accumulation, FixedConv, FixedOutput};
 pub use flip::{convmtx2, flip_kernel};
 pub use grad::KernelGrad;
 pub use layer::Conv;
-pub use memory::available_memory;
+pub use memory::{available_memory, check_memory};
 pub use resolved::{ConvLayer, Estimate, MatrixFormat};
 pub use rustfft::num_complex::Complex64;
 pub use unfold::{fold, fold_into, unfold, unfold_into};

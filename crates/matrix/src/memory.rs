@@ -1,11 +1,27 @@
 //! How much memory a build may use: the front ends check an [`Estimate`](crate::Estimate) against it
 //! before allocating.
 
+use crate::MatrixError;
+
 /// The memory the system can give this process now without swapping (Linux `MemAvailable` of
 /// `/proc/meminfo`, in bytes); `None` where there is no such number (other systems, or an unreadable
 /// or malformed file), in which case no limit applies.
 pub fn available_memory() -> Option<u64> {
     mem_available(&std::fs::read_to_string("/proc/meminfo").ok()?)
+}
+
+/// Refuses `count` values of `elem_bytes` bytes each (described by `what`) beyond the memory
+/// available, or beyond what one allocation can hold where the system does not say.
+///
+/// # Errors
+/// [`MatrixError::Memory`], with the bytes asked for and the limit.
+pub fn check_memory(what: impl FnOnce() -> String, count: usize, elem_bytes: usize) -> Result<(), MatrixError> {
+    let bytes = (count as u128).saturating_mul(elem_bytes as u128);
+    let available = available_memory().unwrap_or(isize::MAX as u64);
+    if bytes > u128::from(available) {
+        return Err(MatrixError::Memory { what: what(), bytes, available });
+    }
+    Ok(())
 }
 
 /// `MemAvailable` of a `/proc/meminfo` text, in bytes (the file says kB, meaning KiB).

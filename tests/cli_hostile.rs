@@ -128,6 +128,13 @@ fn counts_and_tolerances() {
     for tol in ["nan", "inf", "0", "1e400"] {
         layer_bad(&d, "svd", &["--norm", "--tol", tol], &["invalid --tol", "between 0 and 1"]);
     }
+    // matrix-free, but its vectors (3 x 10^10 columns) do not fit: refused before allocating
+    let w = weight(&d);
+    for what in [&["--norm"][..], &["--top", "3"], &["--bounds"]] {
+        let mut args = vec!["svd", "--weight", &w, "--input-shape", "3,100000,100000"];
+        args.extend_from_slice(what);
+        bad(&args, &["vectors of the", "more than", "memory available"]);
+    }
     for size in ["0", "1x0", "99999x99999", HUGE, MAX, "5x", ""] {
         layer_bad(&d, "spy", &["--size", size], &["--size"]);
     }

@@ -13,7 +13,11 @@ does:
   for layers whose matrix does not fit in memory;
 - :func:`singular_values`, :func:`spectral_norm`: the spectrum and the Lipschitz constant;
 - :func:`apply`: the layer on a batch, in float or fixed point bit-exact with MATLAB ``fi``;
-- :func:`shapes`: output shapes through a chain of PyTorch layers; :func:`cconv`: MATLAB's ``cconv``.
+- :func:`shapes`: output shapes through a chain of PyTorch layers; :func:`cconv`: MATLAB's ``cconv``;
+- :mod:`convmat.onnx`: ONNX models in -- every node listed, every affine block's exact matrix with
+  BatchNorm folded (``convmat.onnx.load(path).affine_layers()``);
+- :mod:`convmat.dask` (the extra ``convmat[dask]``): a matrix too large for one machine built as row
+  shards by the workers of a Dask cluster.
 
 Bad input raises :class:`ConvmatError` (a ``ValueError``) with one line saying what is wrong.
 
@@ -51,6 +55,7 @@ __all__ = [
     "bias_vector",
     "cconv",
     "matrix",
+    "onnx",
     "operator",
     "shapes",
     "singular_values",
@@ -701,3 +706,15 @@ def cconv(a: Any, b: Any, n: Optional[int] = None) -> np.ndarray:
     if av.ndim != 1 or bv.ndim != 1:
         raise ConvmatError(f"a and b must be vectors: got shapes {av.shape} and {bv.shape}")
     return _native.cconv(av, bv, None if n is None else _int("n", n, 1))
+
+
+from . import onnx  # noqa: E402  (the submodule needs the names above)
+
+
+def __getattr__(name: str) -> Any:
+    # convmat.dask imports dask: loaded on first use, so convmat itself never needs it
+    if name == "dask":
+        import importlib
+
+        return importlib.import_module(".dask", __name__)
+    raise AttributeError(f"module 'convmat' has no attribute {name!r}")

@@ -7,6 +7,8 @@ import numpy.typing as npt
 from scipy.sparse import csc_array, csr_array
 from scipy.sparse.linalg import LinearOperator
 
+from . import onnx as onnx
+
 __version__: str
 
 _Ints = Union[int, Sequence[int]]

@@ -66,6 +66,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<onnx::OnnxModel>()?;
     m.add_function(wrap_pyfunction!(matrix::matrix, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::bias_vector, m)?)?;
+    m.add_function(wrap_pyfunction!(matrix::estimate, m)?)?;
     m.add_function(wrap_pyfunction!(spectrum::singular_values, m)?)?;
     m.add_function(wrap_pyfunction!(tools::apply, m)?)?;
     m.add_function(wrap_pyfunction!(tools::shapes, m)?)?;

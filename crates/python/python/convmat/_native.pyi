@@ -40,6 +40,15 @@ def matrix(
     rows: Optional[Tuple[int, int]],
     drop_zeros: bool,
 ) -> Any: ...
+def estimate(
+    layer: Layer,
+    input_shape: List[int],
+    format: str,
+    dtype: str,
+    affine_mode: Optional[str],
+    rows: Optional[Tuple[int, int]],
+    drop_zeros: bool,
+) -> Tuple[int, int, int, int]: ...
 def bias_vector(layer: Layer, input_shape: List[int], dtype: str) -> npt.NDArray[Any]: ...
 def singular_values(
     layer: Layer, input_shape: List[int], k: Optional[int], norm: bool, tol: float, method: str

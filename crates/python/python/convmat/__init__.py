@@ -786,5 +786,8 @@ def __getattr__(name: str) -> Any:
     if name == "dask":
         import importlib
 
-        return importlib.import_module(".dask", __name__)
+        try:
+            return importlib.import_module(".dask", __name__)
+        except ImportError as e:  # an AttributeError, so hasattr(convmat, "dask") stays False without Dask
+            raise AttributeError(str(e)) from e
     raise AttributeError(f"module 'convmat' has no attribute {name!r}")

@@ -1,5 +1,6 @@
 """The private extension module (Rust, PyO3): use the documented functions of convmat instead."""
 
+from os import PathLike
 from typing import Any, List, Optional, Tuple
 
 import numpy as np
@@ -68,7 +69,7 @@ def shapes(input_shape: List[int], layers: List[str]) -> List[dict]: ...
 def cconv(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], n: Optional[int]) -> npt.NDArray[np.float64]: ...
 
 class OnnxModel:
-    path: str
+    path: PathLike[str]
     opset: int
     def __init__(self, path: str) -> None: ...
     def summary(self, input_shape: Optional[List[int]]) -> str: ...

@@ -193,6 +193,10 @@ class Model:
     def affine_layers(self, fold_batchnorm: bool = True, format: str = "csr") -> List[AffineLayer]:
         """The model's affine blocks in order, each with its exact matrix and bias.
 
+        Each block is built in Rust with the GIL released and handed to SciPy / NumPy before the next is
+        built; the list holds them all. For a model whose blocks do not fit in memory together,
+        :meth:`export` writes them one at a time.
+
         Parameters
         ----------
         fold_batchnorm : bool

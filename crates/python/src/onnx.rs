@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use convmat_matrix::MatrixFormat;
 use convmat_onnx::{AffineLayer, BlockOptions, Csr, Model};
+use convmat_shape::Padding;
 use numpy::IntoPyArray;
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
@@ -160,6 +161,40 @@ impl OnnxModel {
             );
         }
         Ok(out)
+    }
+
+    /// One Conv / ConvTranspose / AveragePool / Pad node as the library's `ConvLayer` (as `convmat build
+    /// --weights MODEL.onnx --layer NODE` resolves it), taken apart into `convmat.Conv`'s arguments:
+    /// `(weight, bias, stride, padding, dilation, groups, padding_mode, transposed, output_padding,
+    /// input_shape)`, the padding as `2 x dims` ints (begins, then ends) or `same_upper` / `same_lower` / ...
+    #[pyo3(signature = (node_name, input_shape))]
+    fn conv_layer(&self, py: Python<'_>, node_name: &str, input_shape: Option<Vec<usize>>) -> PyResult<Py<PyAny>> {
+        let layer = heavy(py, || self.model.conv_layer(node_name, input_shape.as_deref()).map_err(msg))?;
+        let g = layer.geometry();
+        let spec = g.spec();
+        let weight = ndarray::ArrayD::from_shape_vec(spec.weight_shape(), layer.weight().to_vec())
+            .map_err(|e| crate::error(e.to_string()))?;
+        let padding = match spec.padding() {
+            Padding::Explicit { begin, end } => begin.iter().chain(end).copied().collect::<Vec<_>>().into_py_any(py)?,
+            Padding::Same => "same".into_py_any(py)?,
+            Padding::SameUpper => "same_upper".into_py_any(py)?,
+            Padding::SameLower => "same_lower".into_py_any(py)?,
+            Padding::Valid => "valid".into_py_any(py)?,
+            other => return Err(crate::error(format!("node '{node_name}': padding {other} has no convmat.Conv form"))),
+        };
+        (
+            weight.into_pyarray(py),
+            layer.bias().map(|b| b.to_vec().into_pyarray(py)),
+            spec.stride().to_vec(),
+            padding,
+            spec.dilation().to_vec(),
+            spec.groups(),
+            spec.padding_mode().to_string(),
+            spec.is_transposed(),
+            spec.output_padding().to_vec(),
+            g.input_shape(),
+        )
+            .into_py_any(py)
     }
 
     /// Writes every block as `out_dir/NNN_name.npz` plus `out_dir/manifest.json`, as `convmat export`

@@ -129,6 +129,37 @@ def test_each_conv_node_output_shape_is_the_golden():
         assert node.output_shape == tuple(case["output_shape"]), case["name"]
 
 
+NODE_CASES = [c for c in CASES if c["node"] is not None]
+
+
+@pytest.mark.parametrize("case", NODE_CASES, ids=[c["name"] for c in NODE_CASES])
+def test_each_conv_node_alone_is_its_model(case):
+    """A single-node model's node as convmat.Conv: convmat.matrix gives the model's outputs."""
+    model = convmat.onnx.load(GOLDEN / case["file"])
+    if case["name"] == "avgpool_exclude_pad_ceil":
+        with pytest.raises(convmat.ConvmatError, match="divide by fewer taps"):
+            model.conv_layer(case["node"])
+        return
+    layer, shape = model.conv_layer(case["node"])
+    assert isinstance(layer, convmat.Conv) and shape == tuple(case["input_shape"])
+    assert layer.output_shape(shape) == tuple(case["output_shape"])
+    a = convmat.matrix(layer, shape, dtype="float64")
+    b = convmat.bias_vector(layer, shape, dtype="float64")
+    for x, y in zip(case["inputs"], case["outputs"]):
+        close(a @ np.asarray(x) + b, y)
+        close(convmat.apply(layer, np.asarray(x).reshape(shape), dtype="float64").ravel(), y)
+
+
+def test_conv_layer_refuses_what_is_not_a_convolution():
+    model = convmat.onnx.load(GOLDEN / "torch_cnn.onnx")
+    with pytest.raises(convmat.ConvmatError, match="no node named '/conv1/Con'.*/conv1/Conv"):
+        model.conv_layer("/conv1/Con")
+    with pytest.raises(convmat.ConvmatError, match="'/fc1/Gemm' \\(Gemm\\).*not a convolution"):
+        model.conv_layer("/fc1/Gemm")
+    with pytest.raises(convmat.ConvmatError, match="invalid node_name"):
+        model.conv_layer(3)
+
+
 def test_export_writes_scipy_files_and_a_manifest(tmp_path):
     model = convmat.onnx.load(GOLDEN / "torch_cnn.onnx")
     blocks = model.export(tmp_path / "blocks")
@@ -265,7 +296,13 @@ def test_torch_models_exported_and_rechecked(tmp_path):
         torch.onnx.export(net, torch.randn(1, *shape), str(path), dynamo=False, input_names=["x"],
                           output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        layers = convmat.onnx.load(path).affine_layers()
+        model = convmat.onnx.load(path)
+        layers = model.affine_layers()
+        for layer in layers:  # a conv block with nothing folded after it is the node's convmat.Conv
+            if layer.op in ("Conv", "ConvTranspose") and layer.nodes[-1] == layer.name:
+                conv, conv_shape = model.conv_layer(layer.name)
+                assert conv_shape == layer.input_shape
+                assert abs(convmat.matrix(conv, conv_shape, dtype="float64") - layer.matrix).max() == 0, layer.name
         for _ in range(3):
             x = np.random.default_rng().standard_normal((1, *shape)).astype(np.float32)
             want = session.run(None, {"x": x})[0][0].astype(np.float64).ravel()

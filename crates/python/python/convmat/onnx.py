@@ -10,6 +10,8 @@ same library calls as ``convmat onnx`` and ``convmat export``, so the CLI and Py
   (``scipy.sparse.csr_array`` / ``csc_array`` or ``numpy.ndarray``), its bias and the nonlinearity that
   follows: ``flatten(y) = matrix @ flatten(x) + bias`` with ``flatten`` row-major (NCHW), as
   ``torch.flatten`` and ONNX ``Flatten`` order one sample;
+- :meth:`Model.conv_layer`: one Conv / ConvTranspose / pooling node as a :class:`convmat.Conv`, for
+  every convmat function (fixed point, spectra, the operator);
 - :meth:`Model.export`: the blocks written as ``NNN_name.npz`` files plus ``manifest.json``
   (``convmat export``), one block in memory at a time.
 
@@ -60,7 +62,7 @@ import numpy as np
 from . import _native
 from ._native import ConvmatError
 
-__all__ = ["Activation", "AffineLayer", "Input", "Model", "Node", "load"]
+__all__ = ["Activation", "AffineLayer", "ConvNode", "Input", "Model", "Node", "load"]
 
 
 def _tuple(shape: Optional[Sequence[int]]) -> Optional[Tuple[int, ...]]:
@@ -101,6 +103,15 @@ class Activation(NamedTuple):
     """Its ONNX attributes (e.g. ``kernel_shape``, ``strides``, ``pads`` of a ``MaxPool``)."""
     input_shape: Tuple[int, ...]
     output_shape: Tuple[int, ...]
+
+
+class ConvNode(NamedTuple):
+    """A convolution-like node of a model as a :class:`convmat.Conv` and the input it reads."""
+
+    layer: Any
+    """A :class:`convmat.Conv`: every convmat function takes it."""
+    input_shape: Tuple[int, ...]
+    """The node's input, one sample (the Pad's input when a Pad was folded in)."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -255,6 +266,55 @@ class Model:
                 )
             )
         return out
+
+    def conv_layer(self, node_name: str) -> ConvNode:
+        """One convolution-like node as a :class:`convmat.Conv`, for every convmat function.
+
+        The Conv / ConvTranspose (a ``Pad`` before it folded into its padding), AveragePool /
+        GlobalAveragePool (a depthwise convolution of ``1 / kernel size``) or Pad node, its attributes
+        mapped by the library exactly as ``convmat build --weights MODEL.onnx --layer NODE`` maps them.
+
+        Returns
+        -------
+        ConvNode
+            ``.layer`` (a :class:`convmat.Conv`) and ``.input_shape`` (the node's input, one sample).
+
+        Raises
+        ------
+        ConvmatError
+            A name no node has (the message lists the close ones), a node that is not a convolution
+            (Gemm, BatchNormalization: use :meth:`affine_layers`), a pool whose border windows divide by
+            fewer taps.
+
+        Examples
+        --------
+        >>> import convmat, convmat.onnx
+        >>> layer, shape = convmat.onnx.load("cnn.onnx").conv_layer("/conv2/Conv")
+        >>> layer, shape
+        (convmat.Conv(Conv2d(4, 6, 3, stride=2, padding=(1, 1), padding_mode='reflect')), (4, 6, 6))
+        >>> s = convmat.spectral_norm(layer, shape)   # the node's Lipschitz constant, certified
+        >>> bool(s.lower <= s.value <= s.upper)
+        True
+        """
+        if not isinstance(node_name, str):
+            raise ConvmatError(f"invalid node_name {node_name!r}: expected a node's name (model.nodes lists them)")
+        from . import Conv
+
+        w, b, stride, padding, dilation, groups, mode, transposed, output_padding, shape = self._native.conv_layer(
+            node_name, None if self.input_shape is None else list(self.input_shape)
+        )
+        layer = Conv(
+            w,
+            b,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            padding_mode=mode,
+            transposed=transposed,
+            output_padding=output_padding,
+        )
+        return ConvNode(layer, tuple(shape))
 
     def export(self, out_dir: Union[str, "os.PathLike[str]"], fold_batchnorm: bool = True) -> List[Dict[str, Any]]:
         """Writes every block as ``out_dir/NNN_name.npz`` (SciPy CSR with ``bias``) and ``manifest.json``.

@@ -7,6 +7,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.sparse import csc_array, csr_array
 
+from . import Conv
 from . import ConvmatError as ConvmatError
 
 _Path = Union[str, "os.PathLike[str]"]
@@ -31,6 +32,10 @@ class Activation(NamedTuple):
     input_shape: Tuple[int, ...]
     output_shape: Tuple[int, ...]
 
+class ConvNode(NamedTuple):
+    layer: Conv
+    input_shape: Tuple[int, ...]
+
 class AffineLayer:
     name: str
     op: str
@@ -51,6 +56,7 @@ class Model:
     def affine_layers(
         self, fold_batchnorm: bool = True, format: Literal["csr", "csc", "dense"] = "csr"
     ) -> List[AffineLayer]: ...
+    def conv_layer(self, node_name: str) -> ConvNode: ...
     def export(self, out_dir: _Path, fold_batchnorm: bool = True) -> List[Dict[str, Any]]: ...
 
 def load(path: _Path, input_shape: Optional[Sequence[int]] = None) -> Model: ...

@@ -133,6 +133,17 @@ def test_layers_pickle_by_their_arguments():
     assert (convmat.matrix(back, shape) != convmat.matrix(layer, shape)).nnz == 0
 
 
+def test_equal_layers_get_equal_dask_keys():
+    from dask.base import tokenize
+
+    layer, shape = layers()["conv2d"]
+    again, _ = layers()["conv2d"]
+    other = convmat.Conv(layer.weight, layer.bias, stride=1, padding=1, groups=2)
+    assert tokenize(layer) == tokenize(again) != tokenize(other)
+    keys = [d.key for d in convmat.dask.matrix(layer, shape, rows_per_shard=50)]
+    assert keys == [d.key for d in convmat.dask.matrix(again, shape, rows_per_shard=50)] and len(set(keys)) == len(keys)
+
+
 def test_docstrings_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     failures, tried = doctest.testmod(convmat.dask, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

@@ -309,6 +309,10 @@ class Conv:
         )
         return (_conv, (self.weight, self.bias, options))
 
+    def __dask_tokenize__(self) -> Tuple[Any, ...]:
+        # equal layers get equal Dask keys (the weights hashed, not pickled)
+        return ("convmat.Conv", self.weight, self.bias, self.__reduce__()[1][2])
+
 
 def _conv(weight: np.ndarray, bias: Optional[np.ndarray], options: dict) -> Conv:
     return Conv(weight, bias, **options)

@@ -48,6 +48,7 @@ from . import matrix as _matrix
 
 try:
     import dask
+    import distributed
 except ImportError as e:  # pragma: no cover - the extra is missing
     raise ImportError(
         'convmat.dask needs Dask: pip install "convmat[dask]" (or pip install "dask[distributed]")'
@@ -232,6 +233,8 @@ def build_shards(
         for f, (r0, r1) in zip(files, ranges)
     ]
     try:
+        # every task ends (done or failed) before anything is judged: no shard is written after cleanup
+        distributed.wait(futures)
         nnz = client.gather(futures)
     except BaseException:
         client.cancel(futures)

@@ -13,7 +13,8 @@ use convmat_io::{npz_keys, read_array, read_npz, read_safetensors, read_safetens
 use convmat_numeric::{Overflow, QFormat, Rounding};
 use convmat_onnx::Model;
 use convmat_shape::{
-    parse_bytes, parse_counts, parse_dims, parse_layer, parse_range, propagate, split_sequential, Geometry, Layer,
+    parse_bytes, parse_counts, parse_dims, parse_layer, parse_range, parse_tolerance, propagate, split_sequential,
+    Geometry, Layer,
 };
 
 /// The readers take paths, as the CLI and Python do: each input is written to a file in a directory
@@ -163,8 +164,9 @@ pub fn onnx(data: &[u8]) {
 
 /// The typed text of the command line, each line through every parser: `--input-shape` (`parse_dims`),
 /// `--stride`/`--dilation`/`--output-padding` (`parse_counts`), `--rows` (`parse_range`),
-/// `--max-memory` (`parse_bytes`), and the whole text as one `Sequential(...)` (`split_sequential`)
-/// whose layers go to `parse_layer`. What is accepted must print back to the same value.
+/// `--max-memory` (`parse_bytes`), `--tol` (`parse_tolerance`), and the whole text as one
+/// `Sequential(...)` (`split_sequential`) whose layers go to `parse_layer`. What is accepted must print
+/// back to the same value.
 pub fn args(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let join = |v: &[usize], sep: &str| v.iter().map(usize::to_string).collect::<Vec<_>>().join(sep);
@@ -184,6 +186,10 @@ pub fn args(data: &[u8]) {
         }
         if let Ok(bytes) = parse_bytes("--max-memory", line) {
             assert_eq!(parse_bytes("--max-memory", &bytes.to_string()), Ok(bytes), "{line:?}");
+        }
+        if let Ok(tol) = parse_tolerance("--tol", line) {
+            assert!(tol >= 0.0, "{line:?} gave {tol}");
+            assert_eq!(parse_tolerance("--tol", &format!("{tol:e}")), Ok(tol), "{line:?}");
         }
     }
     if let Ok(layers) = split_sequential(&[text]) {

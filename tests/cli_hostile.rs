@@ -119,8 +119,8 @@ fn counts_and_tolerances() {
     let d = Dir::new();
     layer_bad(&d, "check", &["--samples", MAX], &["random inputs", "more than", "memory available"]);
     layer_bad(&d, "check", &["--samples", HUGE], &["--samples", "too large"]);
-    layer_bad(&d, "check", &["--tol", "nan"], &["--tol", "not a tolerance"]);
-    layer_bad(&d, "check", &["--tol=-1"], &["--tol", "not a tolerance"]);
+    layer_bad(&d, "check", &["--tol", "nan"], &["invalid --tol 'nan'", "not a number"]);
+    layer_bad(&d, "check", &["--tol=-1"], &["invalid --tol '-1'", "negative"]);
     layer_bad(&d, "check", &["--seed", HUGE], &["--seed", "too large"]);
     layer_bad(&d, "svd", &["--top", MAX], &["asked for 18446744073709551615 singular values", "1 to 80"]);
     layer_bad(&d, "svd", &["--top", "0"], &["asked for 0 singular values"]);

@@ -48,13 +48,8 @@ struct Report {
     max_relative_error: f64,
 }
 
-/// A tolerance: a number, not negative and not NaN (NaN would pass every comparison unnoticed).
 fn parse_tol(text: &str) -> Result<f64, String> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|t| *t >= 0.0)
-        .ok_or_else(|| format!("'{text}' is not a tolerance; expected a non-negative number such as 1e-5"))
+    convmat_shape::parse_tolerance("--tol", text).map_err(|e| e.to_string())
 }
 
 pub fn run(args: CheckArgs) -> Result<()> {

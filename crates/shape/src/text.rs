@@ -102,6 +102,16 @@ pub enum TextError {
         /// What is wrong.
         problem: TextProblem,
     },
+    /// Not a tolerance (see [`parse_tolerance`]).
+    #[error("invalid {param} '{text}' ({problem}): expected a non-negative number such as 1e-5")]
+    Tolerance {
+        /// The value's name, as the caller spells it (`--tol`).
+        param: &'static str,
+        /// The text.
+        text: String,
+        /// What is wrong.
+        problem: TextProblem,
+    },
     /// Not a byte size (see [`parse_bytes`]).
     #[error("invalid {param} '{text}' ({problem}): expected bytes such as 8G, 512M or 1000000")]
     Bytes {
@@ -252,4 +262,28 @@ pub fn parse_bytes(param: &'static str, text: &str) -> Result<u64, TextError> {
         return Err(too_large());
     }
     Ok(bytes as u64)
+}
+
+/// A tolerance: a non-negative number, `inf` included (accept anything); NaN is refused, since it
+/// would pass every comparison unnoticed. `param` names it in the error.
+///
+/// ```
+/// use convmat_shape::parse_tolerance;
+/// assert_eq!(parse_tolerance("--tol", "1e-5").unwrap(), 1e-5);
+/// assert!(parse_tolerance("--tol", "nan").is_err() && parse_tolerance("--tol", "-1").is_err());
+/// ```
+///
+/// # Errors
+/// [`TextError::Tolerance`]: empty, not a number, NaN or negative.
+pub fn parse_tolerance(param: &'static str, text: &str) -> Result<f64, TextError> {
+    let err = |problem| TextError::Tolerance { param, text: text.into(), problem };
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(err(TextProblem::Empty { index: 1 }));
+    }
+    match t.parse::<f64>() {
+        Ok(v) if v >= 0.0 => Ok(v),
+        Ok(v) if v < 0.0 => Err(err(TextProblem::Negative { part: t.into() })),
+        _ => Err(err(TextProblem::NotNumber { part: t.into() })),
+    }
 }

@@ -3,7 +3,7 @@
 //! typed error naming the text, never a panic or a wrapped or saturated number. Run in the dev profile,
 //! where overflow checks are on.
 
-use convmat_shape::{parse_bytes, parse_counts, parse_dims, parse_range, TextError, TextProblem};
+use convmat_shape::{parse_bytes, parse_counts, parse_dims, parse_range, parse_tolerance, TextError, TextProblem};
 use proptest::prelude::*;
 
 const BIG: &str = "99999999999999999999"; // 10^20 > u64::MAX
@@ -13,7 +13,8 @@ fn problem(e: TextError) -> TextProblem {
         TextError::Shape { problem, .. }
         | TextError::Counts { problem, .. }
         | TextError::Range { problem, .. }
-        | TextError::Bytes { problem, .. } => problem,
+        | TextError::Bytes { problem, .. }
+        | TextError::Tolerance { problem, .. } => problem,
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -120,6 +121,25 @@ fn byte_sizes() {
     for (text, expected) in cases {
         let e = parse_bytes("--max-memory", text).expect_err(text);
         assert!(e.to_string().starts_with(&format!("invalid --max-memory '{text}' (")), "{e}");
+        assert_eq!(problem(e), expected, "{text}");
+    }
+}
+
+#[test]
+fn tolerances() {
+    for (text, tol) in [("1e-5", 1e-5), (" 0 ", 0.0), ("inf", f64::INFINITY), ("1e400", f64::INFINITY), ("-0", 0.0)] {
+        assert_eq!(parse_tolerance("--tol", text).unwrap(), tol, "{text}");
+    }
+    let cases = [
+        ("", TextProblem::Empty { index: 1 }),
+        ("nan", TextProblem::NotNumber { part: "nan".into() }),
+        ("1e-5x", TextProblem::NotNumber { part: "1e-5x".into() }),
+        ("-1", TextProblem::Negative { part: "-1".into() }),
+        ("-inf", TextProblem::Negative { part: "-inf".into() }),
+    ];
+    for (text, expected) in cases {
+        let e = parse_tolerance("--tol", text).expect_err(text);
+        assert!(e.to_string().starts_with(&format!("invalid --tol '{text}' (")), "{e}");
         assert_eq!(problem(e), expected, "{text}");
     }
 }

@@ -19,6 +19,19 @@ fn problem(e: TextError) -> TextProblem {
     }
 }
 
+/// Each text must fail with its problem, in a message that starts with `prefix(text)`.
+fn refuses<T: std::fmt::Debug>(
+    cases: &[(&str, TextProblem)],
+    parse: impl Fn(&str) -> Result<T, TextError>,
+    prefix: impl Fn(&str) -> String,
+) {
+    for (text, expected) in cases {
+        let e = parse(text).expect_err(text);
+        assert!(e.to_string().starts_with(&prefix(text)), "{e}");
+        assert_eq!(&problem(e), expected, "{text}");
+    }
+}
+
 fn too_large(part: &str, max: u64) -> TextProblem {
     TextProblem::TooLarge { part: part.into(), max }
 }
@@ -40,11 +53,7 @@ fn shapes() {
         (&format!("3,{BIG}"), too_large(BIG, usize_max)),
         ("3,4294967296,4294967296", TextProblem::ProductTooLarge { max: usize_max }),
     ];
-    for (text, expected) in cases {
-        let e = parse_dims(text).expect_err(text);
-        assert!(e.to_string().contains(&format!("'{text}' is not a shape")), "{e}");
-        assert_eq!(problem(e), expected, "{text}");
-    }
+    refuses(&cases, parse_dims, |text| format!("'{text}' is not a shape"));
 }
 
 #[test]
@@ -58,11 +67,7 @@ fn counts() {
         ("2;1", TextProblem::NotInteger { part: "2;1".into() }),
         (BIG, too_large(BIG, usize::MAX as u64)),
     ];
-    for (text, expected) in cases {
-        let e = parse_counts("--dilation", text).expect_err(text);
-        assert!(e.to_string().starts_with(&format!("invalid --dilation '{text}' (")), "{e}");
-        assert_eq!(problem(e), expected, "{text}");
-    }
+    refuses(&cases, |t| parse_counts("--dilation", t), |text| format!("invalid --dilation '{text}' ("));
 }
 
 #[test]
@@ -80,11 +85,7 @@ fn ranges() {
         ("1..2..3", TextProblem::NotInteger { part: "2..3".into() }),
         (&format!("0..{BIG}"), too_large(BIG, usize::MAX as u64)),
     ];
-    for (text, expected) in cases {
-        let e = parse_range("--rows", text).expect_err(text);
-        assert!(e.to_string().starts_with(&format!("invalid --rows '{text}' (")), "{e}");
-        assert_eq!(problem(e), expected, "{text}");
-    }
+    refuses(&cases, |t| parse_range("--rows", t), |text| format!("invalid --rows '{text}' ("));
 }
 
 #[test]
@@ -118,11 +119,7 @@ fn byte_sizes() {
         ("99999999999999999999G", too_large("99999999999999999999G", u64::MAX)),
         ("18446744073709551616", too_large("18446744073709551616", u64::MAX)),
     ];
-    for (text, expected) in cases {
-        let e = parse_bytes("--max-memory", text).expect_err(text);
-        assert!(e.to_string().starts_with(&format!("invalid --max-memory '{text}' (")), "{e}");
-        assert_eq!(problem(e), expected, "{text}");
-    }
+    refuses(&cases, |t| parse_bytes("--max-memory", t), |text| format!("invalid --max-memory '{text}' ("));
 }
 
 #[test]
@@ -137,11 +134,7 @@ fn tolerances() {
         ("-1", TextProblem::Negative { part: "-1".into() }),
         ("-inf", TextProblem::Negative { part: "-inf".into() }),
     ];
-    for (text, expected) in cases {
-        let e = parse_tolerance("--tol", text).expect_err(text);
-        assert!(e.to_string().starts_with(&format!("invalid --tol '{text}' (")), "{e}");
-        assert_eq!(problem(e), expected, "{text}");
-    }
+    refuses(&cases, |t| parse_tolerance("--tol", t), |text| format!("invalid --tol '{text}' ("));
 }
 
 proptest! {

@@ -135,6 +135,16 @@ fn counts_and_tolerances() {
         args.extend_from_slice(what);
         bad(&args, &["vectors of the", "more than", "memory available"]);
     }
+    // a padding whose output (10^11 values from a 3x7x6 input) does not fit: refused before allocating
+    layer_bad(&d, "check", &["--padding", "100000"], &["the 160007200080 x 126 matrix", "memory available"]);
+    let e = Dir::new();
+    let x = e.npy("x.npy", &[2, 3, 7, 6], &vec![0.25; 2 * 3 * 7 * 6]);
+    for dtype in ["f32", "q1.7"] {
+        let y = e.s("y.npy");
+        let args = ["apply", "--weight", &w, "--input", &x, "-o", &y, "--padding", "100000", "--dtype", dtype];
+        bad(&args, &["a batch of 2 through the 160007200080 x 126 operator", "memory available"]);
+        assert_eq!(e.listing(), ["x.npy"]);
+    }
     for size in ["0", "1x0", "99999x99999", HUGE, MAX, "5x", ""] {
         layer_bad(&d, "spy", &["--size", size], &["--size"]);
     }

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use convmat_matrix::{random_inputs, verify, ConvLayer};
+use convmat_matrix::{random_inputs, verify, ConvLayer, MatrixFormat, MatrixOptions};
 use convmat_numeric::{Dtype, Scalar, SeededRng};
 use serde::Serialize;
 
@@ -83,6 +83,7 @@ pub fn run(args: CheckArgs) -> Result<()> {
 }
 
 fn check<T: Scalar>(r: &ConvLayer, args: &CheckArgs) -> Result<Report> {
+    r.estimate(MatrixFormat::Csr, args.dtype, &MatrixOptions::default()).check_memory()?;
     let conv = r.conv::<T>()?;
     let a = conv.csr_with::<u32, usize>(&Default::default())?;
     let xs = random_inputs(conv.cols(), args.samples.max(1), &mut SeededRng::new(args.seed))?;

@@ -65,7 +65,7 @@ pub enum MatrixError {
         value: String,
     },
     /// A buffer the input asks for that the memory cannot hold.
-    #[error("{what} need about {bytes} bytes, more than the {available} bytes of memory available")]
+    #[error("{what}: about {bytes} bytes, more than the {available} bytes of memory available")]
     Memory {
         /// What would be allocated, with the count asked for.
         what: String,

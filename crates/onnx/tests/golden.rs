@@ -313,3 +313,56 @@ fn mutated_models_never_panic() {
     }
     assert!(ok > 0 && err > 0, "both outcomes occur: {ok} ok, {err} errors");
 }
+
+#[test]
+fn torch_circular_padding_folds_into_the_conv() {
+    // torch writes padding_mode='circular' as Slice + Concat per spatial axis: one wrap padding of the Conv
+    for (file, description) in [
+        ("torch_circular1d.onnx", "Conv1d(2, 3, 3, padding=1, padding_mode='circular')"),
+        ("torch_circular2d.onnx", "Conv2d(2, 3, 3, padding=(1, 2), padding_mode='circular')"),
+        (
+            "torch_circular2d_opset9.onnx",
+            "Conv2d(2, 3, (3, 2), stride=(1, 2), padding=(2, 1), padding_mode='circular')",
+        ),
+        ("torch_circular3d.onnx", "Conv3d(1, 2, 3, padding=(1, 1, 1), padding_mode='circular')"),
+    ] {
+        let model = Model::load(golden(file)).unwrap();
+        let s = model.summary(None).unwrap();
+        for n in s.nodes.iter().filter(|n| n.op == "Slice" || n.op == "Concat") {
+            assert_eq!(n.kind, NodeKind::Affine, "{file}: {}", n.name);
+            assert_eq!(n.params["folded_into"], "/Conv", "{file}: {}", n.name);
+        }
+        let layer = model.conv_layer("/Conv", None).unwrap();
+        assert_eq!(layer.description(), description, "{file}");
+        let layers: Vec<_> =
+            model.affine_layers(None, &BlockOptions::default()).unwrap().collect::<Result<_, _>>().unwrap();
+        assert_eq!(layers.len(), 1, "{file}");
+        assert_eq!(layers[0].nodes.len(), s.nodes.iter().filter(|n| n.op != "Constant").count(), "{file}");
+    }
+    // asymmetric F.pad (2-input Concats) folded into a Conv; one that a Tanh separates stays a block
+    let model = Model::load(golden("torch_circular_pads.onnx")).unwrap();
+    let layers: Vec<_> =
+        model.affine_layers(None, &BlockOptions::default()).unwrap().collect::<Result<_, _>>().unwrap();
+    let ops: Vec<&str> = layers.iter().map(|l| l.op.as_str()).collect();
+    assert_eq!(ops, ["Conv", "Concat", "Conv", "Conv"]);
+    let s = model.summary(None).unwrap();
+    let pad = s.nodes.iter().find(|n| n.name == layers[1].name).unwrap();
+    assert_eq!((pad.params["mode"].as_str(), ints(&pad.params["pads"])), (Some("circular"), vec![2, 1, 0, 1]));
+    let conv1 = s.nodes.iter().find(|n| n.op == "Conv").unwrap();
+    let layer = model.conv_layer(&conv1.name, None).unwrap();
+    assert_eq!(layer.geometry().input_shape(), vec![2, 7, 8]);
+    assert!(
+        layer.description().contains("stride=2, padding=(1, 0, 0, 2), padding_mode='circular'"),
+        "{}",
+        layer.description()
+    );
+}
+
+#[test]
+fn a_slice_concat_that_is_not_circular_padding_is_refused_by_name() {
+    let m = Model::load(golden("bad/concat_not_circular.onnx")).unwrap();
+    let s = m.summary(None).unwrap();
+    assert!(s.nodes.iter().filter(|n| n.op == "Slice" || n.op == "Concat").all(|n| !n.affine));
+    let e = err_text(m.affine_layers(None, &BlockOptions::default()).map(|_| ()));
+    assert!(e.contains("'head' (Slice) is not supported") && e.contains("circular"), "{e}");
+}

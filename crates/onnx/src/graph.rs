@@ -371,8 +371,9 @@ impl<'m> Analysis<'m> {
                 (None, 0) => {
                     return Err(OnnxError::DynamicShape {
                         input: vi.name.clone(),
-                        shape: "unknown".into(),
-                        example: "3,32,32".into(),
+                        shape: "(none declared)".into(),
+                        dims: crate::error::sample_dims(3),
+                        example: vec![3, 32, 32],
                     })
                 }
                 (None, _) => {
@@ -380,11 +381,11 @@ impl<'m> Analysis<'m> {
                     match rest {
                         Some(r) => r,
                         None => {
-                            let example: Vec<String> = dims[1..].iter().map(|d| d.unwrap_or(32).to_string()).collect();
                             return Err(OnnxError::DynamicShape {
                                 input: vi.name.clone(),
                                 shape: shown,
-                                example: example.join(","),
+                                dims: crate::error::sample_dims(dims.len() - 1),
+                                example: dims[1..].iter().map(|d| d.unwrap_or(32)).collect(),
                             });
                         }
                     }

@@ -108,4 +108,9 @@ fn bad_models_exit_2_with_one_line_and_no_files() {
     let o = out.display().to_string();
     check_bad(&["export", &golden("bad/unsupported_op.onnx"), "-o", &o], &["'the_hardmax' (Hardmax) is not supported"]);
     assert!(files(&out).is_empty(), "no partial export: {:?}", files(&out));
+    // a residual Add: listed with both operands, refused by export (chains only) without files
+    let listing = ok(&["onnx", &golden("bad/residual.onnx")]);
+    assert!(listing.contains("junction") && listing.contains("'/conv2/Conv'") && listing.contains("'x'"), "{listing}");
+    check_bad(&["export", &golden("bad/residual.onnx"), "-o", &o], &["'/Add' (Add)", "junction", "chains"]);
+    assert!(files(&out).is_empty(), "no partial export: {:?}", files(&out));
 }

@@ -324,6 +324,7 @@ def main():
     torch_models()
     bad_models()
     torch_circular()
+    residual()
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump({"generator": "xtask/oracle/onnx_golden.py", "onnx": onnx.__version__,
                    "onnxruntime": ort.__version__, "torch": torch.__version__, "cases": CASES}, f)
@@ -447,6 +448,24 @@ def torch_circular():
                  helper.make_node("Conv", ["p", "W"], ["y"], name="conv")]
     m = model(nodes, [init("W", np.ones((1, 1, 3, 3), np.float32))], [1, 5, 5])
     onnx.save(m, os.path.join(OUT, "bad", "concat_not_circular.onnx"))
+
+
+class Residual(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(2, 2, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        return torch.relu(self.conv2(torch.relu(self.conv1(x))) + x)
+
+
+def residual():
+    """A ResNet-style block (Add of the Conv's output and the block's input): `convmat onnx` lists the Add as a
+    junction naming both operands; `export` (chains only) refuses it by name."""
+    torch.manual_seed(19)
+    torch.onnx.export(Residual().eval(), torch.randn(1, 2, 5, 5), os.path.join(OUT, "bad", "residual.onnx"),
+                      dynamo=False, input_names=["x"], output_names=["y"])
 
 
 def bad_models():

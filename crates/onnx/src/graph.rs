@@ -580,15 +580,35 @@ impl<'m> Analysis<'m> {
         let (name, op) = (node.name, node.op());
         let unsupported = |why: &str| (NodeKind::Unsupported(why.into()), None);
         if acts.len() > 1 && !matches!(op, "Concat") {
-            let why =
-                "more than one computed operand (a branch or residual connection): not one affine map of one input";
+            // where each computed operand comes from: the node that writes it, or the graph input itself
+            let joins: Vec<String> = acts
+                .iter()
+                .map(|v| producer.get(*v).map_or_else(|| v.to_string(), |&p| self.infos[p].name.clone()))
+                .collect();
+            let operands: Vec<String> = acts
+                .iter()
+                .map(|v| match producer.get(*v) {
+                    Some(&p) => format!("'{v}' (from node '{}')", self.infos[p].name),
+                    None => format!("'{v}' (the graph input)"),
+                })
+                .collect();
+            params.insert("inputs".into(), json!(acts));
+            params.insert("joins".into(), json!(joins));
+            let why = if matches!(op, "Add" | "Sub" | "Sum") {
+                format!(
+                    "a junction (residual connection) of {}: affine in its operands together, not one map of one input; export handles chains of layers only",
+                    operands.join(" and ")
+                )
+            } else {
+                format!("more than one computed operand ({}): not one affine map of one input", operands.join(", "))
+            };
             let out = if matches!(op, "Add" | "Sub" | "Mul" | "Div") {
                 let shapes: Vec<&[usize]> = acts.iter().filter_map(|a| self.act_shape(a)).collect();
                 shapes.iter().skip(1).try_fold(shapes[0].to_vec(), |acc, t| broadcast(&acc, t))
             } else {
                 None
             };
-            return Ok((NodeKind::Unsupported(why.into()), out));
+            return Ok((NodeKind::Unsupported(why), out));
         }
         Ok(match op {
             "Conv" | "ConvTranspose" => {

@@ -373,3 +373,20 @@ fn a_slice_concat_that_is_not_circular_padding_is_refused_by_name() {
     let e = err_text(m.affine_layers(None, &BlockOptions::default()).map(|_| ()));
     assert!(e.contains("'head' (Slice) is not supported") && e.contains("circular"), "{e}");
 }
+
+#[test]
+fn a_residual_add_is_listed_as_a_junction_naming_both_operands() {
+    let m = Model::load(golden("bad/residual.onnx")).unwrap();
+    let s = m.summary(None).unwrap();
+    let add = s.nodes.iter().find(|n| n.op == "Add").unwrap();
+    let NodeKind::Unsupported(why) = &add.kind else { panic!("{:?}", add.kind) };
+    assert!(
+        why.contains("junction") && why.contains("'/conv2/Conv'") && why.contains("'x' (the graph input)"),
+        "{why}"
+    );
+    assert_eq!(add.params["joins"], serde_json::json!(["/conv2/Conv", "x"]));
+    assert_eq!(add.params["inputs"].as_array().unwrap().len(), 2);
+    assert_eq!(add.output_shape, Some(vec![2, 5, 5]));
+    let e = err_text(m.affine_layers(None, &BlockOptions::default()).map(|_| ()));
+    assert!(e.contains("'/Add' (Add)") && e.contains("chains of layers only"), "{e}");
+}

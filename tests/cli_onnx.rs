@@ -61,6 +61,10 @@ fn table_listing_names_each_node() {
         assert!(out.contains(op), "{op} missing: {out}");
     }
     assert!(out.contains("padding_mode='replicate'"), "the edge Pad is folded into the Conv: {out}");
+    // torch's circular padding (Slice + Concat per axis) is folded into the Conv too
+    let out = ok(&["onnx", &golden("torch_circular2d.onnx")]);
+    assert!(out.contains("Conv2d(2, 3, 3, padding=(1, 2), padding_mode='circular')"), "{out}");
+    assert!(out.contains("pad_folded=/Concat_1") && !out.contains("UNSUPPORTED"), "{out}");
 }
 
 #[test]

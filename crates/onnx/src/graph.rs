@@ -550,6 +550,10 @@ impl<'m> Analysis<'m> {
             return Ok(self.finish(info));
         }
         let (kind, out) = self.shape_op(i, &node, x, &s, &acts, producer, &mut info.params)?;
+        if let Some(c) = self.circular.get(&i) {
+            // a circular padding reads the tensor it pads, not its first Slice
+            info.input_shape = self.act_shape(&c.input).map(|s| s[1..].to_vec());
+        }
         info.kind = kind;
         info.output_shape = out.as_ref().map(|o| o.get(1..).unwrap_or_default().to_vec());
         self.set_outputs(&node, out.map_or(Val::Unknown, Val::Act));
@@ -798,7 +802,9 @@ impl<'m> Analysis<'m> {
                 let args = fold::slice_args(node, &refs, self.model.opset, s.len())?;
                 let out = fold::slice_shape(&args, s);
                 self.slices.insert(i, args);
-                (NodeKind::Unsupported(SLICE_WHY.into()), Some(out))
+                // shapes flow on only while they stay one non-empty sample
+                let out = Some(out).filter(|o| o[0] == 1 && !o.contains(&0));
+                (NodeKind::Unsupported(SLICE_WHY.into()), out)
             }
             "Concat" if self.circular_pad(node, producer).is_some() => {
                 let c = self.circular_pad(node, producer).expect("checked");

@@ -439,15 +439,25 @@ def torch_circular():
         for y, o in zip(ys, run_ort(m, xs)):
             assert np.allclose(y, o, atol=1e-4), (name, np.abs(y - o).max())
         record(name, node, shape, xs, ys)
-    # head and tail swapped: Concat([x[..., :1], x, x[..., -1:]]) is not a circular padding
+    # near misses of the pattern, each refused naming its first Slice ('head'): head and tail swapped
+    # (Concat([x[..., :1], x, x[..., -1:]])), a tail that stops short of the end, a step of 2, a Concat on
+    # another axis than the Slices' (whole-axis Slices: a tiling)
     c = [helper.make_node("Constant", [], [n], name=n, value=numpy_helper.from_array(np.array(v, np.int64)))
-         for n, v in [("zero", [0]), ("one", [1]), ("minus1", [-1]), ("big", [2**62]), ("ax", [3])]]
-    nodes = c + [helper.make_node("Slice", ["x", "zero", "one", "ax"], ["h"], name="head"),
-                 helper.make_node("Slice", ["x", "minus1", "big", "ax"], ["t"], name="tail"),
-                 helper.make_node("Concat", ["h", "x", "t"], ["p"], name="swapped", axis=3),
-                 helper.make_node("Conv", ["p", "W"], ["y"], name="conv")]
-    m = model(nodes, [init("W", np.ones((1, 1, 3, 3), np.float32))], [1, 5, 5])
-    onnx.save(m, os.path.join(OUT, "bad", "concat_not_circular.onnx"))
+         for n, v in [("zero", [0]), ("one", [1]), ("two", [2]), ("minus1", [-1]), ("minus2", [-2]),
+                      ("big", [2**62]), ("ax", [3]), ("five", [5]), ("minus5", [-5]), ("ax2", [2])]]
+    for label, head, tail, axis, order in [
+        ("concat_not_circular", ["zero", "one", "ax"], ["minus1", "big", "ax"], 3, ["h", "x", "t"]),
+        ("concat_short_tail", ["zero", "one", "ax"], ["minus2", "minus1", "ax"], 3, ["t", "x", "h"]),
+        ("concat_step2", ["zero", "two", "ax", "two"], ["minus1", "big", "ax"], 3, ["t", "x", "h"]),
+        ("concat_other_axis", ["zero", "five", "ax2"], ["minus5", "big", "ax2"], 3, ["t", "x", "h"]),
+    ]:
+        nodes = c + [helper.make_node("Slice", ["x", *head], ["h"], name="head"),
+                     helper.make_node("Slice", ["x", *tail], ["t"], name="tail"),
+                     helper.make_node("Concat", order, ["p"], name="concat", axis=axis),
+                     helper.make_node("Conv", ["p", "W"], ["y"], name="conv")]
+        m = model(nodes, [init("W", np.ones((1, 1, 3, 3), np.float32))], [1, 5, 5])
+        run_ort(m, [rnd(1, 5, 5)])  # a valid model, only not circular padding
+        onnx.save(m, os.path.join(OUT, "bad", f"{label}.onnx"))
 
 
 class Residual(torch.nn.Module):

@@ -367,11 +367,14 @@ fn torch_circular_padding_folds_into_the_conv() {
 
 #[test]
 fn a_slice_concat_that_is_not_circular_padding_is_refused_by_name() {
-    let m = Model::load(golden("bad/concat_not_circular.onnx")).unwrap();
-    let s = m.summary(None).unwrap();
-    assert!(s.nodes.iter().filter(|n| n.op == "Slice" || n.op == "Concat").all(|n| !n.affine));
-    let e = err_text(m.affine_layers(None, &BlockOptions::default()).map(|_| ()));
-    assert!(e.contains("'head' (Slice) is not supported") && e.contains("circular"), "{e}");
+    // head and tail swapped, a tail short of the end, a step of 2, a Concat on another axis than the Slices'
+    for file in ["concat_not_circular", "concat_short_tail", "concat_step2", "concat_other_axis"] {
+        let m = Model::load(golden(&format!("bad/{file}.onnx"))).unwrap();
+        let s = m.summary(None).unwrap();
+        assert!(s.nodes.iter().filter(|n| n.op == "Slice" || n.op == "Concat").all(|n| !n.affine), "{file}");
+        let e = err_text(m.affine_layers(None, &BlockOptions::default()).map(|_| ()));
+        assert!(e.contains("'head' (Slice) is not supported") && e.contains("circular"), "{file}: {e}");
+    }
 }
 
 #[test]

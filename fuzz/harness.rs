@@ -12,7 +12,10 @@ use convmat_io::IoError;
 use convmat_io::{npz_keys, read_array, read_npz, read_safetensors, read_safetensors_layer, safetensors_layers};
 use convmat_numeric::{Overflow, QFormat, Rounding};
 use convmat_onnx::Model;
-use convmat_shape::{parse_layer, propagate, Geometry, Layer};
+use convmat_shape::{
+    parse_bytes, parse_counts, parse_dims, parse_layer, parse_range, parse_tolerance, propagate, split_sequential,
+    Geometry, Layer,
+};
 
 /// The readers take paths, as the CLI and Python do: each input is written to a file in a directory
 /// of this process (`$CONVMAT_FUZZ_DIR` or the temp dir), named `name`.
@@ -156,5 +159,42 @@ pub fn onnx(data: &[u8]) {
     let _ = model.summary(None);
     for name in model.node_names().into_iter().take(8) {
         let _ = model.conv_layer(name, None);
+    }
+}
+
+/// The typed text of the command line, each line through every parser: `--input-shape` (`parse_dims`),
+/// `--stride`/`--dilation`/`--output-padding` (`parse_counts`), `--rows` (`parse_range`),
+/// `--max-memory` (`parse_bytes`), `--tol` (`parse_tolerance`), and the whole text as one
+/// `Sequential(...)` (`split_sequential`) whose layers go to `parse_layer`. What is accepted must print
+/// back to the same value.
+pub fn args(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let join = |v: &[usize], sep: &str| v.iter().map(usize::to_string).collect::<Vec<_>>().join(sep);
+    for line in text.lines().take(16) {
+        if let Ok(dims) = parse_dims(line) {
+            assert!(!dims.is_empty() && !dims.contains(&0), "{line:?} gave {dims:?}");
+            assert!(count(&dims).is_some(), "{line:?} gave {dims:?}, whose product overflows");
+            assert_eq!(parse_dims(&join(&dims, "x")).as_ref(), Ok(&dims), "{line:?}");
+        }
+        if let Ok(counts) = parse_counts("--stride", line) {
+            assert_eq!(parse_counts("--stride", &join(&counts, ",")).as_ref(), Ok(&counts), "{line:?}");
+        }
+        if let Ok(rows) = parse_range("--rows", line) {
+            assert!(rows.start < rows.end, "{line:?} gave {rows:?}");
+            let printed = format!("{}..{}", rows.start, rows.end);
+            assert_eq!(parse_range("--rows", &printed), Ok(rows), "{line:?}");
+        }
+        if let Ok(bytes) = parse_bytes("--max-memory", line) {
+            assert_eq!(parse_bytes("--max-memory", &bytes.to_string()), Ok(bytes), "{line:?}");
+        }
+        if let Ok(tol) = parse_tolerance("--tol", line) {
+            assert!(tol >= 0.0, "{line:?} gave {tol}");
+            assert_eq!(parse_tolerance("--tol", &format!("{tol:e}")), Ok(tol), "{line:?}");
+        }
+    }
+    if let Ok(layers) = split_sequential(&[text]) {
+        for layer in layers.iter().take(16) {
+            let _ = parse_layer(layer);
+        }
     }
 }

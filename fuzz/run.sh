@@ -5,7 +5,7 @@ set -u
 cd "$(dirname "$0")"
 secs=${1:-600}
 shift || true
-targets=${*:-npy npz safetensors layer qformat onnx}
+targets=${*:-npy npz safetensors layer qformat onnx args}
 mkdir -p logs
 export RUSTC_BOOTSTRAP=1 CONVMAT_FUZZ_DIR=${CONVMAT_FUZZ_DIR:-/dev/shm}
 for t in $targets; do

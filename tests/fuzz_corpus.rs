@@ -57,3 +57,8 @@ fn qformat_corpus() {
 fn onnx_corpus() {
     replay("onnx", harness::onnx, 20);
 }
+
+#[test]
+fn args_corpus() {
+    replay("args", harness::args, 20);
+}

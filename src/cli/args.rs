@@ -4,15 +4,11 @@
 #[derive(Clone, Debug)]
 pub struct Dims(pub Vec<usize>);
 
-/// Parses `C,H,W` (also `CxHxW`): positive integers.
+/// Parses `C,H,W` (also `CxHxW`): positive integers (the library's [`parse_dims`]).
+///
+/// [`parse_dims`]: convmat_shape::parse_dims
 pub fn parse_shape(text: &str) -> Result<Dims, String> {
-    let parts: Vec<&str> = text.split([',', 'x']).map(str::trim).collect();
-    let bad = || format!("'{text}' is not a shape; expected comma-separated positive integers such as 3,32,32 (C,H,W)");
-    let dims: Vec<usize> = parts.iter().map(|p| p.parse::<usize>().map_err(|_| bad())).collect::<Result<_, _>>()?;
-    if dims.is_empty() || dims.contains(&0) {
-        return Err(bad());
-    }
-    Ok(Dims(dims))
+    convmat_shape::parse_dims(text).map(Dims).map_err(|e| e.to_string())
 }
 
 /// Shape as `1x32x32`.

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use convmat_io::{write_mtx, write_npy, write_sparse_npz, AtomicFile, Extra, NpyElement, SparseLayout, SparseParts};
 use convmat_matrix::{Affine, Conv, MatrixFormat, MatrixOptions};
@@ -99,40 +99,6 @@ fn parse_format(text: &str) -> Result<MatrixFormat, String> {
     text.parse().map_err(|e: convmat_shape::ShapeError| e.to_string())
 }
 
-pub fn parse_bytes(text: &str) -> Result<u64> {
-    let t = text.trim().to_ascii_uppercase();
-    let (num, mult) = match t.trim_end_matches('B').chars().last() {
-        Some('K') => (&t[..t.trim_end_matches('B').len() - 1], 1u64 << 10),
-        Some('M') => (&t[..t.trim_end_matches('B').len() - 1], 1 << 20),
-        Some('G') => (&t[..t.trim_end_matches('B').len() - 1], 1 << 30),
-        Some('T') => (&t[..t.trim_end_matches('B').len() - 1], 1 << 40),
-        _ => (t.trim_end_matches('B'), 1),
-    };
-    num.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|v| *v >= 0.0)
-        .map(|v| (v * mult as f64) as u64)
-        .with_context(|| format!("invalid --max-memory '{text}': expected bytes such as 8G, 512M or 1000000"))
-}
-
-/// MemAvailable from /proc/meminfo, when there is one.
-fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
-}
-
-fn parse_rows(text: &str) -> Result<std::ops::Range<usize>> {
-    let bad = || format!("invalid --rows '{text}': expected R0..R1 with R0 < R1, e.g. 0..1000");
-    let (a, b) = text.split_once("..").with_context(bad)?;
-    let (a, b) = (a.trim().parse::<usize>().ok().with_context(bad)?, b.trim().parse::<usize>().ok().with_context(bad)?);
-    if a >= b {
-        bail!(bad());
-    }
-    Ok(a..b)
-}
-
 pub fn run(args: BuildArgs) -> Result<()> {
     let ext = args.output.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
     if !matches!(ext.as_str(), "npz" | "npy" | "mtx") {
@@ -157,14 +123,14 @@ pub fn run(args: BuildArgs) -> Result<()> {
     };
     let mut opts = MatrixOptions::default().affine(affine).drop_zeros(args.drop_zeros);
     if let Some(r) = &args.rows {
-        opts = opts.rows(parse_rows(r)?);
+        opts = opts.rows(convmat_shape::parse_range("--rows", r)?);
     }
     // estimate before allocating: an upper bound of the bytes
     let est = resolved.estimate(format, dtype, &opts);
     let (rows, cols, estimate) = (est.rows, est.cols, est.bytes);
     let limit = match &args.max_memory {
-        Some(m) => Some(parse_bytes(m)?),
-        None => available_memory(),
+        Some(m) => Some(convmat_shape::parse_bytes("--max-memory", m)?),
+        None => convmat_matrix::available_memory(),
     };
     if let Some(limit) = limit.filter(|&l| estimate > l) {
         bail!(

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use convmat_matrix::{verify, ConvLayer};
+use convmat_matrix::{random_inputs, verify, ConvLayer, MatrixFormat, MatrixOptions};
 use convmat_numeric::{Dtype, Scalar, SeededRng};
 use serde::Serialize;
 
@@ -30,7 +30,7 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Largest acceptable relative error (default 1e-5 for f32, 1e-12 for f64).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_tol)]
     tol: Option<f64>,
     /// Print {layer, rows, cols, nnz, samples, max_error, max_relative_error} as JSON.
     #[arg(long)]
@@ -46,6 +46,10 @@ struct Report {
     samples: usize,
     max_error: f64,
     max_relative_error: f64,
+}
+
+fn parse_tol(text: &str) -> Result<f64, String> {
+    convmat_shape::parse_tolerance("--tol", text).map_err(|e| e.to_string())
 }
 
 pub fn run(args: CheckArgs) -> Result<()> {
@@ -78,15 +82,11 @@ pub fn run(args: CheckArgs) -> Result<()> {
     Ok(())
 }
 
-/// `samples` random inputs of one sample's length, uniform in [-1, 1).
-pub fn random_inputs<T: Scalar>(len: usize, samples: usize, rng: &mut SeededRng) -> Vec<Vec<T>> {
-    (0..samples).map(|_| (0..len).map(|_| T::from_f64(rng.uniform())).collect()).collect()
-}
-
 fn check<T: Scalar>(r: &ConvLayer, args: &CheckArgs) -> Result<Report> {
+    r.estimate(MatrixFormat::Csr, args.dtype, &MatrixOptions::default()).check_memory()?;
     let conv = r.conv::<T>()?;
     let a = conv.csr_with::<u32, usize>(&Default::default())?;
-    let xs = random_inputs(conv.cols(), args.samples.max(1), &mut SeededRng::new(args.seed));
+    let xs = random_inputs(conv.cols(), args.samples.max(1), &mut SeededRng::new(args.seed))?;
     let v = verify(&conv, &a, &xs)?;
     Ok(Report {
         layer: r.description(),

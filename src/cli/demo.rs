@@ -58,7 +58,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let a = conv.csr()?;
         let build_seconds = t.elapsed().as_secs_f64();
         // check A·x + b against direct convolution, in f64 on the same f32 values
-        let xs = super::check::random_inputs(conv.cols(), 1, &mut rng);
+        let xs = convmat_matrix::random_inputs(conv.cols(), 1, &mut rng)?;
         let max_error = convmat_matrix::verify(&conv, &a, &xs)?.max_error;
         let bytes = a.nnz() * 8 + (a.rows() + 1) * 4;
         rows.push(Row {

@@ -189,22 +189,18 @@ impl LayerArgs {
     /// The flags as the library's layer options (the weight and the input are checked against them
     /// by [`ConvLayer::new`]).
     fn options(&self, rank: usize) -> Result<LayerOptions> {
-        let list = |name: &str, text: &Option<String>| -> Result<Vec<usize>> {
-            let Some(text) = text else { return Ok(Vec::new()) };
-            text.split(',').map(|s| s.trim().parse::<usize>()).collect::<Result<_, _>>().map_err(|_| {
-                anyhow::anyhow!(
-                    "invalid --{name} '{text}': expected non-negative integers, one or one per spatial dim, comma separated"
-                )
-            })
+        let list = |param: &'static str, text: &Option<String>| match text {
+            Some(text) => convmat_shape::parse_counts(param, text),
+            None => Ok(Vec::new()),
         };
         let padding = match &self.padding {
             Some(p) => Padding::parse(p, rank)?,
             None => Padding::Valid,
         };
         let mut options = LayerOptions::new()
-            .with_stride(list("stride", &self.stride)?)
-            .with_dilation(list("dilation", &self.dilation)?)
-            .with_output_padding(list("output-padding", &self.output_padding)?)
+            .with_stride(list("--stride", &self.stride)?)
+            .with_dilation(list("--dilation", &self.dilation)?)
+            .with_output_padding(list("--output-padding", &self.output_padding)?)
             .with_groups(self.groups.unwrap_or(1))
             .with_padding(padding)
             .with_transposed(self.transposed);

@@ -52,3 +52,16 @@ pub fn ok(args: &[&str]) -> String {
     assert_eq!(code, 0, "{args:?} failed: {err}");
     out
 }
+
+/// Runs `convmat` and expects bad input's answer: exit code 2, nothing on stdout, one line on stderr
+/// holding every fragment, no panic.
+pub fn bad(args: &[&str], fragments: &[&str]) {
+    let (code, out, err) = convmat(args);
+    assert_eq!(code, 2, "{args:?}: exit {code}, stderr {err}");
+    assert!(out.is_empty(), "{args:?}: stdout {out}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: not one line: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{args:?}: {err}");
+    for f in fragments {
+        assert!(err.contains(f), "{args:?}: `{}` lacks `{f}`", err.trim_end());
+    }
+}

@@ -1,7 +1,7 @@
 //! The obviously-correct reference: convolution by nested loops over an explicitly padded input,
 //! independent of the tap map, for tests.
 
-use convmat_numeric::Scalar;
+use convmat_numeric::{Scalar, SeededRng};
 use convmat_shape::{Geometry, MAX_RANK};
 use sprs::{CsMatI, SpIndex};
 
@@ -22,6 +22,17 @@ impl Verification {
     pub fn relative_error(&self) -> f64 {
         self.max_error / self.max_reference.max(f64::MIN_POSITIVE)
     }
+}
+
+/// `samples` random inputs of `len` values each, uniform in `[-1, 1)`, drawn from `rng` (what
+/// `convmat check` compares a matrix on).
+///
+/// # Errors
+/// [`MatrixError::Memory`] when `samples × len` values would not fit in the memory available.
+pub fn random_inputs<T: Scalar>(len: usize, samples: usize, rng: &mut SeededRng) -> Result<Vec<Vec<T>>, MatrixError> {
+    let count = len.saturating_mul(samples);
+    crate::check_memory(|| format!("{samples} random inputs of {len} values"), count, std::mem::size_of::<T>())?;
+    Ok((0..samples).map(|_| (0..len).map(|_| T::from_f64(rng.uniform())).collect()).collect())
 }
 
 /// Checks a built sparse matrix (rows in CSR order) against direct convolution: `A·x + b` against

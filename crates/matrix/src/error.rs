@@ -99,4 +99,14 @@ pub enum MatrixError {
         /// What breaks the structure.
         reason: String,
     },
+    /// A buffer the input asks for that the memory cannot hold.
+    #[error("{what}: about {bytes} bytes, more than the {available} bytes of memory available")]
+    Memory {
+        /// What would be allocated, with the count asked for.
+        what: String,
+        /// Its size (at least this many, when the count overflows).
+        bytes: u128,
+        /// The memory available ([`available_memory`](crate::available_memory)).
+        available: u64,
+    },
 }

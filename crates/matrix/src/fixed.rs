@@ -195,6 +195,7 @@ impl FixedConv {
                 got: x.shape().to_vec(),
             });
         }
+        self.raw.check_batch_memory(x.nrows())?;
         match accumulation {
             Accumulation::Full => self.apply_full(x),
             Accumulation::Narrow { format, rounding, overflow } => self.apply_narrow(x, format, rounding, overflow),

@@ -21,7 +21,9 @@
 //!   layers (any stride dividing the grid) as block-circulant operators applied by FFT;
 //! - [`FixedConv`]: fixed-point convolution bit-exact with MATLAB `fi` (full precision, or a narrow
 //!   accumulator), through unfold + exact GEMM;
-//! - [`direct_conv`]: the obviously-correct loop reference.
+//! - [`direct_conv`]: the obviously-correct loop reference;
+//! - [`ConvLayer::estimate`] and [`available_memory`]: the bytes a build allocates, checked by the front
+//!   ends against the memory there is before building.
 //!
 //! Generic over the scalar ([`convmat_numeric::Scalar`]: `f32`, `f64`, raw fixed-point integers).
 //!
@@ -57,6 +59,7 @@ mod gemm;
 mod grad;
 mod layer;
 mod op;
+mod memory;
 mod operator;
 mod resolved;
 mod unfold;
@@ -64,7 +67,7 @@ mod unfold;
 pub use apply::{Applied, ApplyOptions, Output};
 pub use build::{Affine, MatrixOptions};
 pub use circulant::{cconv, cconv_matrix, Circulant};
-pub use direct::{direct_conv, verify, Verification};
+pub use direct::{direct_conv, random_inputs, verify, Verification};
 pub use error::MatrixError;
 pub use fixed::{Accumulation, FixedConv, FixedOutput};
 pub use flip::{convmtx2, flip_kernel};
@@ -72,6 +75,7 @@ pub use gemm::Float;
 pub use grad::KernelGrad;
 pub use layer::Conv;
 pub use op::{Operator, OperatorPath};
+pub use memory::{available_memory, check_memory};
 pub use resolved::{ConvLayer, Estimate, MatrixFormat};
 pub use rustfft::num_complex::Complex64;
 pub use unfold::{fold, fold_into, unfold, unfold_into};

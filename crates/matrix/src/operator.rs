@@ -41,11 +41,21 @@ impl<T: Scalar> Conv<T> {
     }
 
     pub(crate) fn check_batch(&self, what: &'static str, x: ArrayView2<'_, T>, cols: usize) -> Result<(), MatrixError> {
-        if x.ncols() == cols {
-            Ok(())
-        } else {
-            Err(MatrixError::Dimension { what, expected: format!("(batch, {cols})"), got: x.shape().to_vec() })
+        if x.ncols() != cols {
+            return Err(MatrixError::Dimension { what, expected: format!("(batch, {cols})"), got: x.shape().to_vec() });
         }
+        self.check_batch_memory(x.nrows())
+    }
+
+    /// Refuses a batch of `n` whose output (with the input, a lower bound of what any path holds)
+    /// does not fit in the memory available: an output sized by a huge padding is never allocated.
+    pub(crate) fn check_batch_memory(&self, n: usize) -> Result<(), MatrixError> {
+        let (rows, cols) = (self.rows(), self.cols());
+        crate::check_memory(
+            || format!("a batch of {n} through the {rows} x {cols} operator (input and output)"),
+            n.saturating_mul(rows.saturating_add(cols)),
+            std::mem::size_of::<T>(),
+        )
     }
 
     /// The matching convolution applied to a batch over the grid: per window, the patch the kernel

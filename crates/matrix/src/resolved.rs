@@ -74,6 +74,22 @@ pub struct Estimate {
     pub bytes: u64,
 }
 
+impl Estimate {
+    /// Refuses a build of this estimate beyond the memory available ([`crate::available_memory`]), before
+    /// anything is allocated.
+    ///
+    /// # Errors
+    /// [`MatrixError::Memory`], naming the matrix, the bytes and the limit.
+    pub fn check_memory(&self) -> Result<(), MatrixError> {
+        let (rows, cols) = (self.rows, self.cols);
+        crate::check_memory(
+            || format!("the {rows} x {cols} matrix"),
+            usize::try_from(self.bytes).unwrap_or(usize::MAX),
+            1,
+        )
+    }
+}
+
 /// A convolution layer with its weights, resolved on one input shape: the geometry (every shape checked
 /// against the others), the weight in PyTorch's layout (already flipped for a true convolution) and the
 /// bias, all as `f64` as read.

@@ -177,6 +177,7 @@ impl<T: Float> Conv<T> {
         };
         let x = batch_view(x, in_ch, in_spatial, "input")?;
         let n = x.len_of(Axis(0));
+        self.check_batch_memory(n)?;
         let x = x.as_standard_layout();
         let mut y = vec![T::ZERO; n * self.rows()];
         Operator::new(self).apply(x.as_slice().expect("standard layout"), &mut y)?;

@@ -11,6 +11,9 @@
 //! - [`RowMajor`]: flat index encode/decode, exactly `torch.flatten` of one sample.
 //! - Shape chains: [`parse_layer`] reads PyTorch constructor expressions and [`propagate`] pushes a
 //!   sample shape through Conv / ConvTranspose / pooling / adaptive pooling / Flatten / Linear layers.
+//! - Typed text: [`parse_dims`] (`3,32,32`), [`parse_counts`] (`2,1`), [`parse_range`] (`0..1000`) and
+//!   [`parse_bytes`] (`8G`), [`parse_tolerance`] (`1e-5`), the values the command line takes, with checked arithmetic and a
+//!   [`TextError`] naming the text and what is valid.
 //!
 //! Depends on nothing heavier than `thiserror`.
 //!
@@ -48,6 +51,7 @@ mod parse;
 mod sequential;
 mod spec;
 mod taps;
+mod text;
 
 pub use chain::{parse_layer, propagate, Layer, LayerShape, PoolKind, PoolSpec};
 pub use error::{ChainError, ParseError, ShapeError};
@@ -57,3 +61,4 @@ pub use options::LayerOptions;
 pub use sequential::split_sequential;
 pub use spec::{ConvSpec, Padding, PaddingMode, TrueConvShape, MAX_RANK};
 pub use taps::{AxisTaps, TapGroups, TapMap};
+pub use text::{parse_bytes, parse_counts, parse_dims, parse_range, parse_tolerance, TextError, TextProblem};

@@ -162,13 +162,10 @@ impl Padding {
                 2 * rank
             ),
         };
-        let vals: Vec<usize> = t
-            .trim_matches(|c| c == '(' || c == ')' || c == '[' || c == ']')
-            .split(',')
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<usize>().map_err(|_| invalid()))
-            .collect::<Result<_, _>>()?;
+        let inner = t.trim_matches(|c| c == '(' || c == ')' || c == '[' || c == ']').trim_end();
+        // one trailing comma as in Python's `(1,)`; an empty part elsewhere (`1,,2`) is a typo
+        let inner = inner.strip_suffix(',').unwrap_or(inner);
+        let vals = crate::parse_counts("padding", inner).map_err(|_| invalid())?;
         match vals.len() {
             1 => Ok(Self::uniform(vals[0])),
             n if n == rank => Ok(Self::symmetric(vals)),
@@ -337,7 +334,8 @@ impl ConvSpec {
     /// `(C_in, C_out/groups, *k)` for a transposed one. The rank is `weight_shape.len() - 2`.
     ///
     /// # Errors
-    /// A weight with fewer than 3 or more than 5 dimensions, or a zero dimension.
+    /// A weight with fewer than 3 or more than 5 dimensions, a zero dimension, or `groups` so large
+    /// that the channel count `groups × weight_shape[1]` overflows.
     pub fn from_weight_shape(weight_shape: &[usize], groups: usize, transposed: bool) -> Result<Self, ShapeError> {
         if !(3..=MAX_RANK + 2).contains(&weight_shape.len()) {
             return Err(ShapeError::Invalid {
@@ -356,10 +354,20 @@ impl ConvSpec {
         let rank = weight_shape.len() - 2;
         let k = &weight_shape[2..];
         let g = groups.max(1);
+        // the weight's dimension 1 holds channels per group: the layer's channels are g times it
+        let channels = weight_shape[1].checked_mul(g).ok_or_else(|| ShapeError::Invalid {
+            param: "groups",
+            value: groups.to_string(),
+            valid: format!(
+                "groups times the weight's dimension 1 ({}) is more channels than fit in usize; groups divides \
+                 the channel counts",
+                weight_shape[1]
+            ),
+        })?;
         Ok(if transposed {
-            Self::new_transposed(rank, weight_shape[0], weight_shape[1] * g, k).with_groups(groups)
+            Self::new_transposed(rank, weight_shape[0], channels, k).with_groups(groups)
         } else {
-            Self::new(rank, weight_shape[1] * g, weight_shape[0], k).with_groups(groups)
+            Self::new(rank, channels, weight_shape[0], k).with_groups(groups)
         })
     }
 

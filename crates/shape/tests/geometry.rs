@@ -307,6 +307,11 @@ fn padding_parse_cases() {
         ("1,2,3", 2, Err("expected 'same'")),
         ("-1", 2, Err("invalid padding '-1'")),
         ("x", 1, Err("2 ints (ONNX pads")),
+        ("(1,)", 2, Ok(Padding::uniform(1))),
+        ("(1, 2)", 2, Ok(Padding::symmetric([1, 2]))),
+        ("1,,2", 2, Err("invalid padding '1,,2'")),
+        (",1", 1, Err("invalid padding ',1'")),
+        ("99999999999999999999", 1, Err("one non-negative int")),
     ];
     for (text, rank, expect) in cases {
         match (Padding::parse(text, *rank), expect) {

@@ -123,3 +123,16 @@ fn asymmetric_padding_prints_as_an_expression_that_reads_back() {
     let spec = ConvSpec::new(2, 1, 1, [3]).with_padding(convmat_shape::Padding::onnx(vec![1, 2]).unwrap());
     assert_eq!(spec.to_string(), "Conv2d(1, 1, 3, padding=(1, 1, 2, 2))");
 }
+
+#[test]
+fn groups_whose_channel_count_overflows_are_an_error() {
+    // found by the CLI sweep: `convmat build --groups 18446744073709551615` multiplied in from_weight_shape
+    for transposed in [false, true] {
+        let e = ConvSpec::from_weight_shape(&[4, 3, 3, 3], usize::MAX, transposed).unwrap_err();
+        assert!(matches!(e, ShapeError::Invalid { param: "groups", .. }), "{e}");
+        assert!(e.to_string().contains(&usize::MAX.to_string()), "{e}");
+    }
+    // a weight of one channel per group takes any groups; the layer then refuses what does not divide
+    let spec = ConvSpec::from_weight_shape(&[4, 1, 3, 3], usize::MAX, false).unwrap();
+    assert!(spec.validate().is_err());
+}

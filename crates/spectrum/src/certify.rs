@@ -157,12 +157,14 @@ pub(crate) fn embedding_grids(conv: &Conv<f64>, grids: usize) -> Option<Vec<Conv
 /// none (reflect or replicate padding, or a circular layer whose strided windows wrap around).
 ///
 /// # Errors
-/// `count` beyond `min(rows, cols)`.
+/// `count` beyond `min(rows, cols)`; a layer whose vectors do not fit in the memory available.
 pub fn interlacing_upper_bounds(conv: &Conv<f64>, count: usize) -> Result<Option<Vec<f64>>, SpectrumError> {
     let max = conv.rows().min(conv.cols());
     if count == 0 || count > max {
         return Err(SpectrumError::TooMany { k: count, max });
     }
+    // the embeddings' spectra (complex, on grids at least the layer's): more than two vectors
+    crate::check_working_set(conv, 2)?;
     let Some(grids) = embedding_grids(conv, GRIDS) else { return Ok(None) };
     let mut best = vec![f64::INFINITY; count];
     for c in &grids {

@@ -94,7 +94,7 @@ pub(crate) fn start_vector(conv: &Conv<f64>, start: Start) -> (Vec<f64>, &'stati
 }
 
 /// The block size for `k > 1` values: repeated singular values up to this multiplicity are all found.
-fn block_size(k: usize) -> usize {
+pub(crate) fn block_size(k: usize) -> usize {
     k.clamp(2, 32)
 }
 

@@ -249,10 +249,25 @@ pub struct Spectrum {
     pub upper_bounds: Vec<f64>,
 }
 
+/// Refuses a layer whose vectors do not fit in memory before any is allocated: `vectors` f64 vectors
+/// of length `rows + cols` (a lower bound of what each method keeps), checked against the memory
+/// available ([`convmat_matrix::check_memory`]).
+pub(crate) fn check_working_set(conv: &Conv<f64>, vectors: usize) -> Result<(), SpectrumError> {
+    let (rows, cols) = (conv.rows(), conv.cols());
+    let count = rows.saturating_add(cols).saturating_mul(vectors);
+    convmat_matrix::check_memory(
+        || format!("{vectors} vectors of the {rows} x {cols} matrix's rows and columns"),
+        count,
+        std::mem::size_of::<f64>(),
+    )?;
+    Ok(())
+}
+
 /// Singular values of a layer, choosing the method as asked (see [`Method::Auto`]).
 ///
 /// # Errors
-/// A method that does not apply; a dense SVD too large; `Top(k)` beyond `min(rows, cols)`.
+/// A method that does not apply; a dense SVD too large; `Top(k)` beyond `min(rows, cols)`; a layer
+/// whose vectors do not fit in the memory available.
 pub fn singular_values(
     conv: &Conv<f64>,
     request: Request,
@@ -276,6 +291,11 @@ pub fn singular_values(
         Method::Auto => Method::Lanczos,
         m => m,
     };
+    if method != Method::Dense {
+        // Lanczos's first block (v, w, z and the two bases), and more than the FFT route's spectra
+        // (the dense route has its own limit, and a message that says what to ask for instead)
+        check_working_set(conv, 3 * if k == 1 { 2 } else { lanczos::block_size(k) })?;
+    }
     let circular_upper_bound = circular_upper_bound(conv);
     if method == Method::Lanczos && request == Request::Norm {
         let n = certified_norm(conv, tol)?;

@@ -81,10 +81,10 @@ impl ConvLayer {
     /// use convmat_numeric::Dtype;
     /// use convmat_shape::LayerOptions;
     ///
-    /// // Conv1d(1, 1, 2) with weights [0.5, 0.25] on [1, 0.75, -1]
+    /// // Conv1d(1, 1, 2) with weights [0.5, 0.25] on [0.5, 0.75, -1]
     /// let layer = ConvLayer::new(&[1, 1, 2], vec![0.5, 0.25], None, &[1, 3], &LayerOptions::default())?;
-    /// let y = layer.apply(&[1.0, 0.75, -1.0], 1, &ApplyOptions::new("q1.7".parse::<Dtype>()?))?;
-    /// assert_eq!(y.values, Applied::F64(vec![0.6875, 0.125]));
+    /// let y = layer.apply(&[0.5, 0.75, -1.0], 1, &ApplyOptions::new("q1.7".parse::<Dtype>()?))?;
+    /// assert_eq!(y.values, Applied::F64(vec![0.4375, 0.125]));
     /// assert_eq!((y.shape, y.format.as_str()), (vec![1, 1, 2], "q3.14"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use convmat_io::{write_npy, AtomicFile};
 use convmat_matrix::Conv;
-use convmat_spectrum::{interlacing_upper_bounds, singular_values, Certificate, Method, Request};
+use convmat_spectrum::{interlacing_upper_bounds, singular_values, Certificate, Method, Request, StartVector};
 use serde::Serialize;
 
 use super::layer::LayerArgs;
@@ -137,12 +137,12 @@ pub fn run(args: SvdArgs) -> Result<()> {
             let s = singular_values(&conv, request, method, args.tol)?;
             Report {
                 layer: r.description(),
-                method: s.method,
+                method: s.method.as_str(),
                 count: s.values.len(),
                 values: s.values,
                 iterations: s.iterations,
                 residual: s.residual,
-                start: s.start,
+                start: s.start.map(StartVector::as_str),
                 circular_upper_bound: s.circular_upper_bound,
                 lower: s.lower,
                 upper: s.upper,

@@ -80,10 +80,10 @@ pub fn singular_values<'py>(
         interruptible(py, move || convmat_spectrum::singular_values(&conv, request, method, tol).map_err(msg))?;
     let d = PyDict::new(py);
     d.set_item("values", numpy::IntoPyArray::into_pyarray(s.values, py))?;
-    d.set_item("method", s.method)?;
+    d.set_item("method", s.method.as_str())?;
     d.set_item("iterations", s.iterations)?;
     d.set_item("residual", s.residual)?;
-    d.set_item("start", s.start)?;
+    d.set_item("start", s.start.map(|s| s.as_str()))?;
     d.set_item("circular_upper_bound", s.circular_upper_bound)?;
     d.set_item("lower", s.lower)?;
     d.set_item("upper", s.upper)?;

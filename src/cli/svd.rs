@@ -7,10 +7,13 @@ use anyhow::{bail, Result};
 use clap::Args;
 use convmat_io::{write_npy, AtomicFile};
 use convmat_matrix::Conv;
-use convmat_spectrum::{interlacing_upper_bounds, singular_values, Certificate, Method, Request, StartVector};
+use convmat_spectrum::{
+    interlacing_upper_bounds_with, singular_values_with, Certificate, Method, Request, StartVector,
+};
 use serde::Serialize;
 
 use super::layer::LayerArgs;
+use super::watch::Watch;
 
 /// Singular values of a layer's matrix: exact by FFT for circular padding, Lanczos or dense otherwise.
 #[derive(Debug, Args)]
@@ -77,6 +80,9 @@ pub struct SvdArgs {
     /// upper, certificate, cluster, upper_bounds, seconds} as JSON.
     #[arg(long)]
     json: bool,
+    /// No progress line on stderr (shown on a terminal otherwise, without --json).
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Serialize)]
@@ -118,9 +124,11 @@ pub fn run(args: SvdArgs) -> Result<()> {
     // the spectrum is A's: the bias plays no part
     let conv = Conv::new(r.geometry().clone(), r.weight().to_vec(), None)?;
     let t = Instant::now();
+    let watch = Watch::new(!args.quiet && !args.json)?;
     let bounds = if args.bounds {
         let all = conv.rows().min(conv.cols());
-        let b = interlacing_upper_bounds(&conv, all)?;
+        watch.stage("interlacing bounds");
+        let b = watch.run(|m| interlacing_upper_bounds_with(&conv, all, m))?;
         if b.is_none() && request.is_none() {
             bail!(
                 "no interlacing bounds for {}: only zero padding (any stride, dilation, groups, transposed) and \
@@ -134,7 +142,12 @@ pub fn run(args: SvdArgs) -> Result<()> {
     };
     let report = match request {
         Some(request) => {
-            let s = singular_values(&conv, request, method, args.tol)?;
+            watch.stage(match request {
+                Request::Norm => "spectral norm",
+                _ => "singular values",
+            });
+            let s = watch.run(|m| singular_values_with(&conv, request, method, args.tol, m))?;
+            watch.finish();
             Report {
                 layer: r.description(),
                 method: s.method.as_str(),

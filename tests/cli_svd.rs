@@ -40,3 +40,58 @@ fn ctrl_c_stops_a_long_svd_with_130_and_writes_nothing() {
     // stopped between steps: a step of this layer takes well under a second, even unoptimised
     assert!(waited < Duration::from_secs(20), "took {waited:?} to stop");
 }
+
+fn golden(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/onnx/tests/golden").join(name).display().to_string()
+}
+
+/// The whole-network view on the exported torch models: each layer's interval holds the norm of the
+/// block's matrix as onnxruntime computes it (xtask/oracle/network_norms.py, float32, so 1e-6 relative),
+/// and the product of the upper bounds is reported.
+#[test]
+fn network_view_brackets_every_layer_of_the_onnx_goldens() {
+    let oracle: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(golden("network_norms.json")).unwrap()).unwrap();
+    for model in ["torch_cnn", "torch_transpose"] {
+        let out = common::ok(&["svd", "--weights", &golden(&format!("{model}.onnx")), "--json"]);
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let layers = r["layers"].as_array().unwrap();
+        let expect = oracle[model]["blocks"].as_array().unwrap();
+        assert_eq!(layers.len(), expect.len(), "{model}: layers");
+        let mut product = 1.0;
+        for (got, want) in layers.iter().zip(expect) {
+            let name = want["name"].as_str().unwrap();
+            assert_eq!(got["name"], want["name"], "{model}");
+            assert_eq!((&got["rows"], &got["cols"]), (&want["rows"], &want["cols"]), "{model} {name}");
+            let s = want["sigma1"].as_f64().unwrap();
+            let (lo, up) = (got["lower"].as_f64().unwrap(), got["upper"].as_f64().unwrap());
+            assert!(lo <= s * (1.0 + 1e-6) && s * (1.0 - 1e-6) <= up, "{model} {name}: {s} not in [{lo}, {up}]");
+            assert!(lo <= up, "{model} {name}");
+            product *= up;
+        }
+        let p = r["product_upper"].as_f64().unwrap();
+        assert!((p - product).abs() <= 1e-12 * product, "{model}: product {p} vs {product}");
+        let want = oracle[model]["product"].as_f64().unwrap();
+        assert!((p - want).abs() <= 1e-5 * want, "{model}: product {p} vs oracle {want}");
+        assert!(r["product_lower"].as_f64().unwrap() <= p);
+        assert_eq!(r["not_one_lipschitz"], serde_json::json!([]), "{model}: ReLU, 2x2 MaxPool, Tanh are 1-Lipschitz");
+    }
+    let human = common::ok(&["svd", "--weights", &golden("torch_cnn.onnx")]);
+    for text in ["/conv1/Conv", "/fc2/Gemm", "product of the upper bounds", "NOT a lower bound", "largest layer norm"] {
+        assert!(human.contains(text), "{text}: {human}");
+    }
+}
+
+#[test]
+fn network_view_refuses_what_it_does_not_compute() {
+    let model = golden("torch_cnn.onnx");
+    for extra in
+        [&["--top", "3"][..], &["--all"], &["--bounds"], &["-o", "S.npy"], &["--method", "fft"], &["--padding", "1"]]
+    {
+        let mut args = vec!["svd", "--weights", &model];
+        args.extend_from_slice(extra);
+        let (code, out, err) = common::convmat(&args);
+        assert_eq!(code, 2, "{extra:?}: {err}");
+        assert!(out.is_empty() && err.trim().lines().count() == 1, "{extra:?}: {err}");
+    }
+}

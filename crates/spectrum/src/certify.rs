@@ -54,6 +54,10 @@ pub enum Certificate {
     /// No embedding exists (reflect / replicate padding): the value lies within its residual of a
     /// singular value and `lower` is a Rayleigh quotient, but nothing bounds `σ_1` from above.
     ResidualOnly,
+    /// An explicit matrix too large for a dense SVD ([`sparse_norm`](crate::sparse_norm)): `lower` is
+    /// a Rayleigh quotient of power iteration, `upper` the norm inequality
+    /// `σ_1 <= min(||A||_F, sqrt(||A||_1 ||A||_∞))` (valid, usually loose).
+    Inequality,
 }
 
 impl Certificate {
@@ -64,6 +68,7 @@ impl Certificate {
             Self::KatoTemple => "kato-temple",
             Self::Interlacing => "interlacing",
             Self::ResidualOnly => "residual-only",
+            Self::Inequality => "norm-inequality",
         }
     }
 }
@@ -377,7 +382,10 @@ pub fn certified_norm_with(
             let wm = faer::MatMut::from_column_major_slice_mut(&mut w, rows, b);
             faer::linalg::matmul::matmul(wm, Accum::Add, prev, d.transpose(), -1.0, Par::rayon(0));
         }
+        // a block step is several products: look at the flag between them too
+        monitor.check()?;
         orthogonalize_block(&us, rows, &mut w);
+        monitor.check()?;
         let (u, r) = qr(&w, rows)?;
         us.extend_from_slice(&u);
         // Z = Aᵀ U_j - V_j R_jᵀ, reorthogonalised, = V_{j+1} D_j
@@ -386,6 +394,7 @@ pub fn certified_norm_with(
         faer::linalg::matmul::matmul(zm, Accum::Add, vm, r.transpose(), -1.0, Par::rayon(0));
         max_r = max_r.max(r.norm_l2());
         diag.push(r);
+        monitor.check()?;
         orthogonalize_block(&vs, cols, &mut z);
         let (next, d) = qr(&z, cols)?;
         let dnorm = d.norm_l2();

@@ -177,7 +177,10 @@ fn block_bidiagonalize(
             let wm = MatMut::from_column_major_slice_mut(&mut w, rows, b);
             faer::linalg::matmul::matmul(wm, Accum::Add, prev, d.transpose(), -1.0, Par::rayon(0));
         }
+        // a block step is several products: look at the flag between them too
+        monitor.check()?;
         orthogonalize_block(&us, rows, &mut w);
+        monitor.check()?;
         let (u, r) = qr(&w, rows)?;
         us.extend_from_slice(&u);
         // Z = Aᵀ U_j - V_j R_jᵀ, reorthogonalised, = V_{j+1} D_j
@@ -185,6 +188,7 @@ fn block_bidiagonalize(
         let zm = MatMut::from_column_major_slice_mut(&mut z, cols, b);
         faer::linalg::matmul::matmul(zm, Accum::Add, vm, r.transpose(), -1.0, Par::rayon(0));
         diag.push(r);
+        monitor.check()?;
         orthogonalize_block(&vs, cols, &mut z);
         let (next, d) = qr(&z, cols)?;
         upper.push(d);

@@ -41,6 +41,7 @@ mod certify;
 mod lanczos;
 mod monitor;
 mod op;
+mod sparse;
 mod start;
 
 pub use certify::{
@@ -49,6 +50,7 @@ pub use certify::{
 };
 pub use lanczos::{lanczos, lanczos_from, lanczos_with, LanczosResult, Start, StartVector};
 pub use monitor::{Monitor, Progress};
+pub use sparse::{sparse_norm, CsrRef, SPARSE_DENSE_LIMIT};
 
 use convmat_matrix::{Circulant, Conv};
 use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
@@ -87,6 +89,16 @@ pub enum SpectrumError {
     /// The SVD of a block failed to converge.
     #[error("the SVD did not converge")]
     Svd,
+    /// Arrays that are not a CSR matrix of the stated shape.
+    #[error("not a CSR matrix of {rows} x {cols} with {nnz} entries: offsets must rise from 0 to nnz, columns be below {cols}")]
+    BadSparse {
+        /// Rows stated.
+        rows: usize,
+        /// Columns stated.
+        cols: usize,
+        /// Entries given.
+        nnz: usize,
+    },
     /// The caller's [`Monitor`] asked the run to stop.
     #[error("cancelled before the singular values were found")]
     Cancelled,

@@ -26,6 +26,13 @@ MODELS = {
         ("/fc1/Gemm", "/Relu_1_output_0", "/bn3/BatchNormalization_output_0"),
         ("/fc2/Gemm", "/Relu_2_output_0", "y"),
     ]),
+    # convolutions above convmat's dense limit (4M entries): certified matrix-free, BatchNorm folded into the
+    # weights (exported in training mode so that BatchNormalization stays a node of its own)
+    "torch_wide": ([4, 24, 24], [
+        ("/conv1/Conv", "x", "/bn1/BatchNormalization_output_0"),
+        ("/conv2/Conv", "/Relu_output_0", "/bn2/BatchNormalization_output_0"),
+        ("/fc/Gemm", "/Flatten_output_0", "y"),
+    ]),
     "torch_transpose": ([2, 7, 7], [
         ("/conv/Conv", "x", "/conv/Conv_output_0"),
         ("/up/ConvTranspose", "/Tanh_output_0", "/bn/BatchNormalization_output_0"),
@@ -57,8 +64,42 @@ def block_matrix(path, value_in, value_out, shape_in):
         return cols.T.astype(np.float64)
 
 
+def export_wide(path):
+    """A CNN whose two convolutions are larger than convmat's dense limit, BatchNorm kept as nodes."""
+    import torch
+
+    torch.manual_seed(18)
+
+    class Wide(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(4, 8, 3, padding=1)
+            self.bn1 = torch.nn.BatchNorm2d(8)
+            self.conv2 = torch.nn.Conv2d(8, 8, 3, padding=1)
+            self.bn2 = torch.nn.BatchNorm2d(8)
+            self.fc = torch.nn.Linear(8 * 6 * 6, 10)
+
+        def forward(self, x):
+            x = torch.relu(self.bn1(self.conv1(x)))
+            x = torch.relu(self.bn2(self.conv2(x)))
+            x = torch.nn.functional.max_pool2d(x, 4)
+            return self.fc(torch.flatten(x, 1))
+
+    net = Wide()
+    g = torch.Generator().manual_seed(5)
+    for bn in (net.bn1, net.bn2):
+        bn.running_mean.copy_(torch.randn(8, generator=g) * 0.3)
+        bn.running_var.copy_(torch.rand(8, generator=g) + 0.5)
+        bn.weight.data.copy_(torch.randn(8, generator=g))
+    net.eval()
+    torch.onnx.export(net, torch.randn(1, 4, 24, 24), path, dynamo=False, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+
+
 def main():
     out = {}
+    export_wide(os.path.join(GOLDEN, "torch_wide.onnx"))
     for name, (input_shape, blocks) in MODELS.items():
         path = os.path.join(GOLDEN, f"{name}.onnx")
         sh = shapes(path, input_shape, [b[1] for b in blocks])

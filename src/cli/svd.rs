@@ -35,9 +35,20 @@ these for every j, the minimum over 4 grids); once they separate the top cluster
 residuals bound σ₁ from above (kato-temple). Reflect/replicate padding embed in no circulant: only
 the residual statement holds (residual-only, no upper bound).
 
+Whole network: --weights MODEL.onnx without --layer gives every affine layer's norm as an interval
+(lower, upper, certificate) and the product of the upper bounds, an upper bound of the network's
+Lipschitz constant when the nonlinearities between the layers are 1-Lipschitz (AutoLip). The product
+of the lower bounds is NOT a lower bound of the network's constant.
+
+Long runs show progress on stderr on a terminal (not with --quiet or --json); Ctrl-C stops them between
+steps: exit code 130, one line, no output file.
+
 Examples:
   # the Lipschitz constant of a layer, certified to a relative width of 1e-6
   convmat svd --weight w.npy --input-shape 64,56,56 --padding 1 --norm --tol 1e-6 --json
+
+  # every layer of an ONNX model: norm intervals and the AutoLip product
+  convmat svd --weights model.onnx --tol 1e-6
 
   # interlacing upper bounds of every singular value
   convmat svd --weight w.npy --input-shape 16,32,32 --padding 1 --bounds -o bounds.npy

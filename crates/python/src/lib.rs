@@ -11,6 +11,7 @@
 
 mod layer;
 mod matrix;
+mod onnx;
 mod operator;
 mod spectrum;
 mod tools;
@@ -62,8 +63,10 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ConvmatError", m.py().get_type::<ConvmatError>())?;
     m.add_class::<layer::Layer>()?;
     m.add_class::<operator::Operator>()?;
+    m.add_class::<onnx::OnnxModel>()?;
     m.add_function(wrap_pyfunction!(matrix::matrix, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::bias_vector, m)?)?;
+    m.add_function(wrap_pyfunction!(matrix::estimate, m)?)?;
     m.add_function(wrap_pyfunction!(spectrum::singular_values, m)?)?;
     m.add_function(wrap_pyfunction!(tools::apply, m)?)?;
     m.add_function(wrap_pyfunction!(tools::shapes, m)?)?;

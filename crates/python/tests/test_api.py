@@ -175,6 +175,27 @@ def test_cconv_matches_numpy():
     np.testing.assert_allclose(convmat.cconv(a, b, n), want, atol=1e-12)
 
 
+def unaligned(a):
+    """The same float64 values in a buffer at an odd address (as np.frombuffer at an offset, or pickle
+    protocol 5 buffers as Dask ships arrays, give them)."""
+    raw = bytearray(a.size * 8 + 1)
+    out = np.frombuffer(raw, dtype=np.float64, count=a.size, offset=1).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned
+    return out
+
+
+def test_unaligned_arrays_are_read():
+    w = np.arange(2 * 3 * 3 * 3, dtype=np.float64).reshape(2, 3, 3, 3) / 7
+    layer = convmat.Conv(unaligned(w), bias=unaligned(np.array([0.5, -1.0])), padding=1)
+    want = convmat.Conv(w, bias=[0.5, -1.0], padding=1)
+    assert (convmat.matrix(layer, (3, 5, 5)) != convmat.matrix(want, (3, 5, 5))).nnz == 0
+    x = np.linspace(-1, 1, 75).reshape(3, 5, 5)
+    np.testing.assert_array_equal(convmat.apply(layer, unaligned(x)), convmat.apply(want, x))
+    op = convmat.operator(want, (3, 5, 5))
+    np.testing.assert_array_equal(op @ unaligned(x.ravel()), op @ x.ravel())
+
+
 def test_gil_is_released_during_builds():
     layer = convmat.Conv(np.ones((32, 32, 3, 3)), padding=1)
     ticks = []

@@ -8,12 +8,16 @@ does:
 
 - :func:`matrix`: ``A`` as ``scipy.sparse.csr_array`` / ``csc_array`` or a dense ``numpy.ndarray``,
   in float32, float64 or fixed point (stored integers);
-- :func:`bias_vector`: ``b``;
+- :func:`bias_vector`: ``b``; :func:`estimate`: its size before building it;
 - :func:`operator`: a ``scipy.sparse.linalg.LinearOperator`` applying ``A`` and ``A.T`` in Rust,
   for layers whose matrix does not fit in memory;
 - :func:`singular_values`, :func:`spectral_norm`: the spectrum and the Lipschitz constant;
 - :func:`apply`: the layer on a batch, in float or fixed point bit-exact with MATLAB ``fi``;
-- :func:`shapes`: output shapes through a chain of PyTorch layers; :func:`cconv`: MATLAB's ``cconv``.
+- :func:`shapes`: output shapes through a chain of PyTorch layers; :func:`cconv`: MATLAB's ``cconv``;
+- :mod:`convmat.onnx`: ONNX models in -- every node listed, every affine block's exact matrix with
+  BatchNorm folded (``convmat.onnx.load(path).affine_layers()``);
+- :mod:`convmat.dask` (the extra ``convmat[dask]``): a matrix too large for one machine built as row
+  shards by the workers of a Dask cluster.
 
 Bad input raises :class:`ConvmatError` (a ``ValueError``) with one line saying what is wrong.
 
@@ -50,7 +54,10 @@ __all__ = [
     "apply",
     "bias_vector",
     "cconv",
+    "Estimate",
+    "estimate",
     "matrix",
+    "onnx",
     "operator",
     "shapes",
     "singular_values",
@@ -92,7 +99,14 @@ def _array(name: str, value: Any) -> np.ndarray:
             f"{name} has dtype {arr.dtype}: expected real numbers (float, int or bool), "
             f"got a {type(value).__name__}"
         )
-    return np.ascontiguousarray(arr, dtype=np.float64)
+    return _f64(arr)
+
+
+def _f64(arr: Any) -> np.ndarray:
+    """float64, C-contiguous and aligned (a copy only when needed): Rust reads the buffer in place, and
+    an unaligned one (np.frombuffer at an odd offset, pickle protocol 5 buffers as Dask ships them)
+    cannot be read in place."""
+    return np.require(arr, dtype=np.float64, requirements=["C_CONTIGUOUS", "ALIGNED"])
 
 
 def _int(name: str, value: Any, minimum: int = 0) -> int:
@@ -282,6 +296,27 @@ class Conv:
     def __repr__(self) -> str:
         return f"convmat.Conv({self._native.description()})"
 
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # pickled by its constructor's arguments (the native layer is rebuilt): Dask ships layers this way
+        options = dict(
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            padding_mode=self.padding_mode,
+            transposed=self.transposed,
+            output_padding=self.output_padding,
+        )
+        return (_conv, (self.weight, self.bias, options))
+
+    def __dask_tokenize__(self) -> Tuple[Any, ...]:
+        # equal layers get equal Dask keys (the weights hashed, not pickled)
+        return ("convmat.Conv", self.weight, self.bias, self.__reduce__()[1][2])
+
+
+def _conv(weight: np.ndarray, bias: Optional[np.ndarray], options: dict) -> Conv:
+    return Conv(weight, bias, **options)
+
 
 def _layer(layer: Any) -> "_native.Layer":
     if isinstance(layer, Conv):
@@ -353,6 +388,57 @@ def matrix(
     With a torch module (``torch.nn.Conv2d(3, 16, 3, stride=2, padding=1)``) the call is the same:
     ``A = convmat.matrix(conv, (3, 32, 32))``.
     """
+    out = _native.matrix(*_matrix_args(layer, input_shape, format, dtype, affine, rows, drop_zeros))
+    if isinstance(out, np.ndarray):
+        return out
+    data, indices, indptr, shp, kind = out
+    import scipy.sparse as sp
+
+    cls = sp.csr_array if kind == "csr" else sp.csc_array
+    return cls((data, indices, indptr), shape=shp, copy=False)
+
+
+class Estimate(NamedTuple):
+    """The size of a layer's matrix, known before building it."""
+
+    rows: int
+    cols: int
+    nnz: int
+    """An upper bound of the stored entries (every entry for dense)."""
+    bytes: int
+    """An upper bound of the bytes the build allocates for the result (values, indices, row pointers)."""
+
+
+def estimate(
+    layer: Any,
+    input_shape: Sequence[int],
+    *,
+    format: str = "csr",
+    dtype: str = "float32",
+    affine: Optional[str] = None,
+    rows: Optional[Tuple[int, int]] = None,
+    drop_zeros: bool = False,
+) -> Estimate:
+    """How large :func:`matrix` with the same arguments would be, without building it.
+
+    The bound ``convmat build`` checks before allocating: use it to decide between building the
+    matrix, building it in row shards (``rows=``, :mod:`convmat.dask`) and :func:`operator`.
+
+    Examples
+    --------
+    >>> import numpy as np, convmat
+    >>> layer = convmat.Conv(np.ones((64, 64, 3, 3)), padding=1)
+    >>> e = convmat.estimate(layer, (64, 32, 32))
+    >>> e.rows, e.cols, e.nnz  # an upper bound: the matrix holds 36.2 M (the padding's taps are left out)
+    (65536, 65536, 37814272)
+    >>> round(e.bytes / e.nnz, 1)  # bytes per stored entry: float32 value + int32 index, + row pointers
+    8.0
+    """
+    lay, shape, fmt, dt, aff, rws, dz = _matrix_args(layer, input_shape, format, dtype, affine, rows, drop_zeros)
+    return Estimate(*_native.estimate(lay, shape, fmt, dt, aff, rws, dz))
+
+
+def _matrix_args(layer: Any, input_shape: Any, format: Any, dtype: Any, affine: Any, rows: Any, drop_zeros: Any) -> tuple:
     lay = _layer(layer)
     shape = _shape(input_shape)
     fmt = _str("format", format, "'csr', 'csc' or 'dense'")
@@ -364,14 +450,7 @@ def matrix(
         rows = (_int("rows[0]", rows[0]), _int("rows[1]", rows[1]))
     if not isinstance(drop_zeros, (bool, np.bool_)):
         raise ConvmatError(f"invalid drop_zeros {drop_zeros!r}: expected True or False")
-    out = _native.matrix(lay, shape, fmt, dt, aff, rows, bool(drop_zeros))
-    if isinstance(out, np.ndarray):
-        return out
-    data, indices, indptr, shp, kind = out
-    import scipy.sparse as sp
-
-    cls = sp.csr_array if kind == "csr" else sp.csc_array
-    return cls((data, indices, indptr), shape=shp, copy=False)
+    return lay, shape, fmt, dt, aff, rows, bool(drop_zeros)
 
 
 def bias_vector(layer: Any, input_shape: Sequence[int], *, dtype: str = "float32") -> np.ndarray:
@@ -429,16 +508,16 @@ def operator(layer: Any, input_shape: Sequence[int]) -> Any:
             super().__init__(np.float64, native.shape)
 
         def _matvec(self, x: np.ndarray) -> np.ndarray:
-            return native.apply(np.ascontiguousarray(np.reshape(x, (1, -1)), dtype=np.float64))[0]
+            return native.apply(_f64(np.reshape(x, (1, -1))))[0]
 
         def _rmatvec(self, y: np.ndarray) -> np.ndarray:
-            return native.adjoint(np.ascontiguousarray(np.reshape(y, (1, -1)), dtype=np.float64))[0]
+            return native.adjoint(_f64(np.reshape(y, (1, -1))))[0]
 
         def _matmat(self, X: np.ndarray) -> np.ndarray:
-            return native.apply(np.ascontiguousarray(np.asarray(X).T, dtype=np.float64)).T
+            return native.apply(_f64(np.asarray(X).T)).T
 
         def _rmatmat(self, Y: np.ndarray) -> np.ndarray:
-            return native.adjoint(np.ascontiguousarray(np.asarray(Y).T, dtype=np.float64)).T
+            return native.adjoint(_f64(np.asarray(Y).T)).T
 
         def _adjoint(self) -> LinearOperator:
             return LinearOperator(
@@ -702,3 +781,18 @@ def cconv(a: Any, b: Any, n: Optional[int] = None) -> np.ndarray:
     if av.ndim != 1 or bv.ndim != 1:
         raise ConvmatError(f"a and b must be vectors: got shapes {av.shape} and {bv.shape}")
     return _native.cconv(av, bv, None if n is None else _int("n", n, 1))
+
+
+from . import onnx  # noqa: E402  (the submodule needs the names above)
+
+
+def __getattr__(name: str) -> Any:
+    # convmat.dask imports dask: loaded on first use, so convmat itself never needs it
+    if name == "dask":
+        import importlib
+
+        try:
+            return importlib.import_module(".dask", __name__)
+        except ImportError as e:  # an AttributeError, so hasattr(convmat, "dask") stays False without Dask
+            raise AttributeError(str(e)) from e
+    raise AttributeError(f"module 'convmat' has no attribute {name!r}")

@@ -7,6 +7,8 @@ import numpy.typing as npt
 from scipy.sparse import csc_array, csr_array
 from scipy.sparse.linalg import LinearOperator
 
+from . import onnx as onnx
+
 __version__: str
 
 _Ints = Union[int, Sequence[int]]
@@ -55,6 +57,22 @@ def matrix(
     rows: Optional[Tuple[int, int]] = None,
     drop_zeros: bool = False,
 ) -> Union[csr_array, csc_array, npt.NDArray[Any]]: ...
+class Estimate(NamedTuple):
+    rows: int
+    cols: int
+    nnz: int
+    bytes: int
+
+def estimate(
+    layer: _Layer,
+    input_shape: _Shape,
+    *,
+    format: Literal["csr", "csc", "dense"] = "csr",
+    dtype: str = "float32",
+    affine: Optional[Literal["column", "homogeneous"]] = None,
+    rows: Optional[Tuple[int, int]] = None,
+    drop_zeros: bool = False,
+) -> Estimate: ...
 def bias_vector(layer: _Layer, input_shape: _Shape, *, dtype: str = "float32") -> npt.NDArray[Any]: ...
 def operator(layer: _Layer, input_shape: _Shape) -> LinearOperator: ...
 

@@ -1,5 +1,6 @@
 """The private extension module (Rust, PyO3): use the documented functions of convmat instead."""
 
+from os import PathLike
 from typing import Any, List, Optional, Tuple
 
 import numpy as np
@@ -40,6 +41,15 @@ def matrix(
     rows: Optional[Tuple[int, int]],
     drop_zeros: bool,
 ) -> Any: ...
+def estimate(
+    layer: Layer,
+    input_shape: List[int],
+    format: str,
+    dtype: str,
+    affine_mode: Optional[str],
+    rows: Optional[Tuple[int, int]],
+    drop_zeros: bool,
+) -> Tuple[int, int, int, int]: ...
 def bias_vector(layer: Layer, input_shape: List[int], dtype: str) -> npt.NDArray[Any]: ...
 def singular_values(
     layer: Layer, input_shape: List[int], k: Optional[int], norm: bool, tol: float, method: str
@@ -57,3 +67,14 @@ def apply(
 ) -> npt.NDArray[Any]: ...
 def shapes(input_shape: List[int], layers: List[str]) -> List[dict]: ...
 def cconv(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], n: Optional[int]) -> npt.NDArray[np.float64]: ...
+
+class OnnxModel:
+    path: PathLike[str]
+    opset: int
+    def __init__(self, path: str) -> None: ...
+    def summary(self, input_shape: Optional[List[int]]) -> str: ...
+    def affine_layers(
+        self, input_shape: Optional[List[int]], fold_batchnorm: bool, format: str
+    ) -> List[Tuple[str, str, List[str], List[int], List[int], str, Any, npt.NDArray[np.float64]]]: ...
+    def conv_layer(self, node_name: str, input_shape: Optional[List[int]]) -> Tuple[Any, ...]: ...
+    def export(self, out_dir: str, input_shape: Optional[List[int]], fold_batchnorm: bool) -> str: ...

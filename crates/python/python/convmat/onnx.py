@@ -1,0 +1,395 @@
+"""ONNX models in: every node listed, every affine block's exact matrix, BatchNorm folded.
+
+:func:`load` reads a ``.onnx`` file in Rust (no onnxruntime, no ``onnx`` package needed) through the
+same library calls as ``convmat onnx`` and ``convmat export``, so the CLI and Python never disagree:
+
+- :attr:`Model.nodes`: every node in order with op, input and output shapes (one sample, batch
+  dropped), parameters and whether convmat builds its matrix -- ``convmat onnx --json``'s "nodes";
+- :meth:`Model.affine_layers`: the model cut into affine blocks (Conv, ConvTranspose, Gemm, MatMul,
+  pooling, BatchNorm / Pad / constant Add and Mul folded into them), each with its exact matrix
+  (``scipy.sparse.csr_array`` / ``csc_array`` or ``numpy.ndarray``), its bias and the nonlinearity that
+  follows: ``flatten(y) = matrix @ flatten(x) + bias`` with ``flatten`` row-major (NCHW), as
+  ``torch.flatten`` and ONNX ``Flatten`` order one sample;
+- :meth:`Model.conv_layer`: one Conv / ConvTranspose / pooling node as a :class:`convmat.Conv`, for
+  every convmat function (fixed point, spectra, the operator);
+- :meth:`Model.export`: the blocks written as ``NNN_name.npz`` files plus ``manifest.json``
+  (``convmat export``), one block in memory at a time.
+
+Bad input (a missing file, bytes that are no ONNX model, an op convmat cannot represent, a dynamic
+input shape without ``input_shape``) raises :class:`convmat.ConvmatError` with one line.
+
+Examples
+--------
+``cnn.onnx``: a small CNN exported by ``torch.onnx.export`` (Conv, ReLU, MaxPool, a reflect-padded
+Conv, Flatten, Linear, BatchNorm1d, ReLU, Linear).
+
+>>> import numpy as np, convmat.onnx
+>>> model = convmat.onnx.load("cnn.onnx")
+>>> for layer in model.affine_layers():
+...     print(layer.name, layer.matrix.shape, layer.activation, layer.nodes)
+/conv1/Conv (576, 144) Relu ['/conv1/Conv']
+/conv2/Conv (54, 144) Relu ['/conv2/Pad', '/conv2/Conv']
+/fc1/Gemm (16, 54) Relu ['/Reshape', '/fc1/Gemm', '/bn3/BatchNormalization']
+/fc2/Gemm (10, 16) None ['/fc2/Gemm']
+
+The whole model re-checked: the blocks composed with the nonlinearities between them (here ReLU
+and a 2x2 MaxPool) are the model (compare with ``onnxruntime`` on the same input).
+
+>>> x = np.linspace(-1, 1, 144).reshape(1, 12, 12)
+>>> v = x.ravel()
+>>> for layer in model.affine_layers():
+...     v = layer.matrix @ v + layer.bias
+...     for act in layer.activations:
+...         if act.op == "Relu":
+...             v = np.maximum(v, 0)
+...         elif act.op == "MaxPool":  # kernel 2, stride 2
+...             c, h, w = act.input_shape
+...             v = v.reshape(c, h // 2, 2, w // 2, 2).max(axis=(2, 4)).ravel()
+>>> v.shape
+(10,)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _native
+from ._native import ConvmatError
+
+__all__ = ["Activation", "AffineLayer", "ConvNode", "Input", "Model", "Node", "load"]
+
+
+def _tuple(shape: Optional[Sequence[int]]) -> Optional[Tuple[int, ...]]:
+    return None if shape is None else tuple(shape)
+
+
+class Input(NamedTuple):
+    """A graph input (not an initializer)."""
+
+    name: str
+    declared: List[str]
+    """The shape as the model declares it, dynamic dimensions by their names."""
+    shape: Tuple[int, ...]
+    """The shape of one sample used (batch dimension dropped)."""
+
+
+class Node(NamedTuple):
+    """One node as ``convmat onnx --json`` lists it; shapes are of one sample (batch dropped)."""
+
+    name: str
+    op: str
+    input_shape: Optional[Tuple[int, ...]]
+    """The shape of the activation it reads; None for constants."""
+    output_shape: Optional[Tuple[int, ...]]
+    params: Dict[str, Any]
+    """Its attributes and derived facts: weight shape, the PyTorch ``expression``, ``role``
+    (``affine``, ``identity``, ``nonlinearity``, ``constant``, ``unsupported``), ``folded_into``, ..."""
+    affine: bool
+    """Whether convmat builds its matrix (alone or folded into a neighbour)."""
+
+
+class Activation(NamedTuple):
+    """A nonlinearity between two affine blocks (``Relu``, ``MaxPool``, ``Softmax``, ...)."""
+
+    name: str
+    op: str
+    params: Dict[str, Any]
+    """Its ONNX attributes (e.g. ``kernel_shape``, ``strides``, ``pads`` of a ``MaxPool``)."""
+    input_shape: Tuple[int, ...]
+    output_shape: Tuple[int, ...]
+
+
+class ConvNode(NamedTuple):
+    """A convolution-like node of a model as a :class:`convmat.Conv` and the input it reads."""
+
+    layer: Any
+    """A :class:`convmat.Conv`: every convmat function takes it."""
+    input_shape: Tuple[int, ...]
+    """The node's input, one sample (the Pad's input when a Pad was folded in)."""
+
+
+@dataclass(frozen=True, repr=False)
+class AffineLayer:
+    """One affine block of a model: ``flatten(y) = matrix @ flatten(x) + bias`` on one sample."""
+
+    name: str
+    """The main node's name (the Conv, Gemm, ...)."""
+    op: str
+    """The main node's op."""
+    matrix: Any
+    """``scipy.sparse.csr_array`` / ``csc_array`` (float64), or a ``numpy.ndarray`` for ``format="dense"``."""
+    bias: np.ndarray
+    """float64, one value per row."""
+    input_shape: Tuple[int, ...]
+    output_shape: Tuple[int, ...]
+    activation: Optional[str]
+    """The op of the nonlinearity that follows (``"Relu"``, ...), None when another block or the end
+    follows: the manifest's ``nonlinearity``."""
+    activations: List[Activation]
+    """Every nonlinearity that follows, in order, with its attributes: the manifest's ``nonlinearities``."""
+    nodes: List[str]
+    """Every node folded into this block (Pad, BatchNormalization, constant Add, ...), in graph order."""
+
+    def __repr__(self) -> str:
+        return (
+            f"AffineLayer(name={self.name!r}, op={self.op!r}, input_shape={self.input_shape}, "
+            f"output_shape={self.output_shape}, matrix={type(self.matrix).__name__}{self.matrix.shape}, "
+            f"activation={self.activation!r}, nodes={self.nodes!r})"
+        )
+
+
+def _matrix(out: Any) -> Any:
+    if isinstance(out, np.ndarray):
+        return out
+    data, indices, indptr, shape, kind = out
+    import scipy.sparse as sp
+
+    cls = sp.csr_array if kind == "csr" else sp.csc_array
+    return cls((data, indices, indptr), shape=shape, copy=False)
+
+
+def _path(name: str, value: Any) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConvmatError(f"invalid {name} {value!r}: expected a file path (str or pathlib.Path)")
+    return os.fspath(value)
+
+
+def _input_shape(value: Any) -> Optional[List[int]]:
+    if value is None:
+        return None
+    from . import _shape
+
+    return _shape(value)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConvmatError(f"invalid {name} {value!r}: expected True or False")
+    return bool(value)
+
+
+class Model:
+    """An ONNX model read by :func:`load`.
+
+    Attributes
+    ----------
+    path : str
+    opset : int
+        The default-domain opset it imports.
+    input_shape : tuple of int or None
+        The per-sample input shape given to :func:`load` (None: the model's own static shape).
+    inputs : list of Input
+    nodes : list of Node
+        Every node in order: ``convmat onnx --json``'s "nodes".
+    """
+
+    def __init__(self, native: Any, input_shape: Optional[List[int]]) -> None:
+        self._native = native
+        self.path: str = os.fspath(native.path)
+        self.opset: int = native.opset
+        self.input_shape: Optional[Tuple[int, ...]] = _tuple(input_shape)
+        summary = json.loads(native.summary(input_shape))
+        self.inputs: List[Input] = [Input(i["name"], i["declared"], tuple(i["shape"])) for i in summary["inputs"]]
+        self.nodes: List[Node] = [
+            Node(n["name"], n["op"], _tuple(n["input_shape"]), _tuple(n["output_shape"]), n["params"], n["affine"])
+            for n in summary["nodes"]
+        ]
+
+    def affine_layers(self, fold_batchnorm: bool = True, format: str = "csr") -> List[AffineLayer]:
+        """The model's affine blocks in order, each with its exact matrix and bias.
+
+        Each block is built in Rust with the GIL released and handed to SciPy / NumPy before the next is
+        built; the list holds them all. For a model whose blocks do not fit in memory together,
+        :meth:`export` writes them one at a time.
+
+        Parameters
+        ----------
+        fold_batchnorm : bool
+            Fold each BatchNormalization into the Conv / ConvTranspose / Gemm before it (default);
+            False keeps it a diagonal block of its own (``convmat export --no-fold``).
+        format : {"csr", "csc", "dense"}
+            ``scipy.sparse.csr_array`` / ``csc_array`` (int32 indices when they fit) or ``numpy.ndarray``.
+
+        Returns
+        -------
+        list of AffineLayer
+            ``.name``, ``.op``, ``.matrix``, ``.bias``, ``.input_shape``, ``.output_shape``,
+            ``.activation`` (the op of the nonlinearity that follows, or None), ``.activations``,
+            ``.nodes`` (the nodes folded in).
+
+        Raises
+        ------
+        ConvmatError
+            An op convmat cannot represent (named with its node), a graph that is not a chain,
+            weights that cannot be read.
+
+        Examples
+        --------
+        >>> import convmat.onnx
+        >>> model = convmat.onnx.load("cnn.onnx")
+        >>> [(layer.op, layer.matrix.shape, layer.activation) for layer in model.affine_layers()]
+        [('Conv', (576, 144), 'Relu'), ('Conv', (54, 144), 'Relu'), ('Gemm', (16, 54), 'Relu'), ('Gemm', (10, 16), None)]
+        >>> [layer.op for layer in model.affine_layers(fold_batchnorm=False)]
+        ['Conv', 'Conv', 'Gemm', 'BatchNormalization', 'Gemm']
+        >>> type(model.affine_layers(format="dense")[0].matrix).__name__
+        'ndarray'
+        """
+        fmt = format if isinstance(format, str) else None
+        if fmt is None:
+            raise ConvmatError(f"invalid format {format!r}: expected 'csr', 'csc' or 'dense'")
+        blocks = self._native.affine_layers(
+            None if self.input_shape is None else list(self.input_shape), _bool("fold_batchnorm", fold_batchnorm), fmt
+        )
+        out = []
+        for name, op, nodes, in_shape, out_shape, acts, matrix, bias in blocks:
+            activations = [
+                Activation(a["name"], a["op"], a["params"], tuple(a["input_shape"]), tuple(a["output_shape"]))
+                for a in json.loads(acts)
+            ]
+            out.append(
+                AffineLayer(
+                    name=name,
+                    op=op,
+                    matrix=_matrix(matrix),
+                    bias=bias,
+                    input_shape=tuple(in_shape),
+                    output_shape=tuple(out_shape),
+                    activation=activations[0].op if activations else None,
+                    activations=activations,
+                    nodes=list(nodes),
+                )
+            )
+        return out
+
+    def conv_layer(self, node_name: str) -> ConvNode:
+        """One convolution-like node as a :class:`convmat.Conv`, for every convmat function.
+
+        The Conv / ConvTranspose (a ``Pad`` before it folded into its padding), AveragePool /
+        GlobalAveragePool (a depthwise convolution of ``1 / kernel size``) or Pad node, its attributes
+        mapped by the library exactly as ``convmat build --weights MODEL.onnx --layer NODE`` maps them.
+
+        Returns
+        -------
+        ConvNode
+            ``.layer`` (a :class:`convmat.Conv`) and ``.input_shape`` (the node's input, one sample).
+
+        Raises
+        ------
+        ConvmatError
+            A name no node has (the message lists the close ones), a node that is not a convolution
+            (Gemm, BatchNormalization: use :meth:`affine_layers`), a pool whose border windows divide by
+            fewer taps.
+
+        Examples
+        --------
+        >>> import convmat, convmat.onnx
+        >>> layer, shape = convmat.onnx.load("cnn.onnx").conv_layer("/conv2/Conv")
+        >>> layer, shape
+        (convmat.Conv(Conv2d(4, 6, 3, stride=2, padding=(1, 1), padding_mode='reflect')), (4, 6, 6))
+        >>> s = convmat.spectral_norm(layer, shape)   # the node's Lipschitz constant, certified
+        >>> bool(s.lower <= s.value <= s.upper)
+        True
+        """
+        if not isinstance(node_name, str):
+            raise ConvmatError(f"invalid node_name {node_name!r}: expected a node's name (model.nodes lists them)")
+        from . import Conv
+
+        w, b, stride, padding, dilation, groups, mode, transposed, output_padding, shape = self._native.conv_layer(
+            node_name, None if self.input_shape is None else list(self.input_shape)
+        )
+        layer = Conv(
+            w,
+            b,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            padding_mode=mode,
+            transposed=transposed,
+            output_padding=output_padding,
+        )
+        return ConvNode(layer, tuple(shape))
+
+    def export(self, out_dir: Union[str, "os.PathLike[str]"], fold_batchnorm: bool = True) -> List[Dict[str, Any]]:
+        """Writes every block as ``out_dir/NNN_name.npz`` (SciPy CSR with ``bias``) and ``manifest.json``.
+
+        Exactly ``convmat export MODEL.onnx -o out_dir``: one block in memory at a time; a failure
+        leaves no file of this export behind. Returns the manifest's "blocks" (file, name, op, nodes,
+        shapes, nonlinearity, nonlinearities, rows, cols, nnz).
+
+        Examples
+        --------
+        >>> import scipy.sparse, convmat.onnx
+        >>> blocks = convmat.onnx.load("cnn.onnx").export("blocks")
+        >>> [(b["file"], b["nonlinearity"]) for b in blocks]
+        [('000_conv1_Conv.npz', 'Relu'), ('001_conv2_Conv.npz', 'Relu'), ('002_fc1_Gemm.npz', 'Relu'), ('003_fc2_Gemm.npz', None)]
+        >>> scipy.sparse.load_npz("blocks/000_conv1_Conv.npz").shape
+        (576, 144)
+        """
+        return json.loads(
+            self._native.export(
+                _path("out_dir", out_dir),
+                None if self.input_shape is None else list(self.input_shape),
+                _bool("fold_batchnorm", fold_batchnorm),
+            )
+        )
+
+    def __repr__(self) -> str:
+        affine = sum(1 for n in self.nodes if n.affine)
+        return f"convmat.onnx.Model({self.path!r}, opset {self.opset}, {len(self.nodes)} nodes, {affine} affine)"
+
+
+def load(path: Union[str, "os.PathLike[str]"], input_shape: Optional[Sequence[int]] = None) -> Model:
+    """Reads an ONNX model and walks its graph on one input shape.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.onnx`` file; external data (``.onnx.data``) is read from its folder.
+    input_shape : tuple of int, optional
+        One sample ``(C, H, W)`` (batch dropped), needed only when the model's input shape is dynamic.
+
+    Returns
+    -------
+    Model
+        With ``.nodes`` and ``.affine_layers(fold_batchnorm=True, format="csr")``.
+
+    Raises
+    ------
+    ConvmatError
+        A missing file, bytes that are not an ONNX model (truncated, corrupt), an opset older than 7,
+        external data outside the model's folder, a dynamic input shape without ``input_shape``.
+
+    Examples
+    --------
+    >>> import convmat.onnx
+    >>> model = convmat.onnx.load("cnn.onnx")
+    >>> model
+    convmat.onnx.Model('cnn.onnx', opset 20, 33 nodes, 7 affine)
+    >>> for n in model.nodes[:3]:
+    ...     print(n.name, n.op, n.input_shape, n.output_shape, n.affine)
+    /conv1/Conv Conv (1, 12, 12) (4, 12, 12) True
+    /Relu Relu (4, 12, 12) (4, 12, 12) False
+    /MaxPool MaxPool (4, 12, 12) (4, 6, 6) False
+    >>> model.nodes[0].params["expression"]
+    'Conv2d(1, 4, 3, padding=(1, 1))'
+    >>> convmat.onnx.load("missing.onnx")
+    Traceback (most recent call last):
+    ...
+    convmat.ConvmatError: missing.onnx: No such file or directory (os error 2)
+    """
+    shape = _input_shape(input_shape)
+    native = _native.OnnxModel(_path("path", path))
+    try:
+        return Model(native, shape)
+    except ConvmatError as e:
+        # the library names the CLI's flag; Python users pass input_shape
+        raise ConvmatError(
+            re.sub(r"with --input-shape \(for example ([0-9,]+)\)", r"with input_shape=(\1), for example", str(e))
+        ) from None

@@ -1,0 +1,62 @@
+"""Type stubs of convmat.onnx (hand-written; the implementation is convmat/onnx.py over convmat._native)."""
+
+import os
+from typing import Any, Dict, List, Literal, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+from scipy.sparse import csc_array, csr_array
+
+from . import Conv
+from . import ConvmatError as ConvmatError
+
+_Path = Union[str, "os.PathLike[str]"]
+
+class Input(NamedTuple):
+    name: str
+    declared: List[str]
+    shape: Tuple[int, ...]
+
+class Node(NamedTuple):
+    name: str
+    op: str
+    input_shape: Optional[Tuple[int, ...]]
+    output_shape: Optional[Tuple[int, ...]]
+    params: Dict[str, Any]
+    affine: bool
+
+class Activation(NamedTuple):
+    name: str
+    op: str
+    params: Dict[str, Any]
+    input_shape: Tuple[int, ...]
+    output_shape: Tuple[int, ...]
+
+class ConvNode(NamedTuple):
+    layer: Conv
+    input_shape: Tuple[int, ...]
+
+class AffineLayer:
+    name: str
+    op: str
+    matrix: Union[csr_array, csc_array, npt.NDArray[np.float64]]
+    bias: npt.NDArray[np.float64]
+    input_shape: Tuple[int, ...]
+    output_shape: Tuple[int, ...]
+    activation: Optional[str]
+    activations: List[Activation]
+    nodes: List[str]
+
+class Model:
+    path: str
+    opset: int
+    input_shape: Optional[Tuple[int, ...]]
+    inputs: List[Input]
+    nodes: List[Node]
+    def affine_layers(
+        self, fold_batchnorm: bool = True, format: Literal["csr", "csc", "dense"] = "csr"
+    ) -> List[AffineLayer]: ...
+    def conv_layer(self, node_name: str) -> ConvNode: ...
+    def export(self, out_dir: _Path, fold_batchnorm: bool = True) -> List[Dict[str, Any]]: ...
+
+def load(path: _Path, input_shape: Optional[Sequence[int]] = None) -> Model: ...

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use convmat_io::{write_sparse_npz, AtomicFile, Extra, SparseParts};
+use convmat_io::{write_sparse_npz, AtomicFile, Extra, SparseFormat, SparseParts};
 use convmat_matrix::MatrixOptions;
 use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
@@ -241,7 +241,7 @@ pub fn write_block(path: &Path, layer: &AffineLayer) -> Result<(), OnnxError> {
     let m = &layer.matrix;
     let indptr = m.indptr();
     let parts = SparseParts {
-        format: "csr",
+        format: SparseFormat::Csr,
         shape: (m.rows(), m.cols()),
         indptr: indptr.raw_storage(),
         indices: m.indices(),

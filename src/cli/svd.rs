@@ -128,8 +128,10 @@ pub fn run(args: SvdArgs) -> Result<()> {
     if !(args.tol > 0.0 && args.tol < 1.0) {
         bail!("invalid --tol {}: expected a number between 0 and 1, such as 1e-10", args.tol);
     }
+    // Ctrl-C is ours from here on: pressed while the layer is read, it stops the run at its first step
+    let watch = Watch::new(!args.quiet && !args.json)?;
     if let (Some(model), true) = (args.layer.onnx_model(), args.layer.layer.is_empty()) {
-        return network(model, &args);
+        return network(model, &args, &watch);
     }
     if let Some(o) = &args.output {
         if o.extension().and_then(|e| e.to_str()) != Some("npy") {
@@ -140,7 +142,6 @@ pub fn run(args: SvdArgs) -> Result<()> {
     // the spectrum is A's: the bias plays no part
     let conv = Conv::new(r.geometry().clone(), r.weight().to_vec(), None)?;
     let t = Instant::now();
-    let watch = Watch::new(!args.quiet && !args.json)?;
     let bounds = if args.bounds {
         let all = conv.rows().min(conv.cols());
         watch.stage("interlacing bounds");
@@ -276,7 +277,7 @@ struct NetworkReport<'a> {
 }
 
 /// `--weights MODEL.onnx` without `--layer`: every affine layer's norm interval and the products.
-fn network(model_path: &Path, args: &SvdArgs) -> Result<()> {
+fn network(model_path: &Path, args: &SvdArgs, watch: &Watch) -> Result<()> {
     let l = &args.layer;
     if args.all || args.top.is_some() || args.bounds || args.output.is_some() || args.plot.is_some() {
         bail!(
@@ -294,7 +295,6 @@ fn network(model_path: &Path, args: &SvdArgs) -> Result<()> {
     l.check_onnx_only()?;
     let model = convmat_onnx::Model::load(model_path)?;
     let t = Instant::now();
-    let watch = Watch::new(!args.quiet && !args.json)?;
     let input = l.input_shape.as_ref().map(|d| d.0.as_slice());
     let norms = watch.run(|m| {
         model.block_norms(input, &BlockOptions::default(), args.tol, m, |i, n, name| {

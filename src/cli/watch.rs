@@ -31,6 +31,8 @@ impl Watch {
             if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg}") {
                 p.set_style(style);
             }
+            p.set_prefix("svd");
+            p.set_message("reading the layer");
             p.enable_steady_tick(Duration::from_millis(120));
             p
         });

@@ -32,7 +32,10 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             // One line: what is wrong, which value, what would be valid.
-            let msg = format!("{e:#}").replace('\n', " ");
+            let mut msg = format!("{e:#}").replace('\n', " ");
+            if let Some(hint) = cli::hint(&e) {
+                msg = format!("{msg}; {hint}");
+            }
             eprintln!("error: {msg}");
             ExitCode::from(2)
         }

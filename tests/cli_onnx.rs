@@ -61,6 +61,10 @@ fn table_listing_names_each_node() {
         assert!(out.contains(op), "{op} missing: {out}");
     }
     assert!(out.contains("padding_mode='replicate'"), "the edge Pad is folded into the Conv: {out}");
+    // torch's circular padding (Slice + Concat per axis) is folded into the Conv too
+    let out = ok(&["onnx", &golden("torch_circular2d.onnx")]);
+    assert!(out.contains("Conv2d(2, 3, 3, padding=(1, 2), padding_mode='circular')"), "{out}");
+    assert!(out.contains("pad_folded=/Concat_1") && !out.contains("UNSUPPORTED"), "{out}");
 }
 
 #[test]
@@ -95,7 +99,11 @@ fn bad_models_exit_2_with_one_line_and_no_files() {
     std::fs::write(&trunc, &bytes[..bytes.len() / 3]).unwrap();
     check_bad(&["onnx", &trunc.display().to_string()], &["not a valid ONNX model"]);
     check_bad(&["onnx", &golden("bad/missing_initializer.onnx")], &["'W'", "no initializer"]);
-    check_bad(&["onnx", &golden("bad/dynamic_shape.onnx")], &["dynamic shape", "--input-shape"]);
+    // the library says what is missing; the CLI adds its flag
+    check_bad(
+        &["onnx", &golden("bad/dynamic_shape.onnx")],
+        &["dynamic shape [N, 1, H, W]", "input shape (C, H, W)", "--input-shape C,H,W", "--input-shape 1,32,32"],
+    );
     ok(&["onnx", &golden("bad/dynamic_shape.onnx"), "--input-shape", "1,6,6"]);
     check_bad(&["onnx", &golden("bad/external_dotdot.onnx")], &["external data", "'..'"]);
     check_bad(&["onnx", &golden("bad/external_absolute.onnx")], &["absolute"]);
@@ -103,5 +111,10 @@ fn bad_models_exit_2_with_one_line_and_no_files() {
     let out = dir.path().join("out");
     let o = out.display().to_string();
     check_bad(&["export", &golden("bad/unsupported_op.onnx"), "-o", &o], &["'the_hardmax' (Hardmax) is not supported"]);
+    assert!(files(&out).is_empty(), "no partial export: {:?}", files(&out));
+    // a residual Add: listed with both operands, refused by export (chains only) without files
+    let listing = ok(&["onnx", &golden("bad/residual.onnx")]);
+    assert!(listing.contains("junction") && listing.contains("'/conv2/Conv'") && listing.contains("'x'"), "{listing}");
+    check_bad(&["export", &golden("bad/residual.onnx"), "-o", &o], &["'/Add' (Add)", "junction", "chains"]);
     assert!(files(&out).is_empty(), "no partial export: {:?}", files(&out));
 }

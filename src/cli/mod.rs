@@ -37,6 +37,18 @@ enum Command {
     Svd(svd::SvdArgs),
 }
 
+/// How a CLI user supplies what a library error says is missing, when it is a flag: appended to the
+/// error line (the library's message names the missing input shape in words every front end shares).
+pub fn hint(e: &anyhow::Error) -> Option<String> {
+    match e.chain().find_map(|c| c.downcast_ref::<convmat_onnx::OnnxError>())? {
+        convmat_onnx::OnnxError::DynamicShape { dims, example, .. } => {
+            let ex: Vec<String> = example.iter().map(usize::to_string).collect();
+            Some(format!("pass --input-shape {} (for example --input-shape {})", dims.join(","), ex.join(",")))
+        }
+        _ => None,
+    }
+}
+
 /// Runs one subcommand.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {

@@ -81,6 +81,10 @@ def add(name, m, in_shape, torch_fn=None, ref=True, node=None, n=2, save=None, o
         save(m, path)
     else:
         onnx.save(m, path)
+    record(name, node, in_shape, xs, ys)
+
+
+def record(name, node, in_shape, xs, ys):
     CASES.append({
         "name": name,
         "file": f"{name}.onnx",
@@ -311,11 +315,16 @@ def main():
               [init("W", we), init("B", be)], [2, 5, 5])
 
     def save_external(m, path):
+        # onnx.save appends to an existing data file: start from none, so a re-run writes the same bytes
+        if os.path.exists(os.path.join(OUT, "external_data.onnx.data")):
+            os.remove(os.path.join(OUT, "external_data.onnx.data"))
         onnx.save(m, path, save_as_external_data=True, all_tensors_to_one_file=True,
                   location="external_data.onnx.data", size_threshold=0)
     add("external_data", m, [2, 5, 5], lambda x: F.conv2d(x, t64(we), t64(be), padding=1), save=save_external)
     torch_models()
     bad_models()
+    torch_circular()
+    residual()
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump({"generator": "xtask/oracle/onnx_golden.py", "onnx": onnx.__version__,
                    "onnxruntime": ort.__version__, "torch": torch.__version__, "cases": CASES}, f)
@@ -383,12 +392,90 @@ def torch_models():
             for x, y in zip(xs, ys):
                 t = net(torch.from_numpy(x[None]))[0].numpy()
                 assert np.allclose(t, y, atol=1e-4), (name, np.abs(t - y).max())
-        CASES.append({
-            "name": name, "file": f"{name}.onnx", "node": None, "input_shape": shape,
-            "inputs": [x.flatten().astype(float).tolist() for x in xs],
-            "outputs": [y.flatten().astype(float).tolist() for y in ys],
-            "output_shape": list(ys[0].shape),
-        })
+        record(name, None, shape, xs, ys)
+
+
+class CircularPads(torch.nn.Module):
+    """Asymmetric circular F.pad (exported as 2-input Concats) folded into a strided Conv, then one that stays
+    a block of its own (a Tanh between it and the Conv), then a circular Conv2d."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(2, 3, 3, stride=2)
+        self.conv2 = torch.nn.Conv2d(3, 2, 2)
+        self.conv3 = torch.nn.Conv2d(2, 2, 3, padding=(2, 1), padding_mode="circular")
+
+    def forward(self, x):
+        x = torch.relu(self.conv1(F.pad(x, (0, 2, 1, 0), mode="circular")))
+        x = self.conv2(torch.tanh(F.pad(x, (1, 1, 2, 0), mode="circular")))
+        return self.conv3(x)
+
+
+def torch_circular():
+    """torch.onnx.export writes padding_mode='circular' as Slice + Concat on the activation (one axis after
+    the other; attributes before opset 10): convmat folds the pattern into the Conv. torch is the truth,
+    onnxruntime agrees; the last model breaks the pattern (head and tail swapped) and must be refused."""
+    torch.manual_seed(18)
+    rng = np.random.default_rng(18)
+    for name, net, shape, opset, node in [
+        ("torch_circular1d", torch.nn.Conv1d(2, 3, 3, padding=1, padding_mode="circular"), [2, 9], 17, "/Conv"),
+        ("torch_circular2d", torch.nn.Conv2d(2, 3, 3, padding=(1, 2), padding_mode="circular"), [2, 6, 7], 17,
+         "/Conv"),
+        ("torch_circular2d_opset9", torch.nn.Conv2d(2, 3, (3, 2), stride=(1, 2), padding=(2, 1),
+                                                    padding_mode="circular"), [2, 5, 6], 9, "/Conv"),
+        ("torch_circular3d", torch.nn.Conv3d(1, 2, 3, padding=1, padding_mode="circular"), [1, 4, 4, 5], 17,
+         "/Conv"),
+        ("torch_circular_pads", CircularPads(), [2, 7, 8], 17, None),
+    ]:
+        net.eval()
+        path = os.path.join(OUT, f"{name}.onnx")
+        torch.onnx.export(net, torch.randn(1, *shape), path, dynamo=False, input_names=["x"], output_names=["y"],
+                          opset_version=opset)
+        m = onnx.load(path)
+        assert any(n.op_type == "Slice" for n in m.graph.node) and not any(n.op_type == "Pad" for n in m.graph.node)
+        xs = [(rng.integers(-64, 65, size=shape) / 64.0).astype(np.float32) for _ in range(2)]
+        with torch.no_grad():
+            ys = [net(torch.from_numpy(x[None]))[0].numpy() for x in xs]
+        for y, o in zip(ys, run_ort(m, xs)):
+            assert np.allclose(y, o, atol=1e-4), (name, np.abs(y - o).max())
+        record(name, node, shape, xs, ys)
+    # near misses of the pattern, each refused naming its first Slice ('head'): head and tail swapped
+    # (Concat([x[..., :1], x, x[..., -1:]])), a tail that stops short of the end, a step of 2, a Concat on
+    # another axis than the Slices' (whole-axis Slices: a tiling)
+    c = [helper.make_node("Constant", [], [n], name=n, value=numpy_helper.from_array(np.array(v, np.int64)))
+         for n, v in [("zero", [0]), ("one", [1]), ("two", [2]), ("minus1", [-1]), ("minus2", [-2]),
+                      ("big", [2**62]), ("ax", [3]), ("five", [5]), ("minus5", [-5]), ("ax2", [2])]]
+    for label, head, tail, axis, order in [
+        ("concat_not_circular", ["zero", "one", "ax"], ["minus1", "big", "ax"], 3, ["h", "x", "t"]),
+        ("concat_short_tail", ["zero", "one", "ax"], ["minus2", "minus1", "ax"], 3, ["t", "x", "h"]),
+        ("concat_step2", ["zero", "two", "ax", "two"], ["minus1", "big", "ax"], 3, ["t", "x", "h"]),
+        ("concat_other_axis", ["zero", "five", "ax2"], ["minus5", "big", "ax2"], 3, ["t", "x", "h"]),
+    ]:
+        nodes = c + [helper.make_node("Slice", ["x", *head], ["h"], name="head"),
+                     helper.make_node("Slice", ["x", *tail], ["t"], name="tail"),
+                     helper.make_node("Concat", order, ["p"], name="concat", axis=axis),
+                     helper.make_node("Conv", ["p", "W"], ["y"], name="conv")]
+        m = model(nodes, [init("W", np.ones((1, 1, 3, 3), np.float32))], [1, 5, 5])
+        run_ort(m, [rnd(1, 5, 5)])  # a valid model, only not circular padding
+        onnx.save(m, os.path.join(OUT, "bad", f"{label}.onnx"))
+
+
+class Residual(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(2, 2, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        return torch.relu(self.conv2(torch.relu(self.conv1(x))) + x)
+
+
+def residual():
+    """A ResNet-style block (Add of the Conv's output and the block's input): `convmat onnx` lists the Add as a
+    junction naming both operands; `export` (chains only) refuses it by name."""
+    torch.manual_seed(19)
+    torch.onnx.export(Residual().eval(), torch.randn(1, 2, 5, 5), os.path.join(OUT, "bad", "residual.onnx"),
+                      dynamo=False, input_names=["x"], output_names=["y"])
 
 
 def bad_models():

@@ -266,6 +266,8 @@ pub(crate) fn plan(a: &Analysis<'_>, opts: &BlockOptions) -> Result<Vec<Plan>, O
     let mut pre: Vec<usize> = Vec::new();
     // whether the last block may still take post nodes (nothing but posts since its main node)
     let mut open = false;
+    // the Slices and inner Concats of torch's circular paddings: folded into their last Concat
+    let members: Vec<usize> = a.circular.values().flat_map(|c| c.members.iter().copied()).collect();
     for (i, info) in a.infos.iter().enumerate() {
         let node = Node::new(&g.node[i]);
         if info.kind == NodeKind::Constant {
@@ -274,7 +276,15 @@ pub(crate) fn plan(a: &Analysis<'_>, opts: &BlockOptions) -> Result<Vec<Plan>, O
         if let NodeKind::Unsupported(why) = &info.kind {
             return Err(OnnxError::unsupported(&info.name, &info.op, why.clone()));
         }
-        let x = node.p.input.iter().find(|n| !n.is_empty() && !a.is_const(n)).cloned();
+        if members.contains(&i) {
+            pre.push(i);
+            open = false;
+            continue;
+        }
+        let x = match a.circular.get(&i) {
+            Some(c) => Some(c.input.clone()),
+            None => node.p.input.iter().find(|n| !n.is_empty() && !a.is_const(n)).cloned(),
+        };
         if x != cur {
             return Err(OnnxError::Branch {
                 node: info.name.clone(),

@@ -90,15 +90,20 @@ pub enum OnnxError {
         /// Names of nodes that come close (or the first few nodes).
         near: Vec<String>,
     },
-    /// The graph input's shape is not static and no input shape was given.
-    #[error("graph input '{input}' has the dynamic shape {shape}; give the shape of one sample with --input-shape (for example {example})")]
+    /// The graph input's shape is not static and no input shape was given. The message says what is
+    /// missing in words every front end shares; each adds how its users give it (the CLI's
+    /// `--input-shape C,H,W`, Python's `input_shape=(C, H, W)`) from [`dims`](Self::DynamicShape::dims)
+    /// and [`example`](Self::DynamicShape::example).
+    #[error("the graph input '{input}' has a dynamic shape {shape}: give the input shape ({}) of one sample, without the batch dimension", dims.join(", "))]
     DynamicShape {
         /// The input's name.
         input: String,
-        /// Its shape as declared (`[batch, 3, height, width]`).
+        /// Its shape as declared (`[batch, 3, height, width]`), or `(none declared)`.
         shape: String,
-        /// A shape to show as an example.
-        example: String,
+        /// The dimensions to give, one letter each: `["C", "H", "W"]` (`C`, `C L`, `C H W`, `C D H W`).
+        dims: Vec<String>,
+        /// A shape to show as an example: the declared static dimensions, 32 for the dynamic ones.
+        example: Vec<usize>,
     },
     /// An input shape override that does not fit the graph input.
     #[error("input shape {given:?} does not fit graph input '{input}' of shape {declared}: {what}")]
@@ -179,6 +184,18 @@ pub enum OnnxError {
     /// Writing an exported block failed.
     #[error(transparent)]
     Write(#[from] convmat_io::IoError),
+}
+
+/// The letters naming one sample's dimensions: `C`, then `L`, `H W` or `D H W`.
+pub(crate) fn sample_dims(rank: usize) -> Vec<String> {
+    let spatial: &[&str] = match rank {
+        0 | 1 => &[],
+        2 => &["L"],
+        3 => &["H", "W"],
+        4 => &["D", "H", "W"],
+        _ => return (0..rank).map(|d| format!("d{d}")).collect(),
+    };
+    std::iter::once("C").chain(spatial.iter().copied()).map(String::from).collect()
 }
 
 fn near_text(near: &[String]) -> String {

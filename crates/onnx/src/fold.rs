@@ -390,9 +390,25 @@ pub(crate) fn squeeze_shape(
     }
 }
 
-fn slice(node: &Node<'_>, inputs: &[Option<&Tensor>], opset: i64) -> Result<Tensor, OnnxError> {
+/// A Slice's arguments resolved for a tensor of rank `r`: per sliced axis, the axis, start, end and step
+/// as written (ends may be `i64::MAX`).
+#[derive(Clone, Debug)]
+pub(crate) struct SliceArgs {
+    pub axes: Vec<usize>,
+    pub starts: Vec<i64>,
+    pub ends: Vec<i64>,
+    pub steps: Vec<i64>,
+}
+
+/// Reads a Slice's starts / ends / axes / steps: inputs 1-4 from opset 10 (`inputs[k]` is `None` when
+/// omitted), attributes before.
+pub(crate) fn slice_args(
+    node: &Node<'_>,
+    inputs: &[Option<&Tensor>],
+    opset: i64,
+    r: usize,
+) -> Result<SliceArgs, OnnxError> {
     let (name, op) = (node.name, node.op());
-    let data = inputs.first().copied().flatten().ok_or_else(|| OnnxError::shape(name, op, "input 0 is missing"))?;
     let get = |i: usize, attr: &str| -> Option<Vec<i64>> {
         if opset >= 10 {
             inputs.get(i).copied().flatten().map(|t| t.to_i64())
@@ -402,7 +418,6 @@ fn slice(node: &Node<'_>, inputs: &[Option<&Tensor>], opset: i64) -> Result<Tens
     };
     let starts = get(1, "starts").ok_or_else(|| OnnxError::shape(name, op, "starts missing"))?;
     let ends = get(2, "ends").ok_or_else(|| OnnxError::shape(name, op, "ends missing"))?;
-    let r = data.shape.len();
     let axes: Vec<usize> = match get(3, "axes") {
         Some(a) => a.iter().map(|&a| axis(node, a, r)).collect::<Result<_, _>>()?,
         None => (0..starts.len()).collect(),
@@ -411,26 +426,49 @@ fn slice(node: &Node<'_>, inputs: &[Option<&Tensor>], opset: i64) -> Result<Tens
     if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
         return Err(OnnxError::shape(name, op, "starts, ends, axes and steps differ in length"));
     }
+    if steps.contains(&0) {
+        return Err(OnnxError::shape(name, op, "a step of 0"));
+    }
+    Ok(SliceArgs { axes, starts, ends, steps })
+}
+
+/// The first index and the element count of `start..end` by `step` (non-zero) on an axis of size `dim`,
+/// clamped as the Slice operator clamps.
+pub(crate) fn slice_range(dim: usize, start: i64, end: i64, step: i64) -> (i64, usize) {
+    let dim = dim as i64;
+    let norm = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
+    let (b, e) = if step > 0 {
+        (norm(start).clamp(0, dim), norm(end).clamp(0, dim))
+    } else {
+        (norm(start).clamp(0, dim - 1), norm(end).clamp(-1, dim - 1))
+    };
+    let n = if step > 0 { (e - b + step - 1).div_euclid(step) } else { (b - e + (-step) - 1).div_euclid(-step) };
+    (b, n.max(0) as usize)
+}
+
+/// The shape a Slice with these arguments gives a tensor of shape `s`.
+pub(crate) fn slice_shape(args: &SliceArgs, s: &[usize]) -> Vec<usize> {
+    let mut out = s.to_vec();
+    for (k, &a) in args.axes.iter().enumerate() {
+        out[a] = slice_range(s[a], args.starts[k], args.ends[k], args.steps[k]).1;
+    }
+    out
+}
+
+fn slice(node: &Node<'_>, inputs: &[Option<&Tensor>], opset: i64) -> Result<Tensor, OnnxError> {
+    let (name, op) = (node.name, node.op());
+    let data = inputs.first().copied().flatten().ok_or_else(|| OnnxError::shape(name, op, "input 0 is missing"))?;
+    let r = data.shape.len();
+    let args = slice_args(node, inputs, opset, r)?;
     // per axis: first index, step, count
     let mut first = vec![0i64; r];
     let mut step = vec![1i64; r];
     let mut count: Vec<usize> = data.shape.clone();
-    for (k, &a) in axes.iter().enumerate() {
-        let dim = data.shape[a] as i64;
-        let s = steps[k];
-        if s == 0 {
-            return Err(OnnxError::shape(name, op, "a step of 0"));
-        }
-        let norm = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
-        let (b, e) = if s > 0 {
-            (norm(starts[k]).clamp(0, dim), norm(ends[k]).clamp(0, dim))
-        } else {
-            (norm(starts[k]).clamp(0, dim - 1), norm(ends[k]).clamp(-1, dim - 1))
-        };
-        let n = if s > 0 { (e - b + s - 1).div_euclid(s) } else { (b - e + (-s) - 1).div_euclid(-s) };
+    for (k, &a) in args.axes.iter().enumerate() {
+        let (b, n) = slice_range(data.shape[a], args.starts[k], args.ends[k], args.steps[k]);
         first[a] = b;
-        step[a] = s;
-        count[a] = n.max(0) as usize;
+        step[a] = args.steps[k];
+        count[a] = n;
     }
     let st = strides(&data.shape);
     let os = strides(&count);

@@ -284,6 +284,22 @@ pub(crate) struct Analysis<'m> {
     pub pad_into: HashMap<usize, usize>,
     /// Per node: its parts, when it is a convolution-like node.
     pub convs: HashMap<usize, ConvParts>,
+    /// Slices of activations with constant arguments (candidates for torch's circular padding).
+    pub slices: HashMap<usize, fold::SliceArgs>,
+    /// The last Concat of each recognized circular padding (torch's Slice + Concat) -> its parts.
+    pub circular: HashMap<usize, Circular>,
+}
+
+/// torch's export of `padding_mode='circular'`: per spatial axis, `Concat([x[.., -b:], x, x[.., :e]])`
+/// (Slice nodes on the activation with constant arguments), read as one wrap padding.
+#[derive(Clone, Debug)]
+pub(crate) struct Circular {
+    /// The value padded.
+    pub input: String,
+    /// The amounts, mode [`PaddingMode::Circular`](convmat_shape::PaddingMode::Circular).
+    pub pad: PadParts,
+    /// The Slice and inner Concat nodes that belong to it (graph order), not the last Concat.
+    pub members: Vec<usize>,
 }
 
 impl<'m> Analysis<'m> {
@@ -355,8 +371,9 @@ impl<'m> Analysis<'m> {
                 (None, 0) => {
                     return Err(OnnxError::DynamicShape {
                         input: vi.name.clone(),
-                        shape: "unknown".into(),
-                        example: "3,32,32".into(),
+                        shape: "(none declared)".into(),
+                        dims: crate::error::sample_dims(3),
+                        example: vec![3, 32, 32],
                     })
                 }
                 (None, _) => {
@@ -364,11 +381,11 @@ impl<'m> Analysis<'m> {
                     match rest {
                         Some(r) => r,
                         None => {
-                            let example: Vec<String> = dims[1..].iter().map(|d| d.unwrap_or(32).to_string()).collect();
                             return Err(OnnxError::DynamicShape {
                                 input: vi.name.clone(),
                                 shape: shown,
-                                example: example.join(","),
+                                dims: crate::error::sample_dims(dims.len() - 1),
+                                example: dims[1..].iter().map(|d| d.unwrap_or(32)).collect(),
                             });
                         }
                     }
@@ -404,6 +421,8 @@ impl<'m> Analysis<'m> {
             consumers,
             pad_into: HashMap::new(),
             convs: HashMap::new(),
+            slices: HashMap::new(),
+            circular: HashMap::new(),
         };
         let mut producer: HashMap<String, usize> = HashMap::new();
         for (i, p) in g.node.iter().enumerate() {
@@ -531,6 +550,10 @@ impl<'m> Analysis<'m> {
             return Ok(self.finish(info));
         }
         let (kind, out) = self.shape_op(i, &node, x, &s, &acts, producer, &mut info.params)?;
+        if let Some(c) = self.circular.get(&i) {
+            // a circular padding reads the tensor it pads, not its first Slice
+            info.input_shape = self.act_shape(&c.input).map(|s| s[1..].to_vec());
+        }
         info.kind = kind;
         info.output_shape = out.as_ref().map(|o| o.get(1..).unwrap_or_default().to_vec());
         self.set_outputs(&node, out.map_or(Val::Unknown, Val::Act));
@@ -561,29 +584,54 @@ impl<'m> Analysis<'m> {
         let (name, op) = (node.name, node.op());
         let unsupported = |why: &str| (NodeKind::Unsupported(why.into()), None);
         if acts.len() > 1 && !matches!(op, "Concat") {
-            let why =
-                "more than one computed operand (a branch or residual connection): not one affine map of one input";
+            // where each computed operand comes from: the node that writes it, or the graph input itself
+            let joins: Vec<String> = acts
+                .iter()
+                .map(|v| producer.get(*v).map_or_else(|| v.to_string(), |&p| self.infos[p].name.clone()))
+                .collect();
+            let operands: Vec<String> = acts
+                .iter()
+                .map(|v| match producer.get(*v) {
+                    Some(&p) => format!("'{v}' (from node '{}')", self.infos[p].name),
+                    None => format!("'{v}' (the graph input)"),
+                })
+                .collect();
+            params.insert("inputs".into(), json!(acts));
+            params.insert("joins".into(), json!(joins));
+            let why = if matches!(op, "Add" | "Sub" | "Sum") {
+                format!(
+                    "a junction (residual connection) of {}: affine in its operands together, not one map of one input; export handles chains of layers only",
+                    operands.join(" and ")
+                )
+            } else {
+                format!("more than one computed operand ({}): not one affine map of one input", operands.join(", "))
+            };
             let out = if matches!(op, "Add" | "Sub" | "Mul" | "Div") {
                 let shapes: Vec<&[usize]> = acts.iter().filter_map(|a| self.act_shape(a)).collect();
                 shapes.iter().skip(1).try_fold(shapes[0].to_vec(), |acc, t| broadcast(&acc, t))
             } else {
                 None
             };
-            return Ok((NodeKind::Unsupported(why.into()), out));
+            return Ok((NodeKind::Unsupported(why), out));
         }
         Ok(match op {
             "Conv" | "ConvTranspose" => {
                 let mut parts = ConvParts::from_conv(self, node, s)?;
                 if op == "Conv" {
-                    if let Some(&p) = producer.get(x) {
-                        if self.consumers.get(x) == Some(&1) && self.infos[p].op == "Pad" {
-                            let pnode = Node::new(&self.model.graph.node[p]);
-                            let pad = PadParts::from_node(self, &pnode)?;
-                            if let Some(fused) = parts.fuse_pad(&pad) {
-                                parts = fused;
-                                self.pad_into.insert(i, p);
-                                params.insert("pad_folded".into(), json!(pnode.name));
-                                self.infos[p].params.insert("folded_into".into(), json!(name));
+                    if let Some(&p) = producer.get(x).filter(|_| self.consumers.get(x) == Some(&1)) {
+                        let pnode = Node::new(&self.model.graph.node[p]);
+                        let pad = match self.circular.get(&p) {
+                            Some(c) => Some(c.pad.clone()),
+                            None if pnode.op() == "Pad" => Some(PadParts::from_node(self, &pnode)?),
+                            None => None,
+                        };
+                        if let Some(fused) = pad.and_then(|pad| parts.fuse_pad(&pad)) {
+                            parts = fused;
+                            self.pad_into.insert(i, p);
+                            params.insert("pad_folded".into(), json!(pnode.name));
+                            let members = self.circular.get(&p).map(|c| c.members.clone()).unwrap_or_default();
+                            for m in members.into_iter().chain([p]) {
+                                self.infos[m].params.insert("folded_into".into(), json!(name));
                             }
                         }
                     }
@@ -741,6 +789,27 @@ impl<'m> Analysis<'m> {
                 }
                 (NodeKind::Identity, Some(out))
             }
+            "Slice" => {
+                let consts: Vec<Option<Tensor>> = match (1..node.p.input.len())
+                    .map(|k| node.input(k).map_or(Some(Ok(None)), |n| self.constant(n).map(|t| t.map(Some))))
+                    .collect::<Option<Result<Vec<_>, _>>>()
+                {
+                    Some(c) => c?,
+                    None => return Ok(unsupported("its starts, ends, axes or steps are computed at run time")),
+                };
+                let refs: Vec<Option<&Tensor>> =
+                    std::iter::once(None).chain(consts.iter().map(Option::as_ref)).collect();
+                let args = fold::slice_args(node, &refs, self.model.opset, s.len())?;
+                let out = fold::slice_shape(&args, s);
+                self.slices.insert(i, args);
+                // shapes flow on only while they stay one non-empty sample
+                let out = Some(out).filter(|o| o[0] == 1 && !o.contains(&0));
+                (NodeKind::Unsupported(SLICE_WHY.into()), out)
+            }
+            "Concat" if self.circular_pad(node, producer).is_some() => {
+                let c = self.circular_pad(node, producer).expect("checked");
+                self.circular_concat(i, node, c, params)?
+            }
             "Concat" => {
                 let shapes: Option<Vec<Vec<usize>>> = present_inputs(node)
                     .iter()
@@ -754,7 +823,7 @@ impl<'m> Analysis<'m> {
                 });
                 (
                     NodeKind::Unsupported(
-                        "concatenating computed tensors is not read (a branch, or torch's circular padding)".into(),
+                        "concatenating computed tensors is read only as torch's circular padding (Concat of Slices of one tensor's last and first elements around it along one spatial axis)".into(),
                     ),
                     out,
                 )
@@ -762,6 +831,113 @@ impl<'m> Analysis<'m> {
             op if NONLINEARITIES.contains(&op) => (NodeKind::Nonlinearity, Some(s.to_vec())),
             _ => unsupported("convmat has no affine form for this op and does not know it as a nonlinearity"),
         })
+    }
+}
+
+/// Why a Slice of an activation is not read on its own.
+const SLICE_WHY: &str =
+    "a Slice of a computed tensor is read only as part of torch's circular padding (Concat of the tensor's last and first elements around it along one spatial axis)";
+
+impl Analysis<'_> {
+    /// The circular padding a Concat completes (torch's `padding_mode='circular'`), merged with the one
+    /// on another axis it pads, or `None` when the Concat and its Slices do not match the pattern exactly:
+    /// inputs `[tail, x, head]` (or `[tail, x]`, `[x, head]`) where `tail = Slice(x)` takes the last `b`
+    /// and `head = Slice(x)` the first `e` elements of the Concat's spatial axis (step 1, `1 <= b, e <=`
+    /// the axis' size), each Slice read by this Concat only.
+    fn circular_pad(&self, node: &Node<'_>, producer: &HashMap<String, usize>) -> Option<Circular> {
+        let ins = present_inputs(node);
+        if ins.len() != node.p.input.len() || !(2..=3).contains(&ins.len()) {
+            return None;
+        }
+        let g = &self.model.graph;
+        let slice_of = |v: &str| -> Option<(usize, &str)> {
+            let &p = producer.get(v)?;
+            self.slices.contains_key(&p).then(|| (p, Node::new(&g.node[p]).input(0).unwrap_or_default()))
+        };
+        let (tail, x, head) = match ins[..] {
+            [t, x, h] => (Some(t), x, Some(h)),
+            [t, x] if slice_of(t).is_some_and(|(_, d)| d == x) => (Some(t), x, None),
+            [x, h] => (None, x, Some(h)),
+            _ => return None,
+        };
+        let s = self.act_shape(x)?;
+        let r = s.len();
+        let ax = fold::axis(node, node.int("axis")?, r).ok().filter(|&a| a >= 2 && (3..=5).contains(&r))?;
+        let dim = s[ax];
+        // (the Slice node, how many elements it takes)
+        let take = |v: &str, is_tail: bool| -> Option<(usize, usize)> {
+            let (p, d) = slice_of(v)?;
+            let args = &self.slices[&p];
+            if d != x || self.consumers.get(v) != Some(&1) || args.axes != [ax] || args.steps != [1] {
+                return None;
+            }
+            let (b, n) = fold::slice_range(dim, args.starts[0], args.ends[0], 1);
+            let fits = if is_tail { b as usize + n == dim } else { b == 0 };
+            (n > 0 && fits).then_some((p, n))
+        };
+        let tail = tail.map(|t| take(t, true)).map_or(Some(None), |t| t.map(Some))?;
+        let head = head.map(|h| take(h, false)).map_or(Some(None), |h| h.map(Some))?;
+        let d = ax - 2;
+        let mut members: Vec<usize> = tail.iter().chain(&head).map(|&(p, _)| p).collect();
+        let (b, e) = (tail.map_or(0, |t| t.1), head.map_or(0, |h| h.1));
+        let readers = 1 + members.len();
+        // the padding of another axis just before it (torch pads one axis after the other)
+        let inner = producer
+            .get(x)
+            .filter(|_| self.consumers.get(x) == Some(&readers))
+            .and_then(|&p| Some((p, self.circular.get(&p)?)))
+            .filter(|(_, c)| c.pad.begin[d] == 0 && c.pad.end[d] == 0);
+        let (input, mut pad) = match inner {
+            Some((p, c)) => {
+                members.extend(c.members.iter().copied().chain([p]));
+                (c.input.clone(), c.pad.clone())
+            }
+            None => {
+                let zeros = vec![0; r - 2];
+                let pad = PadParts {
+                    begin: zeros.clone(),
+                    end: zeros,
+                    mode: convmat_shape::PaddingMode::Circular,
+                    mode_name: "circular".into(),
+                };
+                (x.to_string(), pad)
+            }
+        };
+        pad.begin[d] = b;
+        pad.end[d] = e;
+        members.sort_unstable();
+        Some(Circular { input, pad, members })
+    }
+}
+
+impl Analysis<'_> {
+    /// Records a recognized circular padding ending at Concat `i`: a Pad-like block of its own (or folded
+    /// into the Conv that reads it), its Slices and inner Concats marked as part of it.
+    fn circular_concat(
+        &mut self,
+        i: usize,
+        node: &Node<'_>,
+        c: Circular,
+        params: &mut Map<String, Json>,
+    ) -> Result<(NodeKind, Option<Vec<usize>>), OnnxError> {
+        let full = self.act_shape(&c.input).expect("an activation").to_vec();
+        let parts = ConvParts::from_pad(node, &c.pad, &full)?;
+        let mut out = vec![1];
+        out.extend(parts.geometry()?.output_shape());
+        params.insert("mode".into(), json!(c.pad.mode_name));
+        params.insert("pads".into(), json!([c.pad.begin.clone(), c.pad.end.clone()].concat()));
+        for &m in &c.members {
+            let mut info = self.infos[m].clone();
+            info.kind = NodeKind::Affine;
+            info.params.remove("unsupported");
+            info.params.insert("folded_into".into(), json!(node.name));
+            self.infos[m] = self.finish(info);
+            self.convs.remove(&m);
+            self.circular.remove(&m);
+        }
+        self.convs.insert(i, parts);
+        self.circular.insert(i, c);
+        Ok((NodeKind::Affine, Some(out)))
     }
 }
 

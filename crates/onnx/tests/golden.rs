@@ -223,8 +223,15 @@ fn bad_models_give_one_clear_error() {
     assert!(e.contains("no node named 'cnv'") && e.contains("conv"), "{e}");
 
     let m = Model::load(golden("bad/dynamic_shape.onnx")).unwrap();
-    let e = err_text(m.summary(None));
-    assert!(e.contains("[N, 1, H, W]") && e.contains("--input-shape"), "{e}");
+    let e = m.summary(None).expect_err("dynamic");
+    assert!(e.to_string().contains("[N, 1, H, W]: give the input shape (C, H, W)"), "{e}");
+    assert!(!e.to_string().contains("--input-shape"), "no front end's spelling in the library: {e}");
+    match e {
+        OnnxError::DynamicShape { dims, example, .. } => {
+            assert_eq!((dims, example), (vec!["C".into(), "H".into(), "W".into()], vec![1, 32, 32]))
+        }
+        other => panic!("{other}"),
+    }
     let s = m.summary(Some(&[1, 6, 5])).unwrap();
     assert_eq!(s.nodes[0].output_shape, Some(vec![2, 4, 3]));
     let e = err_text(m.summary(Some(&[2, 6, 5])));
@@ -312,4 +319,77 @@ fn mutated_models_never_panic() {
         }
     }
     assert!(ok > 0 && err > 0, "both outcomes occur: {ok} ok, {err} errors");
+}
+
+#[test]
+fn torch_circular_padding_folds_into_the_conv() {
+    // torch writes padding_mode='circular' as Slice + Concat per spatial axis: one wrap padding of the Conv
+    for (file, description) in [
+        ("torch_circular1d.onnx", "Conv1d(2, 3, 3, padding=1, padding_mode='circular')"),
+        ("torch_circular2d.onnx", "Conv2d(2, 3, 3, padding=(1, 2), padding_mode='circular')"),
+        (
+            "torch_circular2d_opset9.onnx",
+            "Conv2d(2, 3, (3, 2), stride=(1, 2), padding=(2, 1), padding_mode='circular')",
+        ),
+        ("torch_circular3d.onnx", "Conv3d(1, 2, 3, padding=(1, 1, 1), padding_mode='circular')"),
+    ] {
+        let model = Model::load(golden(file)).unwrap();
+        let s = model.summary(None).unwrap();
+        for n in s.nodes.iter().filter(|n| n.op == "Slice" || n.op == "Concat") {
+            assert_eq!(n.kind, NodeKind::Affine, "{file}: {}", n.name);
+            assert_eq!(n.params["folded_into"], "/Conv", "{file}: {}", n.name);
+        }
+        let layer = model.conv_layer("/Conv", None).unwrap();
+        assert_eq!(layer.description(), description, "{file}");
+        let layers: Vec<_> =
+            model.affine_layers(None, &BlockOptions::default()).unwrap().collect::<Result<_, _>>().unwrap();
+        assert_eq!(layers.len(), 1, "{file}");
+        assert_eq!(layers[0].nodes.len(), s.nodes.iter().filter(|n| n.op != "Constant").count(), "{file}");
+    }
+    // asymmetric F.pad (2-input Concats) folded into a Conv; one that a Tanh separates stays a block
+    let model = Model::load(golden("torch_circular_pads.onnx")).unwrap();
+    let layers: Vec<_> =
+        model.affine_layers(None, &BlockOptions::default()).unwrap().collect::<Result<_, _>>().unwrap();
+    let ops: Vec<&str> = layers.iter().map(|l| l.op.as_str()).collect();
+    assert_eq!(ops, ["Conv", "Concat", "Conv", "Conv"]);
+    let s = model.summary(None).unwrap();
+    let pad = s.nodes.iter().find(|n| n.name == layers[1].name).unwrap();
+    assert_eq!((pad.params["mode"].as_str(), ints(&pad.params["pads"])), (Some("circular"), vec![2, 1, 0, 1]));
+    let conv1 = s.nodes.iter().find(|n| n.op == "Conv").unwrap();
+    let layer = model.conv_layer(&conv1.name, None).unwrap();
+    assert_eq!(layer.geometry().input_shape(), vec![2, 7, 8]);
+    assert!(
+        layer.description().contains("stride=2, padding=(1, 0, 0, 2), padding_mode='circular'"),
+        "{}",
+        layer.description()
+    );
+}
+
+#[test]
+fn a_slice_concat_that_is_not_circular_padding_is_refused_by_name() {
+    // head and tail swapped, a tail short of the end, a step of 2, a Concat on another axis than the Slices'
+    for file in ["concat_not_circular", "concat_short_tail", "concat_step2", "concat_other_axis"] {
+        let m = Model::load(golden(&format!("bad/{file}.onnx"))).unwrap();
+        let s = m.summary(None).unwrap();
+        assert!(s.nodes.iter().filter(|n| n.op == "Slice" || n.op == "Concat").all(|n| !n.affine), "{file}");
+        let e = err_text(m.affine_layers(None, &BlockOptions::default()).map(|_| ()));
+        assert!(e.contains("'head' (Slice) is not supported") && e.contains("circular"), "{file}: {e}");
+    }
+}
+
+#[test]
+fn a_residual_add_is_listed_as_a_junction_naming_both_operands() {
+    let m = Model::load(golden("bad/residual.onnx")).unwrap();
+    let s = m.summary(None).unwrap();
+    let add = s.nodes.iter().find(|n| n.op == "Add").unwrap();
+    let NodeKind::Unsupported(why) = &add.kind else { panic!("{:?}", add.kind) };
+    assert!(
+        why.contains("junction") && why.contains("'/conv2/Conv'") && why.contains("'x' (the graph input)"),
+        "{why}"
+    );
+    assert_eq!(add.params["joins"], serde_json::json!(["/conv2/Conv", "x"]));
+    assert_eq!(add.params["inputs"].as_array().unwrap().len(), 2);
+    assert_eq!(add.output_shape, Some(vec![2, 5, 5]));
+    let e = err_text(m.affine_layers(None, &BlockOptions::default()).map(|_| ()));
+    assert!(e.contains("'/Add' (Add)") && e.contains("chains of layers only"), "{e}");
 }

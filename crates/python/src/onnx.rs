@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use convmat_matrix::MatrixFormat;
-use convmat_onnx::{AffineLayer, BlockOptions, Csr, Model};
+use convmat_onnx::{AffineLayer, BlockOptions, Csr, Model, OnnxError};
 use convmat_shape::Padding;
 use numpy::IntoPyArray;
 use pyo3::prelude::*;
@@ -92,8 +92,22 @@ struct Block {
     activations: String,
 }
 
-fn block(layer: Result<AffineLayer, convmat_onnx::OnnxError>, format: MatrixFormat) -> Res<Block> {
-    let mut layer = layer.map_err(msg)?;
+/// An ONNX error's message, with how Python callers give what is missing (the library's message names
+/// it in words every front end shares; the CLI adds `--input-shape` instead).
+fn onnx_msg(e: OnnxError) -> String {
+    match &e {
+        OnnxError::DynamicShape { dims, example, .. } => {
+            let tuple =
+                |v: Vec<String>| if v.len() == 1 { format!("({},)", v[0]) } else { format!("({})", v.join(", ")) };
+            let ex = example.iter().map(usize::to_string).collect();
+            format!("{e}; pass input_shape={}, for example input_shape={}", tuple(dims.clone()), tuple(ex))
+        }
+        _ => e.to_string(),
+    }
+}
+
+fn block(layer: Result<AffineLayer, OnnxError>, format: MatrixFormat) -> Res<Block> {
+    let mut layer = layer.map_err(onnx_msg)?;
     let m = std::mem::replace(&mut layer.matrix, Csr::zero((0, 0)));
     let activations = serde_json::to_string(&layer.activations).map_err(msg)?;
     Ok(Block { matrix: Matrix::new(m, format)?, layer, activations })
@@ -104,7 +118,7 @@ impl OnnxModel {
     /// Reads the model file (external data relative to its folder), as `convmat onnx` does.
     #[new]
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let model = heavy(py, || Model::load(&path).map_err(msg))?;
+        let model = heavy(py, || Model::load(&path).map_err(onnx_msg))?;
         Ok(Self { model })
     }
 
@@ -124,7 +138,7 @@ impl OnnxModel {
     #[pyo3(signature = (input_shape))]
     fn summary(&self, py: Python<'_>, input_shape: Option<Vec<usize>>) -> PyResult<String> {
         heavy(py, || {
-            let summary = self.model.summary(input_shape.as_deref()).map_err(msg)?;
+            let summary = self.model.summary(input_shape.as_deref()).map_err(onnx_msg)?;
             serde_json::to_string(&summary).map_err(msg)
         })
     }
@@ -142,7 +156,7 @@ impl OnnxModel {
     ) -> PyResult<Vec<Py<PyAny>>> {
         let format = format.parse::<MatrixFormat>().map_err(|e| crate::error(e.to_string()))?;
         let opts = BlockOptions::default().fold_batchnorm(fold_batchnorm);
-        let mut layers = heavy(py, || self.model.affine_layers(input_shape.as_deref(), &opts).map_err(msg))?;
+        let mut layers = heavy(py, || self.model.affine_layers(input_shape.as_deref(), &opts).map_err(onnx_msg))?;
         let mut out = Vec::with_capacity(layers.len());
         while let Some(b) = heavy(py, || layers.next().map(|l| block(l, format)).transpose())? {
             let l = b.layer;
@@ -169,7 +183,7 @@ impl OnnxModel {
     /// input_shape)`, the padding as `2 x dims` ints (begins, then ends) or `same_upper` / `same_lower` / ...
     #[pyo3(signature = (node_name, input_shape))]
     fn conv_layer(&self, py: Python<'_>, node_name: &str, input_shape: Option<Vec<usize>>) -> PyResult<Py<PyAny>> {
-        let layer = heavy(py, || self.model.conv_layer(node_name, input_shape.as_deref()).map_err(msg))?;
+        let layer = heavy(py, || self.model.conv_layer(node_name, input_shape.as_deref()).map_err(onnx_msg))?;
         let g = layer.geometry();
         let spec = g.spec();
         let weight = ndarray::ArrayD::from_shape_vec(spec.weight_shape(), layer.weight().to_vec())
@@ -209,7 +223,7 @@ impl OnnxModel {
     ) -> PyResult<String> {
         let opts = BlockOptions::default().fold_batchnorm(fold_batchnorm);
         heavy(py, || {
-            let blocks = self.model.export(&out_dir, input_shape.as_deref(), &opts).map_err(msg)?;
+            let blocks = self.model.export(&out_dir, input_shape.as_deref(), &opts).map_err(onnx_msg)?;
             serde_json::to_string(&blocks).map_err(msg)
         })
     }

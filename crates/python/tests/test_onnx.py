@@ -176,7 +176,7 @@ def test_export_writes_scipy_files_and_a_manifest(tmp_path):
 
 def test_dynamic_shapes_need_input_shape():
     path = GOLDEN / "bad" / "dynamic_shape.onnx"
-    with pytest.raises(convmat.ConvmatError, match=r"dynamic shape .* input_shape=\(") as e:
+    with pytest.raises(convmat.ConvmatError, match=r"dynamic shape .* input_shape=\(C, H, W\), for example input_shape=\(1, 32, 32\)") as e:
         convmat.onnx.load(path)
     assert "--input-shape" not in str(e.value)
     model = convmat.onnx.load(path, input_shape=(1, 5, 5))

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -386,10 +385,4 @@ def load(path: Union[str, "os.PathLike[str]"], input_shape: Optional[Sequence[in
     """
     shape = _input_shape(input_shape)
     native = _native.OnnxModel(_path("path", path))
-    try:
-        return Model(native, shape)
-    except ConvmatError as e:
-        # the library names the CLI's flag; Python users pass input_shape
-        raise ConvmatError(
-            re.sub(r"with --input-shape \(for example ([0-9,]+)\)", r"with input_shape=(\1), for example", str(e))
-        ) from None
+    return Model(native, shape)

@@ -64,13 +64,17 @@ fn certified_norm_stops_and_reports_its_residual() {
 
 #[test]
 fn watched_runs_give_the_same_answer() {
+    // the same answer up to rounding: rayon's parallel sums may add in another order from run to run
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-10 * b.abs();
     let c = zero_padded();
     let (r, seen) = cancel_after(usize::MAX, |m| certified_norm_with(&c, 1e-8, Start::Auto, m));
-    let watched = r.unwrap();
-    assert_eq!(watched, certified_norm(&c, 1e-8).unwrap());
+    let (watched, plain) = (r.unwrap(), certified_norm(&c, 1e-8).unwrap());
+    assert!(close(watched.lower, plain.lower) && watched.certificate == plain.certificate, "{watched:?} vs {plain:?}");
     assert!(!seen.is_empty() && seen.windows(2).all(|w| w[0].steps < w[1].steps));
     let (r, _) = cancel_after(usize::MAX, |m| singular_values_with(&c, Request::Top(3), Method::Lanczos, 1e-9, m));
-    assert_eq!(r.unwrap(), singular_values(&c, Request::Top(3), Method::Lanczos, 1e-9).unwrap());
+    let (watched, plain) = (r.unwrap(), singular_values(&c, Request::Top(3), Method::Lanczos, 1e-9).unwrap());
+    assert_eq!((watched.method, watched.start), (plain.method, plain.start));
+    assert!(watched.values.iter().zip(&plain.values).all(|(a, b)| close(*a, *b)), "{watched:?} vs {plain:?}");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use convmat_io::{write_mtx, write_npy, write_sparse_npz, AtomicFile, Extra, NpyElement, SparseParts};
+use convmat_io::{write_mtx, write_npy, write_sparse_npz, AtomicFile, Extra, NpyElement, SparseFormat, SparseParts};
 use convmat_matrix::{Affine, Conv, MatrixFormat, MatrixOptions};
 use convmat_numeric::{Dtype, QFormat, Scalar};
 use serde::Serialize;
@@ -225,7 +225,7 @@ fn write_conv<T: Scalar + NpyElement + std::fmt::Display>(
     let t = Instant::now();
     let indptr = m.indptr();
     let parts = SparseParts {
-        format: if m.is_csr() { "csr" } else { "csc" },
+        format: if m.is_csr() { SparseFormat::Csr } else { SparseFormat::Csc },
         shape: (m.rows(), m.cols()),
         indptr: indptr.raw_storage(),
         indices: m.indices(),
@@ -259,5 +259,5 @@ fn write_conv<T: Scalar + NpyElement + std::fmt::Display>(
         write_sparse_npz(f.writer(), &parts, &extras).with_context(|| format!("writing {}", out.display()))?;
     }
     f.commit()?;
-    report(m.rows(), m.cols(), m.nnz(), parts.format, build, t.elapsed().as_secs_f64())
+    report(m.rows(), m.cols(), m.nnz(), parts.format.as_str(), build, t.elapsed().as_secs_f64())
 }

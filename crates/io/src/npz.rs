@@ -120,7 +120,7 @@ pub fn write_sparse_npz<T: NpyElement, W: Write + Seek>(
         entries.push(NpzEntry::array("indices", &[nnz], bytemuck::cast_slice::<u32, i32>(m.indices)));
         entries.push(NpzEntry::array("indptr", &[m.indptr.len()], &indptr32));
     }
-    entries.push(NpzEntry::text("format", m.format));
+    entries.push(NpzEntry::text("format", m.format.as_str()));
     entries.push(NpzEntry::array("shape", &[2], &shape));
     entries.push(NpzEntry::array("data", &[nnz], m.data));
     for (name, extra) in extras {

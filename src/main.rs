@@ -26,6 +26,10 @@ fn main() -> ExitCode {
     };
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.chain().any(|c| matches!(c.downcast_ref(), Some(convmat_spectrum::SpectrumError::Cancelled))) => {
+            eprintln!("interrupted (Ctrl-C): stopped between steps, nothing written");
+            ExitCode::from(130)
+        }
         Err(e) => {
             // One line: what is wrong, which value, what would be valid.
             let mut msg = format!("{e:#}").replace('\n', " ");

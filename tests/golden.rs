@@ -252,7 +252,7 @@ fn check_spectrum(case: &Value, exp: &Value) -> Result<(), String> {
     let scale = expect[0];
     let all = singular_values(&conv, Request::All, Method::Auto, 1e-12).map_err(|e| e.to_string())?;
     let circular = spec.padding_mode() == PaddingMode::Circular;
-    if (all.method == "fft") != circular {
+    if (all.method == Method::Fft) != circular {
         return Err(format!("auto chose {} for padding_mode {}", all.method, spec.padding_mode()));
     }
     for (i, (g, e)) in all.values.iter().zip(&expect).enumerate() {

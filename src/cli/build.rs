@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use convmat_io::{write_mtx, write_npy, write_sparse_npz, AtomicFile, Extra, NpyElement, SparseLayout, SparseParts};
+use convmat_io::{write_mtx, write_npy, write_sparse_npz, AtomicFile, Extra, NpyElement, SparseFormat, SparseParts};
 use convmat_matrix::{Affine, Conv, MatrixFormat, MatrixOptions};
 use convmat_numeric::{Dtype, QFormat, Scalar};
 use serde::Serialize;
@@ -225,7 +225,7 @@ fn write_conv<T: Scalar + NpyElement + std::fmt::Display>(
     let t = Instant::now();
     let indptr = m.indptr();
     let parts = SparseParts {
-        format: if m.is_csr() { SparseLayout::Csr } else { SparseLayout::Csc },
+        format: if m.is_csr() { SparseFormat::Csr } else { SparseFormat::Csc },
         shape: (m.rows(), m.cols()),
         indptr: indptr.raw_storage(),
         indices: m.indices(),

@@ -108,12 +108,7 @@ impl LayerArgs {
     /// model's shapes are dynamic).
     pub fn resolve_onnx(&self, input: Option<&[usize]>) -> Result<ConvLayer> {
         let model_path = self.onnx_model().context("--weights is not an .onnx model")?;
-        if self.flags_given() || self.flip || self.weight.is_some() || self.bias.is_some() {
-            bail!(
-                "with an ONNX model the layer comes from the node: drop --weight, --bias, --stride, --padding, \
-                 --dilation, --groups, --padding-mode, --transposed, --output-padding and --flip"
-            );
-        }
+        self.check_onnx_only()?;
         let [node] = self.layer.as_slice() else {
             bail!(
                 "--weights {} needs one --layer NODE_NAME (`convmat onnx MODEL.onnx` lists the nodes)",
@@ -122,6 +117,17 @@ impl LayerArgs {
         };
         let model = convmat_onnx::Model::load(model_path)?;
         Ok(model.conv_layer(node, input)?)
+    }
+
+    /// With an ONNX model, refuses the flags that describe a layer by hand.
+    pub fn check_onnx_only(&self) -> Result<()> {
+        if self.flags_given() || self.flip || self.weight.is_some() || self.bias.is_some() {
+            bail!(
+                "with an ONNX model the layer comes from the node: drop --weight, --bias, --stride, --padding, \
+                 --dilation, --groups, --padding-mode, --transposed, --output-padding and --flip"
+            );
+        }
+        Ok(())
     }
 
     /// Reads the weight and bias the flags name (each file once).

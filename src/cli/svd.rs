@@ -1,16 +1,20 @@
 //! `convmat svd`: singular values of a layer (all, the top k, or the spectral norm).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Result};
 use clap::Args;
 use convmat_io::{write_npy, AtomicFile};
 use convmat_matrix::Conv;
-use convmat_spectrum::{interlacing_upper_bounds, singular_values, Certificate, Method, Request};
+use convmat_onnx::{BlockOptions, NetworkNorms};
+use convmat_spectrum::{
+    interlacing_upper_bounds_with, singular_values_with, Certificate, Method, Request, StartVector,
+};
 use serde::Serialize;
 
 use super::layer::LayerArgs;
+use super::watch::Watch;
 
 /// Singular values of a layer's matrix: exact by FFT for circular padding, Lanczos or dense otherwise.
 #[derive(Debug, Args)]
@@ -31,9 +35,20 @@ these for every j, the minimum over 4 grids); once they separate the top cluster
 residuals bound σ₁ from above (kato-temple). Reflect/replicate padding embed in no circulant: only
 the residual statement holds (residual-only, no upper bound).
 
+Whole network: --weights MODEL.onnx without --layer gives every affine layer's norm as an interval
+(lower, upper, certificate) and the product of the upper bounds, an upper bound of the network's
+Lipschitz constant when the nonlinearities between the layers are 1-Lipschitz (AutoLip). The product
+of the lower bounds is NOT a lower bound of the network's constant.
+
+Long runs show progress on stderr on a terminal (not with --quiet or --json); Ctrl-C stops them between
+steps: exit code 130, one line, no output file.
+
 Examples:
   # the Lipschitz constant of a layer, certified to a relative width of 1e-6
   convmat svd --weight w.npy --input-shape 64,56,56 --padding 1 --norm --tol 1e-6 --json
+
+  # every layer of an ONNX model: norm intervals and the AutoLip product
+  convmat svd --weights model.onnx --tol 1e-6
 
   # interlacing upper bounds of every singular value
   convmat svd --weight w.npy --input-shape 16,32,32 --padding 1 --bounds -o bounds.npy
@@ -77,6 +92,9 @@ pub struct SvdArgs {
     /// upper, certificate, cluster, upper_bounds, seconds} as JSON.
     #[arg(long)]
     json: bool,
+    /// No progress line on stderr (shown on a terminal otherwise, without --json).
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Serialize)]
@@ -98,16 +116,22 @@ struct Report {
 }
 
 pub fn run(args: SvdArgs) -> Result<()> {
+    let whole_model = args.layer.onnx_model().is_some() && args.layer.layer.is_empty();
     let request = match (args.all, args.top, args.norm) {
         (true, None, false) => Some(Request::All),
         (false, Some(k), false) => Some(Request::Top(k)),
         (false, None, true) => Some(Request::Norm),
-        (false, None, false) if args.bounds => None,
+        (false, None, false) if args.bounds || whole_model => None,
         _ => bail!("say what to compute: --all, --top K, --norm or --bounds"),
     };
     let method: Method = args.method.parse().map_err(anyhow::Error::msg)?;
     if !(args.tol > 0.0 && args.tol < 1.0) {
         bail!("invalid --tol {}: expected a number between 0 and 1, such as 1e-10", args.tol);
+    }
+    // Ctrl-C is ours from here on: pressed while the layer is read, it stops the run at its first step
+    let watch = Watch::new(!args.quiet && !args.json)?;
+    if let (Some(model), true) = (args.layer.onnx_model(), args.layer.layer.is_empty()) {
+        return network(model, &args, &watch);
     }
     if let Some(o) = &args.output {
         if o.extension().and_then(|e| e.to_str()) != Some("npy") {
@@ -120,7 +144,8 @@ pub fn run(args: SvdArgs) -> Result<()> {
     let t = Instant::now();
     let bounds = if args.bounds {
         let all = conv.rows().min(conv.cols());
-        let b = interlacing_upper_bounds(&conv, all)?;
+        watch.stage("interlacing bounds");
+        let b = watch.run(|m| interlacing_upper_bounds_with(&conv, all, m))?;
         if b.is_none() && request.is_none() {
             bail!(
                 "no interlacing bounds for {}: only zero padding (any stride, dilation, groups, transposed) and \
@@ -134,15 +159,20 @@ pub fn run(args: SvdArgs) -> Result<()> {
     };
     let report = match request {
         Some(request) => {
-            let s = singular_values(&conv, request, method, args.tol)?;
+            watch.stage(match request {
+                Request::Norm => "spectral norm",
+                _ => "singular values",
+            });
+            let s = watch.run(|m| singular_values_with(&conv, request, method, args.tol, m))?;
+            watch.finish();
             Report {
                 layer: r.description(),
-                method: s.method,
+                method: s.method.as_str(),
                 count: s.values.len(),
                 values: s.values,
                 iterations: s.iterations,
                 residual: s.residual,
-                start: s.start,
+                start: s.start.map(StartVector::as_str),
                 circular_upper_bound: s.circular_upper_bound,
                 lower: s.lower,
                 upper: s.upper,
@@ -234,6 +264,86 @@ pub fn run(args: SvdArgs) -> Result<()> {
         Some(b) => println!("interlacing upper bounds of σ_1..σ_{}: {}", b.len(), list(b)),
         None if args.bounds => println!("no interlacing upper bounds: this padding embeds in no circulant"),
         None => {}
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct NetworkReport<'a> {
+    model: String,
+    #[serde(flatten)]
+    norms: &'a NetworkNorms,
+    seconds: f64,
+}
+
+/// `--weights MODEL.onnx` without `--layer`: every affine layer's norm interval and the products.
+fn network(model_path: &Path, args: &SvdArgs, watch: &Watch) -> Result<()> {
+    let l = &args.layer;
+    if args.all || args.top.is_some() || args.bounds || args.output.is_some() || args.plot.is_some() {
+        bail!(
+            "the network view (--weights {} without --layer) reports every affine layer's norm: drop --all, --top, \
+             --bounds, -o and --plot, or pick one node with --layer NODE_NAME",
+            model_path.display()
+        );
+    }
+    if args.method != "auto" {
+        bail!(
+            "invalid --method {} for the network view: each layer's method is chosen by its kind (drop --method)",
+            args.method
+        );
+    }
+    l.check_onnx_only()?;
+    let model = convmat_onnx::Model::load(model_path)?;
+    let t = Instant::now();
+    let input = l.input_shape.as_ref().map(|d| d.0.as_slice());
+    let norms = watch.run(|m| {
+        model.block_norms(input, &BlockOptions::default(), args.tol, m, |i, n, name| {
+            watch.stage(&format!("layer {}/{n} {name}", i + 1))
+        })
+    })?;
+    watch.finish();
+    let seconds = t.elapsed().as_secs_f64();
+    if args.json {
+        let report = NetworkReport { model: model_path.display().to_string(), norms: &norms, seconds };
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!("{}: {} affine layers, norms in {seconds:.3} s", model_path.display(), norms.layers.len());
+    let width = norms.layers.iter().map(|b| b.name.len()).chain([5]).max().unwrap_or(5);
+    println!(
+        "  {:<width$}  {:<18} {:>13}  {:>15}  {:>15}  {:<15}  then",
+        "layer", "op", "matrix", "lower", "upper", "certificate"
+    );
+    for b in &norms.layers {
+        println!(
+            "  {:<width$}  {:<18} {:>13}  {:>15.9e}  {:>15.9e}  {:<15}  {}",
+            b.name,
+            b.op,
+            format!("{}x{}", b.rows, b.cols),
+            b.lower,
+            b.upper,
+            b.certificate.as_str(),
+            if b.activations.is_empty() { "-".to_string() } else { b.activations.join(",") }
+        );
+    }
+    println!(
+        "product of the upper bounds {:.9e}: an upper bound of the network's Lipschitz constant (2-norm) when \
+         every nonlinearity between the layers is 1-Lipschitz (AutoLip)",
+        norms.product_upper
+    );
+    if !norms.not_one_lipschitz.is_empty() {
+        println!(
+            "  not known to be 1-Lipschitz: {}; multiply by their Lipschitz constants",
+            norms.not_one_lipschitz.join(", ")
+        );
+    }
+    println!(
+        "product of the lower bounds {:.9e}: NOT a lower bound of the network's Lipschitz constant (the layers' top \
+         directions need not line up); the bound's value had every layer sat at its lower end",
+        norms.product_lower
+    );
+    if let Some(b) = norms.largest.map(|i| &norms.layers[i]) {
+        println!("largest layer norm: {} ({}), at most {:.9e}", b.name, b.op, b.upper);
     }
     Ok(())
 }

@@ -7,7 +7,7 @@
 //!   recorded case differs from the catalog's) or orphaned, naming the files and the command to run.
 //! - `cargo xtask test`: every test, the README's one command: `cargo test --workspace`, the golden
 //!   check, then the Python package (crates/python) built with maturin into a venv under
-//!   `target/python-venv` (numpy, scipy, pytest, hypothesis, maturin and dask[distributed] from the package index; never
+//!   `target/python-venv` (numpy, scipy, pytest, hypothesis, maturin and `dask[distributed]` from the package index; never
 //!   torch) and its pytest suite. `CONVMAT_PYTHON_BASE` names the interpreter that creates the venv
 //!   (default `python3`).
 //! - `cargo xtask bench-peers`: run the criterion bench `peers` and the Python peers in
@@ -85,7 +85,7 @@ fn run(what: &str, cmd: &mut Command) -> Result<()> {
 }
 
 /// The Python packages the tests need, from the package index (never torch: too large for CI).
-/// `dask[distributed]` (convmat[dask]'s extra) installs in about 11 s.
+/// `dask[distributed]` (`convmat[dask]`'s extra) installs in about 11 s.
 const PYTHON_TEST_DEPS: &[&str] = &["numpy", "scipy", "pytest", "hypothesis", "maturin>=1.9,<2", "dask[distributed]"];
 
 fn test() -> Result<()> {

@@ -331,17 +331,17 @@ impl Drop for AtomicFile {
     }
 }
 
-/// Which way a compressed sparse matrix is compressed.
+/// How a compressed sparse matrix is stored: by rows or by columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SparseLayout {
-    /// Compressed rows (`indptr` per row, `indices` are columns).
+pub enum SparseFormat {
+    /// Compressed sparse rows: `indptr` per row, `indices` are columns.
     Csr,
-    /// Compressed columns (`indptr` per column, `indices` are rows).
+    /// Compressed sparse columns: `indptr` per column, `indices` are rows.
     Csc,
 }
 
-impl SparseLayout {
-    /// SciPy's `format` key: `csr` or `csc`.
+impl SparseFormat {
+    /// `csr` or `csc` (SciPy's `format` entry).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Csr => "csr",
@@ -350,10 +350,16 @@ impl SparseLayout {
     }
 }
 
+impl std::fmt::Display for SparseFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A compressed sparse matrix to write, borrowed.
 pub struct SparseParts<'a, T> {
-    /// CSR or CSC.
-    pub format: SparseLayout,
+    /// By rows or by columns.
+    pub format: SparseFormat,
     /// `(rows, cols)`.
     pub shape: (usize, usize),
     /// Offsets into `indices`/`data` per major slot.
@@ -391,7 +397,10 @@ pub fn write_mtx<T: std::fmt::Display + Copy, W: Write>(
     for (major, slot) in m.indptr.windows(2).enumerate() {
         for k in slot[0]..slot[1] {
             let (&minor, value) = m.indices.get(k).zip(m.data.get(k)).ok_or_else(|| bad(k))?;
-            let (r, c) = if m.format == SparseLayout::Csr { (major, minor as usize) } else { (minor as usize, major) };
+            let (r, c) = match m.format {
+                SparseFormat::Csr => (major, minor as usize),
+                SparseFormat::Csc => (minor as usize, major),
+            };
             writeln!(w, "{} {} {}", r + 1, c + 1, value)?;
         }
     }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use convmat_io::{npy_header, read_array, write_mtx, IoError, SparseLayout, SparseParts};
+use convmat_io::{npy_header, read_array, write_mtx, IoError, SparseFormat, SparseParts};
 
 /// A `.npy` file with this header dict and data.
 fn npy(dir: &Path, name: &str, dict: &str, data: &[u8]) -> PathBuf {
@@ -86,7 +86,7 @@ fn the_npy_header_we_write_reads_back() {
 
 #[test]
 fn mtx_of_an_empty_indptr_writes_no_entries() {
-    let m = SparseParts::<f64> { format: SparseLayout::Csr, shape: (0, 0), indptr: &[], indices: &[], data: &[] };
+    let m = SparseParts::<f64> { format: SparseFormat::Csr, shape: (0, 0), indptr: &[], indices: &[], data: &[] };
     let mut out = Vec::new();
     write_mtx(&mut out, &m, false).unwrap();
     let text = String::from_utf8(out).unwrap();
@@ -95,7 +95,8 @@ fn mtx_of_an_empty_indptr_writes_no_entries() {
 
 #[test]
 fn mtx_of_inconsistent_parts_is_an_error() {
-    let m = SparseParts::<f64> { format: SparseLayout::Csr, shape: (1, 3), indptr: &[0, 2], indices: &[1], data: &[1.0] };
+    let m =
+        SparseParts::<f64> { format: SparseFormat::Csr, shape: (1, 3), indptr: &[0, 2], indices: &[1], data: &[1.0] };
     let e = write_mtx(&mut Vec::new(), &m, false).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     assert!(e.to_string().contains("entry 1 is beyond indices (1)"), "{e}");

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use convmat_io::{write_sparse_npz, AtomicFile, Extra, SparseLayout, SparseParts};
+use convmat_io::{write_sparse_npz, AtomicFile, Extra, SparseFormat, SparseParts};
 use convmat_matrix::MatrixOptions;
 use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
@@ -58,8 +58,8 @@ pub struct Activation {
 
 /// The plan of one block: which nodes it folds, before anything is built.
 #[derive(Clone, Debug)]
-struct Plan {
-    main: usize,
+pub(crate) struct Plan {
+    pub(crate) main: usize,
     /// Identity and Pad nodes applied before the main node, folded into it.
     pre: Vec<usize>,
     /// BatchNormalization / constant Add / Sub / Mul / Div nodes after it.
@@ -241,7 +241,7 @@ pub fn write_block(path: &Path, layer: &AffineLayer) -> Result<(), OnnxError> {
     let m = &layer.matrix;
     let indptr = m.indptr();
     let parts = SparseParts {
-        format: SparseLayout::Csr,
+        format: SparseFormat::Csr,
         shape: (m.rows(), m.cols()),
         indptr: indptr.raw_storage(),
         indices: m.indices(),
@@ -258,7 +258,7 @@ fn is_post(op: &str) -> bool {
 }
 
 /// Cuts the analysed graph into blocks; checks that it is one chain of supported nodes.
-fn plan(a: &Analysis<'_>, opts: &BlockOptions) -> Result<Vec<Plan>, OnnxError> {
+pub(crate) fn plan(a: &Analysis<'_>, opts: &BlockOptions) -> Result<Vec<Plan>, OnnxError> {
     let g = &a.model.graph;
     let mut cur: Option<String> = a.inputs.first().map(|i| i.name.clone());
     let mut plans: Vec<Plan> = Vec::new();
@@ -349,7 +349,22 @@ fn sample(a: &Analysis<'_>, value: &str) -> Vec<usize> {
 }
 
 /// Builds one planned block.
-fn build(a: &Analysis<'_>, plan: &Plan) -> Result<AffineLayer, OnnxError> {
+pub(crate) fn build(a: &Analysis<'_>, plan: &Plan) -> Result<AffineLayer, OnnxError> {
+    let mut layer = describe(a, plan);
+    if plan.main == usize::MAX {
+        let n = layer.input_shape.iter().product();
+        (layer.matrix, layer.bias) = (identity(n), vec![0.0; n]);
+        return Ok(layer);
+    }
+    let main = Node::new(&a.model.graph.node[plan.main]);
+    let main_out = a.infos[plan.main].output_shape.clone().unwrap_or_default();
+    let (matrix, bias) = base(a, plan.main, &main, &layer.input_shape, &main_out)?;
+    (layer.matrix, layer.bias) = apply_post(a, plan, &main_out, matrix, bias)?;
+    Ok(layer)
+}
+
+/// A planned block's names, shapes and activations, with an empty matrix and bias.
+pub(crate) fn describe(a: &Analysis<'_>, plan: &Plan) -> AffineLayer {
     let g = &a.model.graph;
     let names = |v: &[usize]| -> Vec<String> { v.iter().map(|&i| a.infos[i].name.clone()).collect() };
     let activations: Vec<Activation> = plan
@@ -364,42 +379,36 @@ fn build(a: &Analysis<'_>, plan: &Plan) -> Result<AffineLayer, OnnxError> {
         })
         .collect();
     let mut nodes = names(&plan.pre);
+    let empty = identity(0);
     if plan.main == usize::MAX {
         // identity block carrying a leading nonlinearity
         let first = plan.pre.first().or(plan.activations.first()).copied().expect("non-empty plan");
         let shape = a.infos[first].input_shape.clone().unwrap_or_default();
-        let n = shape.iter().product();
-        return Ok(AffineLayer {
+        return AffineLayer {
             name: "input".into(),
             op: "Identity".into(),
             nodes,
             input_shape: shape.clone(),
             output_shape: shape,
             activations,
-            matrix: identity(n),
-            bias: vec![0.0; n],
-        });
+            matrix: empty,
+            bias: Vec::new(),
+        };
     }
-    let main = Node::new(&g.node[plan.main]);
     let info = &a.infos[plan.main];
     nodes.push(info.name.clone());
     nodes.extend(names(&plan.post));
     let first = plan.pre.first().copied().unwrap_or(plan.main);
-    let input_shape = a.infos[first].input_shape.clone().unwrap_or_default();
-    let output_shape = sample(a, &plan.output_value);
-    let main_out = info.output_shape.clone().unwrap_or_default();
-    let (matrix, bias) = base(a, plan.main, &main, &input_shape, &main_out)?;
-    let (matrix, bias) = apply_post(a, plan, &main_out, matrix, bias)?;
-    Ok(AffineLayer {
+    AffineLayer {
         name: info.name.clone(),
         op: info.op.clone(),
         nodes,
-        input_shape,
-        output_shape,
+        input_shape: a.infos[first].input_shape.clone().unwrap_or_default(),
+        output_shape: sample(a, &plan.output_value),
         activations,
-        matrix,
-        bias,
-    })
+        matrix: empty,
+        bias: Vec::new(),
+    }
 }
 
 fn identity(n: usize) -> Csr {
@@ -514,6 +523,22 @@ fn apply_post(
     m: Csr,
     bias: Vec<f64>,
 ) -> Result<(Csr, Vec<f64>), OnnxError> {
+    let Some((scale, shift)) = post_maps(a, plan, main_out, bias.len())? else { return Ok((m, bias)) };
+    let bias = bias.iter().zip(&scale).zip(&shift).map(|((b, s), t)| b * s + t).collect();
+    Ok((scale_rows(m, &scale), bias))
+}
+
+/// `(scale, shift)` per output.
+pub(crate) type ScaleShift = (Vec<f64>, Vec<f64>);
+
+/// The post nodes (BatchNorm, constant Add / Sub / Mul / Div) of a block as one elementwise map
+/// `y -> scale · y + shift` on its `n` outputs, `None` when it has none.
+pub(crate) fn post_maps(
+    a: &Analysis<'_>,
+    plan: &Plan,
+    main_out: &[usize],
+    n: usize,
+) -> Result<Option<ScaleShift>, OnnxError> {
     let g = &a.model.graph;
     let mut posts = plan.post.clone();
     let main = Node::new(&g.node[plan.main]);
@@ -521,11 +546,10 @@ fn apply_post(
         posts.insert(0, plan.main);
     }
     if posts.is_empty() {
-        return Ok((m, bias));
+        return Ok(None);
     }
     let mut full = vec![1];
     full.extend_from_slice(main_out);
-    let n = bias.len();
     let mut scale = vec![1.0; n];
     let mut shift = vec![0.0; n];
     for &p in &posts {
@@ -566,8 +590,7 @@ fn apply_post(
             "folding gives NaN or infinity (a zero divisor or a negative variance)",
         ));
     }
-    let bias = bias.iter().zip(&scale).zip(&shift).map(|((b, s), t)| b * s + t).collect();
-    Ok((scale_rows(m, &scale), bias))
+    Ok(Some((scale, shift)))
 }
 
 fn plan_input(node: &Node<'_>, a: &Analysis<'_>) -> String {

@@ -41,12 +41,14 @@ mod fold;
 mod graph;
 mod layers;
 mod node;
+mod norms;
 pub mod proto;
 mod tensor;
 
 pub use blocks::{write_block, Activation, AffineLayer, AffineLayers, BlockOptions, Csr, ExportedBlock};
 pub use error::OnnxError;
 pub use graph::{InputInfo, Model, NodeInfo, NodeKind, Summary, AFFINE_OPS, IDENTITIES, NONLINEARITIES};
+pub use norms::{is_one_lipschitz, BlockNorm, NetworkNorms};
 pub use tensor::{Tensor, Values};
 
 use convmat_matrix::ConvLayer;

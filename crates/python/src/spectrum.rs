@@ -1,10 +1,11 @@
 //! `singular_values`: the layer's spectrum by `convmat_spectrum`, interruptible by Ctrl-C.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use convmat_matrix::Conv;
-use convmat_spectrum::{Method, Request, Spectrum};
+use convmat_spectrum::{Method, Monitor, Request, Spectrum};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -13,15 +14,22 @@ use crate::matrix::check_memory;
 use crate::{heavy, msg, panic_message, Res};
 
 /// Runs `f` on a worker thread and waits with the GIL released, checking for signals every 100 ms,
-/// so Ctrl-C raises `KeyboardInterrupt` within a second.
-// The library offers no cancellation hook between Lanczos steps, so an interrupted computation runs
-// on to its end in the background; its result is dropped.
-fn interruptible<T: Send + 'static>(py: Python<'_>, f: impl FnOnce() -> Res<T> + Send + 'static) -> PyResult<T> {
+/// so Ctrl-C raises `KeyboardInterrupt` within a second. The worker gets a [`Monitor`] whose cancel
+/// flag the interrupt sets: the library stops at its next step, and the thread ends soon after
+/// (waited for up to a second, so an interrupted call does not leave a core busy).
+fn interruptible<T: Send + 'static>(
+    py: Python<'_>,
+    f: impl FnOnce(&Monitor<'_>) -> Res<T> + Send + 'static,
+) -> PyResult<T> {
     let (tx, rx) = mpsc::channel();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cancel);
     std::thread::Builder::new()
         .name("convmat-spectrum".into())
         .spawn(move || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| panic_message(p.as_ref()));
+            let monitor = Monitor::new().cancel_on(&flag);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&monitor)))
+                .map_err(|p| panic_message(p.as_ref()));
             let _ = tx.send(r.and_then(|r| r));
         })
         .map_err(|e| crate::error(format!("cannot start a thread: {e}")))?;
@@ -32,7 +40,13 @@ fn interruptible<T: Send + 'static>(py: Python<'_>, f: impl FnOnce() -> Res<T> +
         rx = back;
         match got {
             Ok(r) => return r.map_err(crate::error),
-            Err(mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(interrupt) = py.check_signals() {
+                    cancel.store(true, Ordering::Relaxed);
+                    py.detach(move || rx.recv_timeout(Duration::from_secs(1)).ok());
+                    return Err(interrupt);
+                }
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(crate::error("internal error in convmat: the spectrum thread ended without a result"))
             }
@@ -76,14 +90,15 @@ pub fn singular_values<'py>(
         return Err(crate::error(format!("invalid tol {tol}: expected a number between 0 and 1, such as 1e-6")));
     }
     let conv = heavy(py, || operator_conv(layer, &input_shape))?;
-    let s: Spectrum =
-        interruptible(py, move || convmat_spectrum::singular_values(&conv, request, method, tol).map_err(msg))?;
+    let s: Spectrum = interruptible(py, move |m| {
+        convmat_spectrum::singular_values_with(&conv, request, method, tol, m).map_err(msg)
+    })?;
     let d = PyDict::new(py);
     d.set_item("values", numpy::IntoPyArray::into_pyarray(s.values, py))?;
-    d.set_item("method", s.method)?;
+    d.set_item("method", s.method.as_str())?;
     d.set_item("iterations", s.iterations)?;
     d.set_item("residual", s.residual)?;
-    d.set_item("start", s.start)?;
+    d.set_item("start", s.start.map(|s| s.as_str()))?;
     d.set_item("circular_upper_bound", s.circular_upper_bound)?;
     d.set_item("lower", s.lower)?;
     d.set_item("upper", s.upper)?;

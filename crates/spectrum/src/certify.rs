@@ -36,9 +36,9 @@ use convmat_matrix::{Circulant, Conv};
 use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
 use faer::{c64, Accum, Mat, MatRef, Par};
 
-use crate::lanczos::{orthogonalize_block, qr, Start};
+use crate::lanczos::{orthogonalize_block, qr, Start, StartVector};
+use crate::{Monitor, Progress, SpectrumError};
 use convmat_matrix::Operator;
-use crate::{fft_singular_values, SpectrumError};
 
 /// What a spectral norm's interval rests on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +54,10 @@ pub enum Certificate {
     /// No embedding exists (reflect / replicate padding): the value lies within its residual of a
     /// singular value and `lower` is a Rayleigh quotient, but nothing bounds `σ_1` from above.
     ResidualOnly,
+    /// An explicit matrix too large for a dense SVD ([`sparse_norm`](crate::sparse_norm)): `lower` is
+    /// a Rayleigh quotient of power iteration, `upper` the norm inequality
+    /// `σ_1 <= min(||A||_F, sqrt(||A||_1 ||A||_∞))` (valid, usually loose).
+    Inequality,
 }
 
 impl Certificate {
@@ -64,6 +68,7 @@ impl Certificate {
             Self::KatoTemple => "kato-temple",
             Self::Interlacing => "interlacing",
             Self::ResidualOnly => "residual-only",
+            Self::Inequality => "norm-inequality",
         }
     }
 }
@@ -91,8 +96,8 @@ pub struct NormInterval {
     pub iterations: usize,
     /// `||Aᵀu - σv|| / σ` of the top Ritz pair.
     pub residual: f64,
-    /// Lanczos' start vector, `symbol` or `random`.
-    pub start: Option<&'static str>,
+    /// Lanczos' start vector (`None` for the direct methods).
+    pub start: Option<StartVector>,
     /// The interlacing upper bounds of `σ_1, σ_2, …` that were computed (the top few), empty when
     /// no embedding exists.
     pub upper_bounds: Vec<f64>,
@@ -159,6 +164,19 @@ pub(crate) fn embedding_grids(conv: &Conv<f64>, grids: usize) -> Option<Vec<Conv
 /// # Errors
 /// `count` beyond `min(rows, cols)`; a layer whose vectors do not fit in the memory available.
 pub fn interlacing_upper_bounds(conv: &Conv<f64>, count: usize) -> Result<Option<Vec<f64>>, SpectrumError> {
+    interlacing_upper_bounds_with(conv, count, &Monitor::new())
+}
+
+/// [`interlacing_upper_bounds`] watched by a [`Monitor`] (progress per frequency block, cancelled
+/// between blocks).
+///
+/// # Errors
+/// `count` beyond `min(rows, cols)`; [`SpectrumError::Cancelled`].
+pub fn interlacing_upper_bounds_with(
+    conv: &Conv<f64>,
+    count: usize,
+    monitor: &Monitor<'_>,
+) -> Result<Option<Vec<f64>>, SpectrumError> {
     let max = conv.rows().min(conv.cols());
     if count == 0 || count > max {
         return Err(SpectrumError::TooMany { k: count, max });
@@ -168,7 +186,7 @@ pub fn interlacing_upper_bounds(conv: &Conv<f64>, count: usize) -> Result<Option
     let Some(grids) = embedding_grids(conv, GRIDS) else { return Ok(None) };
     let mut best = vec![f64::INFINITY; count];
     for c in &grids {
-        let s = fft_singular_values(c)?;
+        let s = crate::fft_singular_values_with(c, monitor)?;
         for (b, v) in best.iter_mut().zip(s) {
             *b = b.min(v);
         }
@@ -179,8 +197,8 @@ pub fn interlacing_upper_bounds(conv: &Conv<f64>, count: usize) -> Result<Option
 /// The singular values of the blocks of `circ` whose largest singular value reaches `tau` (each
 /// conjugate pair counted twice), descending: every singular value of the circulant that is `>= tau`
 /// is among them. Blocks below `tau` are rejected by a Cholesky factorisation of `tau² I - KᴴK`.
-fn hot_values(circ: &Circulant, tau: f64) -> Result<Vec<f64>, SpectrumError> {
-    crate::block_values(circ, |m| !below(m, tau))
+fn hot_values(circ: &Circulant, tau: f64, monitor: &Monitor<'_>) -> Result<Vec<f64>, SpectrumError> {
+    crate::block_values(circ, |m| !below(m, tau), monitor)
 }
 
 /// Whether every singular value of `k` is below `tau`: `tau² I - KᴴK` (the smaller Gram) has a
@@ -323,6 +341,22 @@ pub fn certified_norm(conv: &Conv<f64>, tol: f64) -> Result<NormInterval, Spectr
 /// # Errors
 /// An SVD that fails to converge.
 pub fn certified_norm_from(conv: &Conv<f64>, tol: f64, start: Start) -> Result<NormInterval, SpectrumError> {
+    certified_norm_with(conv, tol, start, &Monitor::new())
+}
+
+/// [`certified_norm_from`] watched by a [`Monitor`]: progress (steps, residual, the interval's width
+/// once estimated) after every block step, stopped between steps when its cancel flag is set.
+///
+/// # Errors
+/// An SVD that fails to converge; [`SpectrumError::Cancelled`].
+pub fn certified_norm_with(
+    conv: &Conv<f64>,
+    tol: f64,
+    start: Start,
+    monitor: &Monitor<'_>,
+) -> Result<NormInterval, SpectrumError> {
+    monitor.check()?;
+    let mut progress = Progress::new(1);
     let (rows, cols) = (conv.rows(), conv.cols());
     let max = rows.min(cols);
     let grids = embedding_grids(conv, GRIDS);
@@ -339,6 +373,8 @@ pub fn certified_norm_from(conv: &Conv<f64>, tol: f64, start: Start) -> Result<N
     let mut bounds: Option<Vec<f64>> = None;
     let mut best_explicit = f64::INFINITY;
     loop {
+        progress.steps = diag.len();
+        monitor.step(&progress)?;
         vs.extend_from_slice(&v);
         let vm = MatRef::from_column_major_slice(&v, cols, b);
         // W = A V_j - U_{j-1} D_{j-1}ᵀ, reorthogonalised, = U_j R_j
@@ -348,7 +384,10 @@ pub fn certified_norm_from(conv: &Conv<f64>, tol: f64, start: Start) -> Result<N
             let wm = faer::MatMut::from_column_major_slice_mut(&mut w, rows, b);
             faer::linalg::matmul::matmul(wm, Accum::Add, prev, d.transpose(), -1.0, Par::rayon(0));
         }
+        // a block step is several products: look at the flag between them too
+        monitor.check()?;
         orthogonalize_block(&us, rows, &mut w);
+        monitor.check()?;
         let (u, r) = qr(&w, rows)?;
         us.extend_from_slice(&u);
         // Z = Aᵀ U_j - V_j R_jᵀ, reorthogonalised, = V_{j+1} D_j
@@ -357,6 +396,7 @@ pub fn certified_norm_from(conv: &Conv<f64>, tol: f64, start: Start) -> Result<N
         faer::linalg::matmul::matmul(zm, Accum::Add, vm, r.transpose(), -1.0, Par::rayon(0));
         max_r = max_r.max(r.norm_l2());
         diag.push(r);
+        monitor.check()?;
         orthogonalize_block(&vs, cols, &mut z);
         let (next, d) = qr(&z, cols)?;
         let dnorm = d.norm_l2();
@@ -391,6 +431,7 @@ pub fn certified_norm_from(conv: &Conv<f64>, tol: f64, start: Start) -> Result<N
         let ritz = block_ritz(&diag, &upper)?;
         let theta = &ritz.values;
         let rel = ritz.residuals[0] / theta[0].max(f64::MIN_POSITIVE);
+        (progress.residual, progress.converged) = (rel, usize::from(rel <= tol));
         let Some(grids) = &grids else {
             // residual-only
             if rel <= tol || exhausted {
@@ -412,7 +453,7 @@ pub fn certified_norm_from(conv: &Conv<f64>, tol: f64, start: Start) -> Result<N
         };
         let kmax = MAX_CLUSTER.min(dim).min(max - 1).max(1);
         if bounds.is_none() && (rel < 1e-3 || exhausted) {
-            bounds = Some(top_bounds(grids, theta, kmax)?);
+            bounds = Some(top_bounds(grids, theta, kmax, &monitor.quiet())?);
         }
         let Some(u_b) = &bounds else { continue };
         // the cluster whose estimated certified width is smallest
@@ -425,6 +466,7 @@ pub fn certified_norm_from(conv: &Conv<f64>, tol: f64, start: Start) -> Result<N
         };
         let choice =
             (1..=kmax.min(theta.len())).filter_map(|k| estimate(k).map(|w| (k, w))).min_by(|a, b| a.1.total_cmp(&b.1));
+        progress.width = choice.map(|c| c.1);
         let stagnant = rel < 1e-14;
         let ready = choice.is_some_and(|(_, w)| w <= tol / 2.0 && w < best_explicit / 4.0);
         if ready || exhausted || stagnant || (choice.is_none() && rel <= tol) {
@@ -460,12 +502,12 @@ pub fn certified_norm_from(conv: &Conv<f64>, tol: f64, start: Start) -> Result<N
 /// The first block: for a stride-1 layer the real and imaginary parts of the symbol mode (which span
 /// the standing waves of the top pair), each with a random part of relative norm 1e-3; else two
 /// deterministic random vectors. One vector for a matrix with a single column or row.
-fn start_block(conv: &Conv<f64>, start: Start) -> (Vec<f64>, &'static str) {
+fn start_block(conv: &Conv<f64>, start: Start) -> (Vec<f64>, StartVector) {
     let (cols, max) = (conv.cols(), conv.rows().min(conv.cols()));
     let b = max.min(2);
     let mut block = crate::lanczos::random_vector(cols * b);
     let modes = if start == Start::Auto && b == 2 { crate::start::symbol_modes(conv) } else { None };
-    let Some((re, im)) = modes else { return (block, "random") };
+    let Some((re, im)) = modes else { return (block, StartVector::Random) };
     for (j, mode) in [re, im].iter().enumerate() {
         let part = &mut block[j * cols..(j + 1) * cols];
         let (nm, nr) = (crate::lanczos::dot(mode, mode).sqrt(), crate::lanczos::dot(part, part).sqrt());
@@ -473,7 +515,7 @@ fn start_block(conv: &Conv<f64>, start: Start) -> (Vec<f64>, &'static str) {
             part.iter_mut().zip(mode).for_each(|(r, &s)| *r = s / nm + 1e-3 * *r / nr);
         }
     }
-    (block, "symbol")
+    (block, StartVector::Symbol)
 }
 
 /// The first `k` right Ritz vectors `V q_i`, column-major `cols x k`.
@@ -490,13 +532,18 @@ fn ritz_vectors(vs: &[f64], cols: usize, right: &Mat<f64>, k: usize) -> Vec<f64>
 
 /// Interlacing bounds of `σ_1..σ_{kmax+1}` from the hot blocks of the grids, the grids tried in turn
 /// until one separates a cluster at the current Ritz values `theta`.
-fn top_bounds(grids: &[Conv<f64>], theta: &[f64], kmax: usize) -> Result<Vec<f64>, SpectrumError> {
+fn top_bounds(
+    grids: &[Conv<f64>],
+    theta: &[f64],
+    kmax: usize,
+    monitor: &Monitor<'_>,
+) -> Result<Vec<f64>, SpectrumError> {
     let count = kmax + 1;
     let tau = theta[kmax.min(theta.len()) - 1] * (1.0 - 1e-6);
     let mut best = vec![f64::INFINITY; count];
     for c in grids {
         let circ = Circulant::new(c).map_err(|e| SpectrumError::NotCircular { why: e.to_string() })?;
-        let hot = hot_values(&circ, tau)?;
+        let hot = hot_values(&circ, tau, monitor)?;
         for (b, v) in best.iter_mut().zip(bounds_from_hot(&hot, tau, count)) {
             *b = b.min(v);
         }

@@ -4,8 +4,8 @@ use convmat_matrix::Conv;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
+use crate::{start, Monitor, Progress, SpectrumError};
 use convmat_matrix::Operator;
-use crate::{start, SpectrumError};
 
 /// The result of [`lanczos`].
 #[derive(Clone, Debug, PartialEq)]
@@ -16,9 +16,9 @@ pub struct LanczosResult {
     pub iterations: usize,
     /// The largest residual `||Aᵀu - σv||` of the returned values, relative to `σ_1`.
     pub residual: f64,
-    /// Where the Krylov space started: `symbol` (a stride-1 layer's top Fourier mode under a sine
-    /// envelope, see [`lanczos`]) or `random`.
-    pub start: &'static str,
+    /// Where the Krylov space started: a stride-1 layer's top Fourier mode under a sine envelope
+    /// (see [`lanczos`]) or a random vector.
+    pub start: StartVector,
 }
 
 /// The top `k` singular values of any layer by Golub-Kahan-Lanczos bidiagonalisation with full
@@ -51,6 +51,32 @@ pub fn lanczos(conv: &Conv<f64>, k: usize, tol: f64) -> Result<LanczosResult, Sp
     lanczos_from(conv, k, tol, Start::Auto)
 }
 
+/// The start vector a run used (see [`lanczos`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StartVector {
+    /// The kernel's top Fourier mode (stride-1 layers), with a small random part.
+    Symbol,
+    /// A deterministic random vector.
+    Random,
+}
+
+impl StartVector {
+    /// `symbol` or `random` (the names `convmat svd --json` prints).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Symbol => "symbol",
+            Self::Random => "random",
+        }
+    }
+}
+
+impl std::fmt::Display for StartVector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How [`lanczos_from`] starts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -67,29 +93,48 @@ pub enum Start {
 /// # Errors
 /// `k` larger than `min(rows, cols)`.
 pub fn lanczos_from(conv: &Conv<f64>, k: usize, tol: f64, start: Start) -> Result<LanczosResult, SpectrumError> {
+    lanczos_with(conv, k, tol, start, &Monitor::new())
+}
+
+/// [`lanczos_from`] watched by a [`Monitor`]: progress after every step, stopped between steps when
+/// its cancel flag is set.
+///
+/// # Errors
+/// `k` larger than `min(rows, cols)`; [`SpectrumError::Cancelled`].
+pub fn lanczos_with(
+    conv: &Conv<f64>,
+    k: usize,
+    tol: f64,
+    start: Start,
+    monitor: &Monitor<'_>,
+) -> Result<LanczosResult, SpectrumError> {
     let (rows, cols) = (conv.rows(), conv.cols());
     let max = rows.min(cols);
     if k == 0 || k > max {
         return Err(SpectrumError::TooMany { k, max });
     }
+    monitor.check()?;
     let (v, start) = start_vector(conv, start);
-    let (Ritz { values, residual }, iterations) =
-        if k == 1 { norm_lanczos(conv, v, tol, max)? } else { block_bidiagonalize(conv, v, k, tol, max)? };
+    let (Ritz { values, residual, .. }, iterations) = if k == 1 {
+        norm_lanczos(conv, v, tol, max, monitor)?
+    } else {
+        block_bidiagonalize(conv, v, k, tol, max, monitor)?
+    };
     Ok(LanczosResult { values, iterations, residual, start })
 }
 
 /// The start vector (not normalised) and its name: the symbol start where it applies and is asked
 /// for (with a random part of relative norm 1e-3), else a deterministic random vector.
-pub(crate) fn start_vector(conv: &Conv<f64>, start: Start) -> (Vec<f64>, &'static str) {
+pub(crate) fn start_vector(conv: &Conv<f64>, start: Start) -> (Vec<f64>, StartVector) {
     let mut v = random_vector(conv.cols());
     let symbol = if start == Start::Auto { start::symbol_start(conv) } else { None };
     match symbol {
         Some(s) => {
             let (ns, nr) = (dot(&s, &s).sqrt(), dot(&v, &v).sqrt());
             v.par_iter_mut().zip(&s).for_each(|(r, &s)| *r = s / ns + 1e-3 * *r / nr);
-            (v, "symbol")
+            (v, StartVector::Symbol)
         }
-        None => (v, "random"),
+        None => (v, StartVector::Random),
     }
 }
 
@@ -108,9 +153,11 @@ fn block_bidiagonalize(
     k: usize,
     tol: f64,
     max: usize,
+    monitor: &Monitor<'_>,
 ) -> Result<(Ritz, usize), SpectrumError> {
     let (rows, cols) = (conv.rows(), conv.cols());
     let b = block_size(k).min(max);
+    let mut progress = Progress::new(k);
     let mut op = Operator::new(conv);
     // the first block: the start vector and b - 1 random ones (blocks are column-major n x b)
     let mut v = random_vector(cols * b);
@@ -130,7 +177,10 @@ fn block_bidiagonalize(
             let wm = MatMut::from_column_major_slice_mut(&mut w, rows, b);
             faer::linalg::matmul::matmul(wm, Accum::Add, prev, d.transpose(), -1.0, Par::rayon(0));
         }
+        // a block step is several products: look at the flag between them too
+        monitor.check()?;
         orthogonalize_block(&us, rows, &mut w);
+        monitor.check()?;
         let (u, r) = qr(&w, rows)?;
         us.extend_from_slice(&u);
         // Z = Aᵀ U_j - V_j R_jᵀ, reorthogonalised, = V_{j+1} D_j
@@ -138,6 +188,7 @@ fn block_bidiagonalize(
         let zm = MatMut::from_column_major_slice_mut(&mut z, cols, b);
         faer::linalg::matmul::matmul(zm, Accum::Add, vm, r.transpose(), -1.0, Par::rayon(0));
         diag.push(r);
+        monitor.check()?;
         orthogonalize_block(&vs, cols, &mut z);
         let (next, d) = qr(&z, cols)?;
         upper.push(d);
@@ -146,17 +197,20 @@ fn block_bidiagonalize(
         if dim >= next_check || full {
             // checking costs an SVD of the dim x dim B (cubic): every quarter of the dimension so far
             next_check = dim + (dim / 4).max(b);
-            let ritz = block_ritz(&diag, &upper, k)?;
+            let ritz = block_ritz(&diag, &upper, k, tol)?;
             if full && ritz.residual > tol && rows.saturating_mul(cols) <= crate::DENSE_LIMIT {
                 // no room for another block: the Krylov space is nearly the whole (small) matrix
                 let mut values = crate::dense_singular_values(conv)?;
                 values.truncate(k);
-                return Ok((Ritz { values, residual: 0.0 }, dim));
+                return Ok((Ritz { values, residual: 0.0, converged: k }, dim));
             }
             if ritz.residual <= tol || full {
                 return Ok((ritz, dim));
             }
+            (progress.residual, progress.converged) = (ritz.residual, ritz.converged);
         }
+        progress.steps = diag.len();
+        monitor.step(&progress)?;
         v = next;
     }
 }
@@ -244,6 +298,8 @@ struct Ritz {
     values: Vec<f64>,
     /// The largest residual `||Aᵀu - σv||` among them, relative to `σ_1`.
     residual: f64,
+    /// How many of them have a relative residual at most the tolerance.
+    converged: usize,
 }
 
 /// The block-bidiagonal `B`: `R_j` on the diagonal, `D_jᵀ` above it.
@@ -260,8 +316,9 @@ pub(crate) fn block_bidiagonal(diag: &[Mat<f64>], upper: &[Mat<f64>]) -> Mat<f64
     m
 }
 
-/// Singular values of the block-bidiagonal `B` with the residuals of the top `k`.
-fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>], k: usize) -> Result<Ritz, SpectrumError> {
+/// Singular values of the block-bidiagonal `B` with the residuals of the top `k` (and how many are
+/// within `tol`).
+fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>], k: usize, tol: f64) -> Result<Ritz, SpectrumError> {
     let b = diag[0].nrows();
     let n = diag.len() * b;
     let m = block_bidiagonal(diag, upper);
@@ -272,16 +329,25 @@ fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>], k: usize) -> Result<Ritz, S
     let d = upper.last().expect("one block at least");
     let sigma1 = s[0].max(f64::MIN_POSITIVE);
     let k = k.min(n);
-    let residual = (0..k).map(|i| (d * last.col(i)).norm_l2() / sigma1).fold(0.0, f64::max);
-    Ok(Ritz { values: s[..k].to_vec(), residual })
+    let residuals: Vec<f64> = (0..k).map(|i| (d * last.col(i)).norm_l2() / sigma1).collect();
+    let residual = residuals.iter().copied().fold(0.0, f64::max);
+    let converged = residuals.iter().filter(|&&r| r <= tol).count();
+    Ok(Ritz { values: s[..k].to_vec(), residual, converged })
 }
 
 /// Single-vector Golub-Kahan-Lanczos for the norm. It needs no reorthogonalisation (Paige): a Ritz
 /// value whose residual estimate is small is that close to a singular value, and lost orthogonality
 /// only adds copies of converged values. So only the previous `u` and `v` are kept; the Ritz values
 /// are those of the bidiagonal, as 1 x 1 blocks of [`block_ritz`].
-fn norm_lanczos(conv: &Conv<f64>, mut v: Vec<f64>, tol: f64, max: usize) -> Result<(Ritz, usize), SpectrumError> {
+fn norm_lanczos(
+    conv: &Conv<f64>,
+    mut v: Vec<f64>,
+    tol: f64,
+    max: usize,
+    monitor: &Monitor<'_>,
+) -> Result<(Ritz, usize), SpectrumError> {
     let (rows, cols) = (conv.rows(), conv.cols());
+    let mut progress = Progress::new(1);
     let mut op = Operator::new(conv);
     normalize(&mut v);
     let (mut alphas, mut betas) = (Vec::<Mat<f64>>::new(), Vec::<Mat<f64>>::new());
@@ -309,14 +375,17 @@ fn norm_lanczos(conv: &Conv<f64>, mut v: Vec<f64>, tol: f64, max: usize) -> Resu
             // step while short): every step up to 100, every fiftieth of the steps so far up to 200,
             // then every tenth
             next_check = steps + (steps / if steps < 200 { 50 } else { 10 }).max(1);
-            let ritz = block_ritz(&alphas, &betas, 1)?;
+            let ritz = block_ritz(&alphas, &betas, 1, tol)?;
             if invariant {
-                return Ok((Ritz { residual: 0.0, ..ritz }, steps));
+                return Ok((Ritz { residual: 0.0, converged: 1, ..ritz }, steps));
             }
             if ritz.residual <= tol || steps == max {
                 return Ok((ritz, steps));
             }
+            (progress.residual, progress.converged) = (ritz.residual, ritz.converged);
         }
+        progress.steps = steps;
+        monitor.step(&progress)?;
         std::mem::swap(&mut u, &mut u_prev);
         std::mem::swap(&mut v, &mut w);
         op.apply(&v, &mut u)?;

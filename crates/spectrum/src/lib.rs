@@ -39,10 +39,17 @@
 
 mod certify;
 mod lanczos;
+mod monitor;
+mod sparse;
 mod start;
 
-pub use certify::{certified_norm, certified_norm_from, interlacing_upper_bounds, Certificate, NormInterval};
-pub use lanczos::{lanczos, lanczos_from, LanczosResult, Start};
+pub use certify::{
+    certified_norm, certified_norm_from, certified_norm_with, interlacing_upper_bounds, interlacing_upper_bounds_with,
+    Certificate, NormInterval,
+};
+pub use lanczos::{lanczos, lanczos_from, lanczos_with, LanczosResult, Start, StartVector};
+pub use monitor::{Monitor, Progress};
+pub use sparse::{sparse_norm, CsrRef, SPARSE_DENSE_LIMIT};
 
 use convmat_matrix::{Circulant, Conv};
 use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
@@ -81,6 +88,19 @@ pub enum SpectrumError {
     /// The SVD of a block failed to converge.
     #[error("the SVD did not converge")]
     Svd,
+    /// Arrays that are not a CSR matrix of the stated shape.
+    #[error("not a CSR matrix of {rows} x {cols} with {nnz} entries: offsets must rise from 0 to nnz, columns be below {cols}")]
+    BadSparse {
+        /// Rows stated.
+        rows: usize,
+        /// Columns stated.
+        cols: usize,
+        /// Entries given.
+        nnz: usize,
+    },
+    /// The caller's [`Monitor`] asked the run to stop.
+    #[error("cancelled before the singular values were found")]
+    Cancelled,
     /// The layer is invalid.
     #[error(transparent)]
     Matrix(#[from] convmat_matrix::MatrixError),
@@ -122,8 +142,17 @@ fn svd_left<T: faer::traits::ComplexField>(
 /// A layer the method does not apply to (another padding mode, transposed, a stride that does not
 /// divide the input, an output that is not input / stride).
 pub fn fft_singular_values(conv: &Conv<f64>) -> Result<Vec<f64>, SpectrumError> {
+    fft_singular_values_with(conv, &Monitor::new())
+}
+
+/// [`fft_singular_values`] watched by a [`Monitor`]: progress per frequency block (in
+/// [`Progress::steps`]), stopped between blocks when its cancel flag is set.
+///
+/// # Errors
+/// As [`fft_singular_values`]; [`SpectrumError::Cancelled`].
+pub fn fft_singular_values_with(conv: &Conv<f64>, monitor: &Monitor<'_>) -> Result<Vec<f64>, SpectrumError> {
     let circ = Circulant::new(conv).map_err(|e| SpectrumError::NotCircular { why: e.to_string() })?;
-    block_values(&circ, |_| true)
+    block_values(&circ, |_| true, monitor)
 }
 
 /// The singular values of the circulant's per-frequency blocks that `keep` accepts, each conjugate
@@ -132,7 +161,10 @@ pub fn fft_singular_values(conv: &Conv<f64>) -> Result<Vec<f64>, SpectrumError> 
 pub(crate) fn block_values(
     circ: &Circulant,
     keep: impl Fn(MatRef<'_, c64>) -> bool + Sync,
+    monitor: &Monitor<'_>,
 ) -> Result<Vec<f64>, SpectrumError> {
+    monitor.check()?;
+    let done = std::sync::atomic::AtomicUsize::new(0);
     let spec = circ.conv().geometry().spec();
     let groups = spec.groups();
     let (rows, cols) = (spec.out_channels() / groups, spec.in_channels() / groups * circ.phases());
@@ -140,6 +172,8 @@ pub(crate) fn block_values(
         .into_par_iter()
         .filter(|&f| f <= circ.conjugate(f))
         .map(|f| {
+            let steps = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            monitor.step(&Progress { steps, ..Progress::new(0) })?;
             let times = if circ.conjugate(f) == f { 1 } else { 2 };
             let mut out = Vec::new();
             for g in 0..groups {
@@ -206,6 +240,24 @@ pub enum Method {
     Dense,
 }
 
+impl Method {
+    /// `auto`, `fft`, `lanczos` or `dense` (the names `--method` takes and `convmat svd --json` prints).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Fft => "fft",
+            Self::Lanczos => "lanczos",
+            Self::Dense => "dense",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for Method {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -224,14 +276,14 @@ impl std::str::FromStr for Method {
 pub struct Spectrum {
     /// Nonincreasing.
     pub values: Vec<f64>,
-    /// `fft`, `lanczos` or `dense`.
-    pub method: &'static str,
+    /// The method that ran: [`Method::Fft`], [`Method::Lanczos`] or [`Method::Dense`] (never `Auto`).
+    pub method: Method,
     /// Lanczos steps: products with `A` and `Aᵀ` each (0 for the direct methods).
     pub iterations: usize,
     /// Relative residual of the values (0 for the direct methods, up to rounding).
     pub residual: f64,
-    /// Lanczos' start vector, `symbol` or `random` (see [`lanczos`]); `None` for the direct methods.
-    pub start: Option<&'static str>,
+    /// Lanczos' start vector (see [`lanczos`]); `None` for the direct methods.
+    pub start: Option<StartVector>,
     /// For a zero-padded stride-1 or strided convolution: the spectral norm of the circular
     /// convolution on the padded grid, an upper bound of this layer's norm.
     pub circular_upper_bound: Option<f64>,
@@ -274,6 +326,21 @@ pub fn singular_values(
     method: Method,
     tol: f64,
 ) -> Result<Spectrum, SpectrumError> {
+    singular_values_with(conv, request, method, tol, &Monitor::new())
+}
+
+/// [`singular_values`] watched by a [`Monitor`]: progress after every Lanczos step (or FFT block),
+/// stopped between steps when its cancel flag is set. A dense SVD runs to its end once started.
+///
+/// # Errors
+/// As [`singular_values`]; [`SpectrumError::Cancelled`].
+pub fn singular_values_with(
+    conv: &Conv<f64>,
+    request: Request,
+    method: Method,
+    tol: f64,
+    monitor: &Monitor<'_>,
+) -> Result<Spectrum, SpectrumError> {
     let max = conv.rows().min(conv.cols());
     let k = match request {
         Request::All => max,
@@ -298,10 +365,14 @@ pub fn singular_values(
     }
     let circular_upper_bound = circular_upper_bound(conv);
     if method == Method::Lanczos && request == Request::Norm {
-        let n = certified_norm(conv, tol)?;
+        let n = certified_norm_with(conv, tol, Start::Auto, monitor)?;
         return Ok(Spectrum {
             values: vec![n.value],
-            method: if n.certificate == Certificate::Exact && n.residual == 0.0 { "dense" } else { "lanczos" },
+            method: if n.certificate == Certificate::Exact && n.residual == 0.0 {
+                Method::Dense
+            } else {
+                Method::Lanczos
+            },
             iterations: n.iterations,
             residual: n.residual,
             start: n.start,
@@ -314,17 +385,20 @@ pub fn singular_values(
         });
     }
     let (mut values, method, iterations, residual, start) = match method {
-        Method::Fft => (fft_singular_values(conv)?, "fft", 0, 0.0, None),
-        Method::Dense => (dense_singular_values(conv)?, "dense", 0, 0.0, None),
+        Method::Fft => (fft_singular_values_with(conv, monitor)?, Method::Fft, 0, 0.0, None),
+        Method::Dense => {
+            monitor.check()?;
+            (dense_singular_values(conv)?, Method::Dense, 0, 0.0, None)
+        }
         _ => {
-            let r = lanczos(conv, k, tol)?;
-            (r.values, "lanczos", r.iterations, r.residual, Some(r.start))
+            let r = lanczos_with(conv, k, tol, Start::Auto, monitor)?;
+            (r.values, Method::Lanczos, r.iterations, r.residual, Some(r.start))
         }
     };
     values.truncate(k);
-    let (lower, upper, certificate, upper_bounds) = if method == "lanczos" {
+    let (lower, upper, certificate, upper_bounds) = if method == Method::Lanczos {
         // Ritz values of an orthonormal basis are lower bounds; interlacing bounds where they exist
-        let bounds = interlacing_upper_bounds(conv, k)?;
+        let bounds = interlacing_upper_bounds_with(conv, k, &monitor.quiet())?;
         let upper = bounds.as_ref().map(|b| b[0].max(values[0]));
         let cert = if bounds.is_some() { Certificate::Interlacing } else { Certificate::ResidualOnly };
         (Some(values[0]), upper, cert, bounds.unwrap_or_default())

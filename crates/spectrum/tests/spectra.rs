@@ -131,7 +131,7 @@ fn lanczos_top_k_equals_dense_svd() {
                 close(&r.values, &dense[..k], 1e-8, &what);
                 assert!(r.residual <= 1e-12 || r.iterations == dense.len(), "{what}: residual {}", r.residual);
                 let expect = if start == Start::Auto && stride1 { "symbol" } else { "random" };
-                assert_eq!(r.start, expect, "{what}");
+                assert_eq!(r.start.as_str(), expect, "{what}");
             }
         }
         assert_eq!(lanczos(&c, 3, 1e-12).unwrap(), lanczos_from(&c, 3, 1e-12, Start::Auto).unwrap());
@@ -197,13 +197,13 @@ fn circular_norm_bounds_zero_padded_norm() {
 fn auto_picks_and_reports() {
     let circ = conv(circular(2, 2, 2, 3).with_padding(Padding::Same), &[4, 4], 5);
     let s = singular_values(&circ, Request::All, Method::Auto, 1e-10).unwrap();
-    assert_eq!((s.method, s.values.len()), ("fft", 32));
+    assert_eq!((s.method.as_str(), s.values.len()), ("fft", 32));
     let zeros = conv(ConvSpec::new(2, 2, 2, [3]).with_padding(Padding::uniform(1)).with_bias(false), &[12, 12], 5);
     let s = singular_values(&zeros, Request::Norm, Method::Auto, 1e-10).unwrap();
-    assert_eq!(s.method, "lanczos");
+    assert_eq!(s.method.as_str(), "lanczos");
     assert!(s.circular_upper_bound.unwrap() >= s.values[0]);
     let d = singular_values(&zeros, Request::All, Method::Auto, 1e-10).unwrap();
-    assert_eq!(d.method, "dense");
+    assert_eq!(d.method.as_str(), "dense");
     close(&s.values, &d.values[..1], 1e-9, "norm");
     assert!(singular_values(&zeros, Request::Top(500), Method::Auto, 1e-10)
         .unwrap_err()

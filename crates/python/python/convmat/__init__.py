@@ -608,7 +608,8 @@ def singular_values(
     Spectrum
         ``.values`` (float64, descending), ``.method``, ``.iterations``, ``.residual``.
 
-    Long computations answer Ctrl-C (``KeyboardInterrupt``) within a second.
+    Long computations answer Ctrl-C (``KeyboardInterrupt``) within a second, and the computation stops
+    too (the library checks a cancel flag between Lanczos steps).
 
     Examples
     --------

@@ -152,3 +152,13 @@ fn counts_and_tolerances() {
         layer_bad(&d, "build", &["--dtype", dtype], &["--dtype"]);
     }
 }
+
+#[test]
+fn spy_refuses_a_picture_it_would_take_hours_to_draw() {
+    // 3 -> 3 channels 3x3 on 100000 x 100000: 2.4e12 stored entries, each of which spy would visit
+    let d = Dir::new();
+    let w = weight(&d);
+    let out = d.s("out.png");
+    bad(&["spy", "--weight", &w, "--input-shape", "3,100000,100000", "-o", &out], &["stored entries", "smaller input"]);
+    assert_eq!(d.listing(), ["w.npy"]);
+}

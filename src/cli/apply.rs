@@ -126,12 +126,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
 }
 
 /// Applies the resolved layer to X and writes Y.
-fn finish(
-    args: &ApplyArgs,
-    x: convmat_io::Tensor,
-    r: convmat_matrix::ConvLayer,
-    batched: bool,
-) -> Result<()> {
+fn finish(args: &ApplyArgs, x: convmat_io::Tensor, r: convmat_matrix::ConvLayer, batched: bool) -> Result<()> {
     let n = if batched { x.shape[0] } else { 1 };
     let mut out_shape = vec![n];
     out_shape.extend(r.geometry().output_shape());
@@ -145,7 +140,9 @@ fn finish(
     let t = Instant::now();
     let Output { values, format, .. } = r.apply(&x.data, n, &options).map_err(|e| match e {
         MatrixError::FixedPointOnly => {
-            anyhow::anyhow!("--weight-dtype, --out-dtype, --acc-dtype and --raw need a fixed-point --dtype such as q1.7")
+            anyhow::anyhow!(
+                "--weight-dtype, --out-dtype, --acc-dtype and --raw need a fixed-point --dtype such as q1.7"
+            )
         }
         MatrixError::ResultTooWide { target: "int64", .. } => anyhow::anyhow!("{e}: give --out-dtype"),
         MatrixError::ResultTooWide { .. } => {
@@ -172,4 +169,3 @@ fn finish(
     }
     Ok(())
 }
-

@@ -68,7 +68,9 @@ pub enum MatrixError {
     #[error("weight, accumulator and output formats and raw integers need a fixed-point dtype such as q1.7")]
     FixedPointOnly,
     /// A result whose format is too wide for the values asked for.
-    #[error("the result format {format} has {bits} bits, beyond {target} ({max} bits); cast it to a narrower output format")]
+    #[error(
+        "the result format {format} has {bits} bits, beyond {target} ({max} bits); cast it to a narrower output format"
+    )]
     ResultTooWide {
         /// The result's format.
         format: String,

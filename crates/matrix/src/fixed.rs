@@ -172,9 +172,10 @@ impl FixedConv {
         match Quantizer::new(self.input_format, Rounding::Nearest, Overflow::Saturate) {
             // at memory speed, in parallel: no 128-bit arithmetic
             Ok(q) => x.par_iter().map(|&v| q.quantize(v)).collect(),
-            Err(_) => {
-                x.par_iter().map(|&v| self.input_format.quantize(v, Rounding::Nearest, Overflow::Saturate) as i64).collect()
-            }
+            Err(_) => x
+                .par_iter()
+                .map(|&v| self.input_format.quantize(v, Rounding::Nearest, Overflow::Saturate) as i64)
+                .collect(),
         }
     }
 

@@ -51,7 +51,11 @@ pub struct Operator<'a, T: Float> {
 
 impl<T: Float> std::fmt::Debug for Operator<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Operator").field("rows", &self.conv.rows()).field("cols", &self.conv.cols()).field("path", &self.path()).finish()
+        f.debug_struct("Operator")
+            .field("rows", &self.conv.rows())
+            .field("cols", &self.conv.cols())
+            .field("path", &self.path())
+            .finish()
     }
 }
 
@@ -311,7 +315,8 @@ impl<T: Float> Shifted<T> {
                 let b = (gi * k + t) * co_g * ci_g;
                 let wm = RowMajor::dense(&self.blocks[b..b + co_g * ci_g], co_g, ci_g);
                 let start = gi * ci_g * p + off;
-                let xm = RowMajor { data: &s.a[start..start + (ci_g - 1) * p + span], rows: ci_g, cols: span, stride: p };
+                let xm =
+                    RowMajor { data: &s.a[start..start + (ci_g - 1) * p + span], rows: ci_g, cols: span, stride: p };
                 gemm(ym, span, wm, false, xm, t > 0, threads);
             }
         }

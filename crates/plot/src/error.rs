@@ -21,6 +21,14 @@ pub enum PlotError {
     /// Nothing to draw.
     #[error("nothing to plot: {0}")]
     Empty(&'static str),
+    /// A matrix with more stored entries than a picture of it is drawn from in reasonable time.
+    #[error("the matrix has up to {entries} stored entries, more than the {max} a picture is drawn from (each one is visited; about a minute at the limit); draw a smaller input shape: the picture's pattern is the same")]
+    TooLarge {
+        /// The layer's stored entries (an upper bound).
+        entries: u128,
+        /// The most `spy` visits.
+        max: u128,
+    },
     /// A value that cannot be plotted.
     #[error("{what} {index} is {value}: expected a finite number >= 0")]
     Value {

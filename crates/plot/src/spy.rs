@@ -17,6 +17,9 @@ const PALETTE: [Rgb; 6] =
 const MIN_LINE_GAP: f64 = 4.0;
 /// Entries a chunk of rows may hold while a layer's rows are walked.
 const CHUNK_ENTRIES: usize = 1 << 22;
+/// The most stored entries [`spy`] visits: 2^34 (1.7e10), a minute or two at the build rate of
+/// this project's machine; beyond, a picture would take hours.
+const MAX_ENTRIES: u128 = 1 << 34;
 
 /// The colour of an entry with `|a| = magnitude` when the largest is `max`.
 pub fn magnitude_colour(magnitude: f64, max: f64) -> Rgb {
@@ -149,7 +152,8 @@ pub fn spy_layer(layer: &ConvLayer, options: &PlotOptions) -> Result<Spy, PlotEr
 /// max-pooled into the picture's pixels, so memory stays bounded for any layer.
 ///
 /// # Errors
-/// A size out of range ([`PlotError::Size`]), or building the rows fails.
+/// A size out of range ([`PlotError::Size`]); a layer of more than 2^34 (1.7e10) stored entries
+/// ([`PlotError::TooLarge`]: each is visited); building the rows fails.
 pub fn spy(conv: &Conv<f64>, options: &PlotOptions) -> Result<Spy, PlotError> {
     let g = conv.geometry();
     let shape = BlockShape {
@@ -160,6 +164,11 @@ pub fn spy(conv: &Conv<f64>, options: &PlotOptions) -> Result<Spy, PlotError> {
     };
     let spec = g.spec();
     let per_row = (g.input_shape()[0] / spec.groups()).max(1) * spec.kernel_len().max(1);
+    let entries = shape.rows as u128 * per_row as u128;
+    if entries > MAX_ENTRIES {
+        // every entry is visited: refuse what would run for hours rather than hang
+        return Err(PlotError::TooLarge { entries, max: MAX_ENTRIES });
+    }
     let chunk = (CHUNK_ENTRIES / per_row).max(1);
     spy_entries(shape, options, |add| {
         let mut start = 0;

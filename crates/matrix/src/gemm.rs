@@ -13,8 +13,8 @@ mod sealed {
     impl Sealed for f64 {}
 }
 
-/// The floats convmat multiplies with faer's GEMM (`f32` and `f64`): the scalars of [`Operator`]
-/// (crate::Operator). Sealed.
+/// The floats convmat multiplies with faer's GEMM (`f32` and `f64`): the scalars of
+/// [`Operator`](crate::Operator). Sealed.
 pub trait Float: Scalar<Acc = Self> + faer::traits::ComplexField + sealed::Sealed {}
 impl Float for f32 {}
 impl Float for f64 {}

@@ -67,8 +67,8 @@ fn per_dimension_flags() {
         layer_bad(&d, "build", &[flag, ""], &[&format!("invalid {flag} ''"), "part 1 is empty"]);
     }
     // usize::MAX parses, then must not overflow the geometry
-    layer_bad(&d, "build", &["--dilation", MAX], &["more elements than fit"]);
-    layer_bad(&d, "build", &["--padding", MAX], &["more elements than fit"]);
+    layer_bad(&d, "build", &["--dilation", MAX], &["dimension 0: the dilated kernel overflows"]);
+    layer_bad(&d, "build", &["--padding", MAX], &["dimension 0: the padded input (input + padding) overflows"]);
     layer_bad(&d, "build", &["--padding", "4294967296"], &["more elements than fit"]);
     layer_bad(&d, "build", &["--output-padding", MAX], &["transposed convolutions only"]);
     layer_bad(&d, "build", &["--padding", HUGE], &["invalid padding"]);

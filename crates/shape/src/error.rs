@@ -117,6 +117,19 @@ pub enum ShapeError {
         /// The spatial input size.
         input: Vec<usize>,
     },
+    /// A size computed from the layer's options (dilated kernel, padded or transposed output) that does
+    /// not fit in `usize`.
+    #[error("dimension {dim}: the {what} overflows {bits}-bit sizes (input {input:?}); use smaller kernel, stride, padding or dilation values")]
+    SizeOverflow {
+        /// The spatial dimension.
+        dim: usize,
+        /// Which size: `dilated kernel`, `padded input`, `transposed output`.
+        what: &'static str,
+        /// The spatial input size.
+        input: Vec<usize>,
+        /// Pointer width.
+        bits: u32,
+    },
     /// A shape whose element count does not fit in `usize`.
     #[error("shape {shape:?} has more elements than fit in {bits}-bit indices")]
     TooLarge {

@@ -58,18 +58,20 @@ impl Geometry {
         for d in 0..r {
             let n = input[d];
             let (b, e) = (pad_begin[d], pad_end[d]);
-            let eff = dil[d].checked_mul(k[d] - 1).and_then(|x| x.checked_add(1)).ok_or_else(|| overflow(input))?;
+            let over = |what| ShapeError::SizeOverflow { dim: d, what, input: input.to_vec(), bits: usize::BITS };
+            let eff =
+                dil[d].checked_mul(k[d] - 1).and_then(|x| x.checked_add(1)).ok_or_else(|| over("dilated kernel"))?;
             if spec.is_transposed() {
                 let size = (n as i128 - 1)
                     .checked_mul(s[d] as i128)
                     .and_then(|x| x.checked_add(eff as i128 + spec.output_padding()[d] as i128))
                     .map(|x| x - b as i128 - e as i128)
-                    .ok_or_else(|| overflow(input))?;
+                    .ok_or_else(|| over("transposed output"))?;
                 if size <= 0 {
                     let size = i64::try_from(size).unwrap_or(i64::MIN);
                     return Err(ShapeError::EmptyOutput { dim: d, size, input: input.to_vec() });
                 }
-                output[d] = usize::try_from(size).map_err(|_| overflow(input))?;
+                output[d] = usize::try_from(size).map_err(|_| over("transposed output"))?;
             } else {
                 let (mode, limit_ok, rule) = match spec.padding_mode() {
                     PaddingMode::Reflect => ("reflect", b.max(e) < n, "smaller than"),
@@ -79,7 +81,10 @@ impl Geometry {
                 if !limit_ok {
                     return Err(ShapeError::PaddingTooLarge { mode, rule, dim: d, pad: b.max(e), input: n });
                 }
-                let padded = n.checked_add(b).and_then(|x| x.checked_add(e)).ok_or_else(|| overflow(input))?;
+                let padded = n
+                    .checked_add(b)
+                    .and_then(|x| x.checked_add(e))
+                    .ok_or_else(|| over("padded input (input + padding)"))?;
                 if padded < eff {
                     return Err(ShapeError::InputTooSmall {
                         dim: d,
@@ -181,10 +186,6 @@ impl Geometry {
             self.spec.padding_mode(),
         )
     }
-}
-
-fn overflow(input: &[usize]) -> ShapeError {
-    ShapeError::TooLarge { shape: input.to_vec(), bits: usize::BITS }
 }
 
 fn with_channels(c: usize, spatial: &[usize]) -> Vec<usize> {

@@ -82,7 +82,8 @@ fn huge_kernels_and_strides_are_errors() {
     // a transposed output (n - 1) * s + ... beyond i128
     let m = usize::MAX;
     let spec = ConvSpec::new_transposed(1, 1, 1, [1]).with_stride([m]);
-    assert!(matches!(Geometry::new(&spec, &[m]).unwrap_err(), ShapeError::TooLarge { .. }));
+    let e = Geometry::new(&spec, &[m]).unwrap_err();
+    assert!(matches!(e, ShapeError::SizeOverflow { dim: 0, what: "transposed output", .. }), "{e}");
 }
 
 #[test]

@@ -24,6 +24,7 @@ PEERS = Path(__file__).resolve().parents[4] / "shared" / "peers"
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np
+import scipy.sparse  # both routes return SciPy arrays: neither pays the import inside the timed call
 sys.path.insert(0, PEERS)
 which = sys.argv[1]
 rng = np.random.default_rng(0)

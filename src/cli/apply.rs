@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use convmat_io::{read_array, write_npy, AtomicFile};
+use convmat_io::{read_array, write_npy_slice, AtomicFile};
 use convmat_matrix::{Applied, ApplyOptions, MatrixError, Output};
 use convmat_numeric::{Dtype, QFormat};
 use serde::Serialize;
@@ -154,9 +154,9 @@ fn finish(args: &ApplyArgs, x: convmat_io::Tensor, r: convmat_matrix::ConvLayer,
     let shape = if batched { out_shape } else { out_shape[1..].to_vec() };
     let mut f = AtomicFile::create(&args.output)?;
     match values {
-        Applied::F32(v) => f.write(|w| write_npy(w, &shape, v))?,
-        Applied::F64(v) => f.write(|w| write_npy(w, &shape, v))?,
-        Applied::I64(v) => f.write(|w| write_npy(w, &shape, v))?,
+        Applied::F32(v) => f.write(|w| write_npy_slice(w, &shape, &v))?,
+        Applied::F64(v) => f.write(|w| write_npy_slice(w, &shape, &v))?,
+        Applied::I64(v) => f.write(|w| write_npy_slice(w, &shape, &v))?,
         _ => bail!("convmat apply cannot write this result type"),
     }
     f.commit()?;

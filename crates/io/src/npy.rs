@@ -128,8 +128,26 @@ pub fn write_npy_bytes<W: Write>(w: &mut W, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// An `.npy` header.
+struct Header {
+    /// Where the data starts.
+    data: usize,
+    descr: String,
+    fortran: bool,
+    shape: Vec<usize>,
+    count: usize,
+}
+
 /// Parses `.npy` bytes read from `path` into a [`Tensor`] (values as `f64`, row-major).
 pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Tensor, IoError> {
+    let Header { data, descr, fortran, shape, count } = parse_header(path, bytes)?;
+    let (dtype, values) = decode(path, &descr, &bytes[data..], count)?;
+    let values = if fortran && shape.len() > 1 && count > 0 { fortran_to_c(&values, &shape) } else { values };
+    Ok(Tensor { shape, data: values, dtype })
+}
+
+/// The header at the start of `bytes` (which may end anywhere after it).
+fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, IoError> {
     let bad = |m: &str| IoError::format(path, format!("not a valid .npy file: {m}"));
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad("missing the \\x93NUMPY magic"));
@@ -154,10 +172,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Tensor, IoError> {
         .collect::<Result<_, _>>()?;
     let count =
         element_count(&shape).ok_or_else(|| bad(&format!("shape {shape:?} has more elements than fit usize")))?;
-    let data = &bytes[start + hlen..];
-    let (dtype, values) = decode(path, &descr, data, count)?;
-    let values = if fortran && shape.len() > 1 && count > 0 { fortran_to_c(&values, &shape) } else { values };
-    Ok(Tensor { shape, data: values, dtype })
+    Ok(Header { data: start + hlen, descr, fortran, shape, count })
 }
 
 /// `prod(shape)`; `None` when the product of the non-zero dimensions overflows, even if a zero makes
@@ -224,6 +239,11 @@ pub(crate) fn decode(path: &Path, descr: &str, data: &[u8], count: usize) -> Res
         ('u', n) => format!("uint{}", n * 8),
         _ => "bool".to_string(),
     };
+    if order == '<' && (kind, size) == ('f', 8) {
+        // np.save's float64: at memory speed
+        let values = data[..need].chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect();
+        return Ok((name, values));
+    }
     let mut scratch = [0u8; 8];
     let values = data[..need]
         .chunks_exact(size)
@@ -267,7 +287,25 @@ fn fortran_to_c(values: &[f64], shape: &[usize]) -> Vec<f64> {
 /// # Errors
 /// A missing or unreadable file, bad magic, truncated data, an unsupported dtype.
 pub fn read_npy(path: &Path) -> Result<Tensor, IoError> {
+    let os = |e| IoError::os(path, e);
+    let mut file = std::fs::File::open(path).map_err(os)?;
+    let len = file.metadata().map_err(os)?.len();
+    // The header first. Little-endian float64 in C order (what np.save writes for a float array) then
+    // goes from the file straight into the values: no second buffer, no per-element decoding.
     let mut bytes = Vec::new();
-    std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| IoError::os(path, e))?;
+    (&mut file).take(4096).read_to_end(&mut bytes).map_err(os)?;
+    if let Ok(h) = parse_header(path, &bytes) {
+        let fast = matches!(h.descr.as_str(), "<f8" | "=f8") && (!h.fortran || h.shape.len() <= 1);
+        let need = h.count.checked_mul(8).and_then(|b| b.checked_add(h.data)).map(|b| b as u64);
+        if fast && bytes.len() >= h.data && need.is_some_and(|need| need <= len) {
+            let mut values = vec![0f64; h.count];
+            let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut values);
+            let have = (bytes.len() - h.data).min(dst.len());
+            dst[..have].copy_from_slice(&bytes[h.data..h.data + have]);
+            file.read_exact(&mut dst[have..]).map_err(os)?;
+            return Ok(Tensor { shape: h.shape, data: values, dtype: "float64".to_string() });
+        }
+    }
+    file.read_to_end(&mut bytes).map_err(os)?;
     parse(path, &bytes)
 }

@@ -2,7 +2,9 @@
 //! `convmat apply` and the Python package's `convmat.apply` both call.
 
 use convmat_numeric::{Dtype, Overflow, QFormat, Rounding};
+use rayon::prelude::*;
 
+use crate::fixed::Fused;
 use crate::{Accumulation, ConvLayer, MatrixError};
 
 /// How [`ConvLayer::apply`] computes: the dtype and, for fixed point, MATLAB `fi`'s options.
@@ -116,12 +118,22 @@ impl ConvLayer {
                 (Applied::F64(self.conv::<f64>()?.conv_unfold(xa)?.into_raw_vec_and_offset().0), "f64".to_string())
             }
             Dtype::F32 => {
-                let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                let xf: Vec<f32> = x.par_iter().map(|&v| v as f32).collect();
                 let xa = ndarray::ArrayViewD::from_shape(in_shape, &xf).expect("length checked");
                 (Applied::F32(self.conv::<f32>()?.conv_unfold(xa)?.into_raw_vec_and_offset().0), "f32".to_string())
             }
             Dtype::Fixed(xf) => {
                 let fc = self.fixed(o.weight_format.unwrap_or(xf), xf)?;
+                let cast = o.out_format.map(|f| (f, o.rounding, o.overflow));
+                if o.accumulator.is_none() {
+                    if let Some((v, f)) = fc.apply_fused(x, n, cast, o.raw) {
+                        let values = match v {
+                            Fused::Real(v) => Applied::F64(v),
+                            Fused::Raw(v) => Applied::I64(v),
+                        };
+                        return Ok(Output { values, shape, format: f.to_string() });
+                    }
+                }
                 let xq = ndarray::Array2::from_shape_vec((n, fc.raw_conv().cols()), fc.quantize_input(x))
                     .expect("length checked");
                 let acc = match o.accumulator {

@@ -28,6 +28,14 @@ pub enum Accumulation {
     },
 }
 
+/// The values [`FixedConv::apply_fused`] computed.
+pub(crate) enum Fused {
+    /// Real values.
+    Real(Vec<f64>),
+    /// Stored integers.
+    Raw(Vec<i64>),
+}
+
 /// Stored integers and the format they are in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FixedOutput {
@@ -177,6 +185,79 @@ impl FixedConv {
                 .map(|&v| self.input_format.quantize(v, Rounding::Nearest, Overflow::Saturate) as i64)
                 .collect(),
         }
+    }
+
+    /// [`quantize_input`](Self::quantize_input), [`apply`](Self::apply) with [`Accumulation::Full`], the
+    /// optional output cast and the conversion to real values (or to stored integers when `raw`), fused:
+    /// the inputs are quantized straight into `f32`, multiplied exactly in `f32`, and each result goes to
+    /// its `f64` (or `i64`) once — no `i64` inputs, no `i128` accumulators, two passes over memory fewer.
+    ///
+    /// Taken only when the formats alone (not the data) prove every partial sum an integer below 2^24
+    /// and the result fits its target; `None` otherwise (and for a batch beyond memory), and the caller
+    /// takes the general path, which gives the same values or the error. `x` holds `n` whole samples.
+    pub(crate) fn apply_fused(
+        &self,
+        x: &[f64],
+        n: usize,
+        cast: Option<(QFormat, Rounding, Overflow)>,
+        raw: bool,
+    ) -> Option<(Fused, QFormat)> {
+        let q = Quantizer::new(self.input_format, Rounding::Nearest, Overflow::Saturate).ok()?;
+        let acc = self.accumulator_format().ok()?;
+        let f = self.input_format;
+        let max_x = f.raw_min().unsigned_abs().max(f.raw_max().unsigned_abs()) as f64;
+        let max_w = self.raw.weight().iter().map(|w| w.unsigned_abs()).max().unwrap_or(0) as f64;
+        let max_b = self.bias.as_ref().map_or(0.0, |b| b.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as f64);
+        let out = cast.map_or(acc, |c| c.0);
+        let fits = if raw { out.fits_i64() } else { out.word_bits() <= 53 };
+        if max_w * max_x * self.terms() as f64 + max_b >= (1u64 << 24) as f64 || !fits || x.len() != n * self.raw.cols()
+        {
+            return None;
+        }
+        self.raw.check_batch_memory(n).ok()?;
+        let w: Vec<f32> = self.raw.weight().iter().map(|&v| v as f32).collect();
+        let conv = Conv::new(self.raw.geometry().clone(), w, None).expect("same geometry");
+        // stored integers of at most 2^23 in magnitude (max_x above): exact in f32
+        let mut xf = vec![0f32; x.len()];
+        xf.par_chunks_mut(1 << 14).zip(x.par_chunks(1 << 14)).for_each(|(o, x)| q.quantize_f32(x, o));
+        let mut y = vec![0f32; n * self.raw.rows()];
+        crate::Operator::new(&conv).apply(&xf, &mut y).expect("lengths checked");
+        drop(xf);
+        // one bias per plane of `per` outputs (the bias' integer is below 2^24 too: the sum stays exact in f64)
+        let (planes, per) = match &self.bias {
+            Some(b) => (b.len(), self.raw.rows() / b.len()),
+            None => (1, self.raw.rows().max(1)),
+        };
+        let bias = |i: usize| self.bias.as_ref().map_or(0.0, |b| b[i % planes] as f64);
+        let from = acc.frac_bits();
+        let stored = move |v: f32, b: f64| -> i64 {
+            let r = (v as f64 + b) as i64;
+            match cast {
+                Some((c, rounding, overflow)) => c.requantize(r as i128, from, rounding, overflow) as i64,
+                None => r,
+            }
+        };
+        let values = if raw {
+            let mut o = vec![0i64; y.len()];
+            o.par_chunks_mut(per).zip(y.par_chunks(per)).enumerate().for_each(|(i, (o, y))| {
+                let b = bias(i);
+                o.iter_mut().zip(y).for_each(|(o, &v)| *o = stored(v, b));
+            });
+            Fused::Raw(o)
+        } else {
+            // `FixedOutput::to_f64`'s arithmetic: the stored integer times 2^-f
+            let scale = out.to_f64(1);
+            let mut o = vec![0f64; y.len()];
+            o.par_chunks_mut(per).zip(y.par_chunks(per)).enumerate().for_each(|(i, (o, y))| {
+                let b = bias(i);
+                match cast {
+                    None => o.iter_mut().zip(y).for_each(|(o, &v)| *o = (v as f64 + b) * scale),
+                    Some(_) => o.iter_mut().zip(y).for_each(|(o, &v)| *o = stored(v, b) as f64 * scale),
+                }
+            });
+            Fused::Real(o)
+        };
+        Some((values, out))
     }
 
     /// The layer applied to a batch of stored inputs `(batch, cols)`, exactly.

@@ -138,3 +138,59 @@ fn cast_to_output_format() {
     assert_eq!([cast(Rounding::Nearest), cast(Rounding::Round), cast(Rounding::Convergent)], [-3, -4, -4]);
     assert_eq!([cast(Rounding::Floor), cast(Rounding::Ceiling), cast(Rounding::Zero)], [-4, -3, -3]);
 }
+
+/// `ConvLayer::apply` in fixed point (fused: quantized straight to f32, exact f32 GEMM, one conversion
+/// of each result, when the formats prove it exact) gives exactly the general path's values: quantize,
+/// `FixedConv::apply` in i128, cast, `to_f64` or the stored integers. Formats on both sides of the
+/// 2^24 bound, with and without bias, cast and raw, and inputs beyond the range and non-finite.
+#[test]
+fn fused_apply_equals_the_general_path() {
+    use convmat_matrix::{Applied, ApplyOptions, ConvLayer};
+    use convmat_numeric::Dtype;
+    use convmat_shape::LayerOptions;
+    let cases: [(&str, &str, Option<&str>, bool, Padding, Vec<usize>); 7] = [
+        ("q1.7", "q1.7", None, false, Padding::uniform(1), vec![1]),
+        ("q1.7", "q1.7", Some("q1.7"), true, Padding::uniform(1), vec![1]),
+        ("q2.6", "q1.7", None, true, Padding::Valid, vec![2]),
+        ("q4.4", "uq4.4", Some("q3.5"), false, Padding::uniform(2), vec![1]),
+        ("q1.15", "q1.7", None, false, Padding::uniform(1), vec![1]), // 2^15 * 2^7 * 36 > 2^24: general path
+        ("q1.15", "q1.15", Some("q1.15"), true, Padding::Valid, vec![1]),
+        ("q8.8", "q1.7", Some("q2.14"), false, Padding::uniform(1), vec![2]),
+    ];
+    for (i, (xf, wf, out, bias, padding, stride)) in cases.into_iter().enumerate() {
+        let (xf, wf): (QFormat, QFormat) = (xf.parse().unwrap(), wf.parse().unwrap());
+        let mut options = LayerOptions::default();
+        (options.padding, options.stride) = (padding, stride);
+        let (cin, cout) = (4, 3);
+        let w = uniform(cout * cin * 9, 3 + i as u64, 1.5);
+        let b = bias.then(|| uniform(cout, 5 + i as u64, 2.0));
+        let layer = ConvLayer::new(&[cout, cin, 3, 3], w, b, &[cin, 7, 6], &options).unwrap();
+        let n = 3;
+        let mut x = uniform(n * cin * 42, 7 + i as u64, 3.0);
+        x[0] = f64::NAN;
+        x[1] = f64::INFINITY;
+        x[2] = f64::NEG_INFINITY;
+        x[3] = 0.5 / 128.0; // a tie of q1.7
+        let fc = layer.fixed(wf, xf).unwrap();
+        let xq = Array2::from_shape_vec((n, fc.raw_conv().cols()), fc.quantize_input(&x)).unwrap();
+        let mut y = fc.apply(xq.view(), Accumulation::Full).unwrap();
+        let out: Option<QFormat> = out.map(|o| o.parse().unwrap());
+        if let Some(o) = out {
+            y = y.cast(o, Rounding::Nearest, Overflow::Saturate);
+        }
+        for raw in [false, true] {
+            let mut opts = ApplyOptions::new(Dtype::Fixed(xf));
+            opts.weight_format = Some(wf);
+            opts.out_format = out;
+            opts.raw = raw;
+            let got = layer.apply(&x, n, &opts).unwrap();
+            assert_eq!(got.format, y.format.to_string(), "case {i}");
+            let want = if raw {
+                Applied::I64(y.raw.iter().map(|&v| v as i64).collect())
+            } else {
+                Applied::F64(y.to_f64().unwrap().iter().copied().collect())
+            };
+            assert_eq!(got.values, want, "case {i} raw {raw}");
+        }
+    }
+}

@@ -35,6 +35,21 @@ proptest! {
         let fast = Quantizer::new(q, rounding, overflow).unwrap();
         prop_assert_eq!(fast.quantize(v) as i128, q.quantize(v, rounding, overflow), "{} {:e} {} {}", q, v, rounding, overflow);
     }
+
+    /// The slice path (branch-free for Nearest/Saturate up to 48 bits) is `quantize`, value by value.
+    #[test]
+    fn quantize_f32_is_quantize((q, v) in format().prop_flat_map(|q| (Just(q), prop::collection::vec(value(q.frac_bits()), 1..40))),
+                                r in 0usize..6, wrap in any::<bool>()) {
+        let rounding = if r < 3 { Rounding::Nearest } else { Rounding::ALL[r] };
+        let overflow = if wrap && r % 2 == 0 { Overflow::Wrap } else { Overflow::Saturate };
+        let fast = Quantizer::new(q, rounding, overflow).unwrap();
+        let mut out = vec![f32::NAN; v.len()];
+        fast.quantize_f32(&v, &mut out);
+        for (&v, &o) in v.iter().zip(&out) {
+            let want = q.quantize(v, rounding, overflow) as i64 as f32;
+            prop_assert_eq!(o.to_bits(), want.to_bits(), "{} {:e} {} {}", q, v, rounding, overflow);
+        }
+    }
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! `convmat apply` and the Python package's `convmat.apply` both call.
 
 use convmat_numeric::{Dtype, Overflow, QFormat, Rounding};
-use rayon::prelude::*;
 
 use crate::fixed::Fused;
 use crate::{Accumulation, ConvLayer, MatrixError};
@@ -118,9 +117,14 @@ impl ConvLayer {
                 (Applied::F64(self.conv::<f64>()?.conv_unfold(xa)?.into_raw_vec_and_offset().0), "f64".to_string())
             }
             Dtype::F32 => {
-                let xf: Vec<f32> = x.par_iter().map(|&v| v as f32).collect();
-                let xa = ndarray::ArrayViewD::from_shape(in_shape, &xf).expect("length checked");
-                (Applied::F32(self.conv::<f32>()?.conv_unfold(xa)?.into_raw_vec_and_offset().0), "f32".to_string())
+                // as `conv_unfold`, with each sample converted to f32 just before its product
+                let conv = self.conv::<f32>()?;
+                conv.check_batch_memory(n)?;
+                let mut y = vec![0f32; n * conv.rows()];
+                let to_f32 = |x: &[f64], o: &mut [f32]| o.iter_mut().zip(x).for_each(|(o, &v)| *o = v as f32);
+                crate::Operator::new(&conv).apply_converted(x, &mut y, &to_f32)?;
+                conv.add_bias(&mut y);
+                (Applied::F32(y), "f32".to_string())
             }
             Dtype::Fixed(xf) => {
                 let fc = self.fixed(o.weight_format.unwrap_or(xf), xf)?;

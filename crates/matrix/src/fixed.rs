@@ -217,12 +217,12 @@ impl FixedConv {
         self.raw.check_batch_memory(n).ok()?;
         let w: Vec<f32> = self.raw.weight().iter().map(|&v| v as f32).collect();
         let conv = Conv::new(self.raw.geometry().clone(), w, None).expect("same geometry");
-        // stored integers of at most 2^23 in magnitude (max_x above): exact in f32
-        let mut xf = vec![0f32; x.len()];
-        xf.par_chunks_mut(1 << 14).zip(x.par_chunks(1 << 14)).for_each(|(o, x)| q.quantize_f32(x, o));
+        // stored integers of at most 2^23 in magnitude (max_x above): exact in f32; quantized sample by
+        // sample into a buffer the product reads at once
         let mut y = vec![0f32; n * self.raw.rows()];
-        crate::Operator::new(&conv).apply(&xf, &mut y).expect("lengths checked");
-        drop(xf);
+        crate::Operator::new(&conv)
+            .apply_converted(x, &mut y, &|x: &[f64], o: &mut [f32]| q.quantize_f32(x, o))
+            .expect("lengths checked");
         // one bias per plane of `per` outputs (the bias' integer is below 2^24 too: the sum stays exact in f64)
         let (planes, per) = match &self.bias {
             Some(b) => (b.len(), self.raw.rows() / b.len()),

@@ -95,7 +95,7 @@ impl<'a, T: Float> Operator<'a, T> {
     /// # Errors
     /// Lengths that are not whole samples, or that disagree on `N`.
     pub fn apply(&mut self, x: &[T], y: &mut [T]) -> Result<(), MatrixError> {
-        self.run(x, y, true)
+        self.run(Input::<T, T>::Same(x), y, true)
     }
 
     /// `x = Aᵀ·y`, the adjoint, the same way.
@@ -103,7 +103,7 @@ impl<'a, T: Float> Operator<'a, T> {
     /// # Errors
     /// Lengths that are not whole samples, or that disagree on `N`.
     pub fn adjoint(&mut self, y: &[T], x: &mut [T]) -> Result<(), MatrixError> {
-        self.run(y, x, false)
+        self.run(Input::<T, T>::Same(y), x, false)
     }
 
     /// `A·x` for a batch of shape `(N, cols)`, as a new `(N, rows)` array.
@@ -130,15 +130,31 @@ impl<'a, T: Float> Operator<'a, T> {
         Ok(x)
     }
 
-    fn run(&mut self, input: &[T], output: &mut [T], forward: bool) -> Result<(), MatrixError> {
+    /// `y = A·x` for `x` holding `N` whole samples of another type `S` (`f64` values, say), each sample
+    /// converted by `convert` (one sample's `S` values into its `T` values) into a per-thread buffer just
+    /// before its product: no converted copy of the whole batch in fresh memory, one pass fewer over it.
+    pub(crate) fn apply_converted<S: Sync>(
+        &mut self,
+        x: &[S],
+        y: &mut [T],
+        convert: &(dyn Fn(&[S], &mut [T]) + Sync),
+    ) -> Result<(), MatrixError> {
+        self.run(Input::Converted(x, convert), y, true)
+    }
+
+    fn run<S: Sync>(&mut self, input: Input<'_, S, T>, output: &mut [T], forward: bool) -> Result<(), MatrixError> {
         let (per_in, per_out) =
             if forward { (self.conv.cols(), self.conv.rows()) } else { (self.conv.rows(), self.conv.cols()) };
-        let n = input.len().checked_div(per_in).unwrap_or(0);
-        if input.len() != n * per_in || output.len() != n * per_out {
+        let len = match input {
+            Input::Same(x) => x.len(),
+            Input::Converted(x, _) => x.len(),
+        };
+        let n = len.checked_div(per_in).unwrap_or(0);
+        if len != n * per_in || output.len() != n * per_out {
             return Err(MatrixError::Dimension {
                 what: if forward { "operator apply buffers" } else { "operator adjoint buffers" },
                 expected: format!("N * {per_in} and N * {per_out} values"),
-                got: vec![input.len(), output.len()],
+                got: vec![len, output.len()],
             });
         }
         if n == 0 || per_out == 0 {
@@ -153,7 +169,16 @@ impl<'a, T: Float> Operator<'a, T> {
         let run = n.div_ceil(runs);
         self.scratch.resize_with(runs, Scratch::default);
         let (conv, shifted) = (self.conv, self.shifted.as_ref());
-        let sample = |x: &[T], y: &mut [T], s: &mut Scratch<T>| {
+        // sample `i` into `y`; `buf` holds a converted sample
+        let sample = |i: usize, y: &mut [T], s: &mut Scratch<T>, buf: &mut Vec<T>| {
+            let x: &[T] = match input {
+                Input::Same(x) => &x[i * per_in..(i + 1) * per_in],
+                Input::Converted(x, convert) => {
+                    buf.resize(per_in, T::ZERO);
+                    convert(&x[i * per_in..(i + 1) * per_in], buf);
+                    buf
+                }
+            };
             let transposed = conv.geometry().spec().is_transposed();
             match (shifted, forward) {
                 (Some(sh), true) => sh.apply(x, y, s, gemm_threads),
@@ -163,22 +188,34 @@ impl<'a, T: Float> Operator<'a, T> {
             }
         };
         if runs == 1 {
-            let s = &mut self.scratch[0];
-            for (x, y) in input.chunks_exact(per_in).zip(output.chunks_exact_mut(per_out)) {
-                sample(x, y, s);
+            let (s, mut buf) = (&mut self.scratch[0], Vec::new());
+            for (i, y) in output.chunks_exact_mut(per_out).enumerate() {
+                sample(i, y, s, &mut buf);
             }
         } else {
-            output.par_chunks_mut(run * per_out).zip(input.par_chunks(run * per_in)).zip(&mut self.scratch).for_each(
-                |((out, inp), s)| {
-                    for (x, y) in inp.chunks_exact(per_in).zip(out.chunks_exact_mut(per_out)) {
-                        sample(x, y, s);
-                    }
-                },
-            );
+            output.par_chunks_mut(run * per_out).enumerate().zip(&mut self.scratch).for_each(|((r, out), s)| {
+                let mut buf = Vec::new();
+                for (j, y) in out.chunks_exact_mut(per_out).enumerate() {
+                    sample(r * run + j, y, s, &mut buf);
+                }
+            });
         }
         Ok(())
     }
 }
+
+/// The input of [`Operator::run`]: the operator's own scalars, or another type with its conversion.
+enum Input<'a, S, T> {
+    Same(&'a [T]),
+    Converted(&'a [S], &'a (dyn Fn(&[S], &mut [T]) + Sync)),
+}
+
+impl<S, T> Clone for Input<'_, S, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S, T> Copy for Input<'_, S, T> {}
 
 /// `(window channels per group, grid channels per group * K, L, groups)`.
 fn gemm_sizes<T: Float>(conv: &Conv<T>) -> (usize, usize, usize, usize) {

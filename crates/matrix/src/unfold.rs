@@ -181,15 +181,24 @@ impl<T: Float> Conv<T> {
         let x = x.as_standard_layout();
         let mut y = vec![T::ZERO; n * self.rows()];
         Operator::new(self).apply(x.as_slice().expect("standard layout"), &mut y)?;
-        if let Some(bias) = self.bias() {
-            let plane = y.len().checked_div(n * out_ch).unwrap_or(0);
-            for (i, v) in y.iter_mut().enumerate() {
-                *v = Scalar::add(*v, bias[i / plane % out_ch]);
-            }
-        }
+        self.add_bias(&mut y);
         let mut shape = vec![n, out_ch];
         shape.extend_from_slice(out_spatial);
         Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("same length"))
+    }
+
+    /// Adds the bias to outputs `y`, whole samples `(N, C_out, *out)` of the layer.
+    pub(crate) fn add_bias(&self, y: &mut [T]) {
+        if let Some(bias) = self.bias() {
+            // one bias per plane of `self.rows() / C_out` outputs
+            let plane = self.rows() / bias.len().max(1);
+            if plane > 0 {
+                y.par_chunks_mut(plane).enumerate().for_each(|(i, p)| {
+                    let b = bias[i % bias.len()];
+                    p.iter_mut().for_each(|v| *v = Scalar::add(*v, b));
+                });
+            }
+        }
     }
 
     /// `A·x` for a batch `x` of shape `(batch, cols)` by the fast [`Operator`]: floats accumulate in

@@ -194,3 +194,30 @@ fn fused_apply_equals_the_general_path() {
         }
     }
 }
+
+/// `ConvLayer::apply` in f32 (each sample converted to f32 just before its product, the bias added
+/// in parallel) equals `Conv::conv_unfold` on the whole batch converted first, with and without bias,
+/// on the shifted and the unfold paths, batches below and above the thread count.
+#[test]
+fn f32_apply_converts_sample_by_sample() {
+    use convmat_matrix::{Applied, ApplyOptions, ConvLayer};
+    use convmat_numeric::Dtype;
+    use convmat_shape::LayerOptions;
+    for (i, (bias, stride)) in [(true, 1), (false, 1), (true, 2)].into_iter().enumerate() {
+        let mut options = LayerOptions::default();
+        (options.padding, options.stride) = (Padding::uniform(1), vec![stride]);
+        let (cin, cout) = (3, 5);
+        let w = uniform(cout * cin * 9, 11 + i as u64, 1.0);
+        let b = bias.then(|| uniform(cout, 13 + i as u64, 1.0));
+        let layer = ConvLayer::new(&[cout, cin, 3, 3], w, b, &[cin, 7, 6], &options).unwrap();
+        for n in [1, 3] {
+            let x = uniform(n * cin * 42, 17 + n as u64, 2.0);
+            let got = layer.apply(&x, n, &ApplyOptions::new(Dtype::F32)).unwrap();
+            let xf =
+                ndarray::ArrayD::from_shape_vec(vec![n, cin, 7, 6], x.iter().map(|&v| v as f32).collect()).unwrap();
+            let want = layer.conv::<f32>().unwrap().conv_unfold(xf.view()).unwrap();
+            assert_eq!(got.values, Applied::F32(want.iter().copied().collect()), "layer {i}, batch {n}");
+            assert_eq!(got.shape, want.shape().to_vec());
+        }
+    }
+}

@@ -148,7 +148,9 @@ fn fused_apply_equals_the_general_path() {
     use convmat_matrix::{Applied, ApplyOptions, ConvLayer};
     use convmat_numeric::Dtype;
     use convmat_shape::LayerOptions;
-    let cases: [(&str, &str, Option<&str>, bool, Padding, Vec<usize>); 7] = [
+    // (input format, weight format, output cast, bias, padding, stride)
+    type Case = (&'static str, &'static str, Option<&'static str>, bool, Padding, Vec<usize>);
+    let cases: [Case; 7] = [
         ("q1.7", "q1.7", None, false, Padding::uniform(1), vec![1]),
         ("q1.7", "q1.7", Some("q1.7"), true, Padding::uniform(1), vec![1]),
         ("q2.6", "q1.7", None, true, Padding::Valid, vec![2]),

@@ -117,37 +117,31 @@ pub fn estimate(layer: &Layer, input_shape: Vec<usize>, request: MatrixRequest) 
 #[pyo3(signature = (layer, input_shape, request))]
 pub fn matrix(py: Python<'_>, layer: &Layer, input_shape: Vec<usize>, request: MatrixRequest) -> PyResult<Py<PyAny>> {
     let (format, dtype, opts) = request.parse()?;
-    let prepare = |l: &ConvLayer| -> Res<Estimate> {
-        let est = l.estimate(format, dtype, &opts);
-        check_estimate(&est, format)?;
-        Ok(est)
-    };
+    let (l, shape) = (layer, input_shape.as_slice());
     match dtype {
-        Dtype::F32 => {
-            let b = heavy(py, || {
-                let l = layer.resolve(&input_shape)?;
-                let est = prepare(&l)?;
-                build(&l.conv::<f32>().map_err(msg)?, format, &opts, &est)
-            })?;
-            to_python(py, b)
-        }
-        Dtype::Fixed(q) => {
-            let b = heavy(py, || {
-                let l = layer.resolve(&input_shape)?;
-                let est = prepare(&l)?;
-                build(&l.stored_integers(q).map_err(msg)?, format, &opts, &est)
-            })?;
-            to_python(py, b)
-        }
-        _ => {
-            let b = heavy(py, || {
-                let l = layer.resolve(&input_shape)?;
-                let est = prepare(&l)?;
-                build(&l.conv::<f64>().map_err(msg)?, format, &opts, &est)
-            })?;
-            to_python(py, b)
-        }
+        Dtype::F32 => built(py, l, shape, (format, dtype), &opts, |l| l.conv::<f32>()),
+        Dtype::Fixed(q) => built(py, l, shape, (format, dtype), &opts, |l| l.stored_integers(q)),
+        _ => built(py, l, shape, (format, dtype), &opts, |l| l.conv::<f64>()),
     }
+}
+
+/// `matrix` in `T`: resolve the layer, check the estimate against the memory, build (GIL released),
+/// hand the arrays to NumPy.
+fn built<T: Scalar + Element>(
+    py: Python<'_>,
+    layer: &Layer,
+    input_shape: &[usize],
+    (format, dtype): (MatrixFormat, Dtype),
+    opts: &MatrixOptions,
+    conv: impl Fn(&ConvLayer) -> Result<Conv<T>, convmat_matrix::MatrixError> + Sync,
+) -> PyResult<Py<PyAny>> {
+    let b = heavy(py, || {
+        let l = layer.resolve(input_shape)?;
+        let est = l.estimate(format, dtype, opts);
+        check_estimate(&est, format)?;
+        build(&conv(&l).map_err(msg)?, format, opts, &est)
+    })?;
+    to_python(py, b)
 }
 
 /// The expanded bias, one value per row of the matrix (zeros when the layer has none).

@@ -9,7 +9,7 @@ use convmat::numeric::QFormat;
 use convmat::shape::{ConvSpec, Geometry, Padding};
 
 mod common;
-use common::{convmat, ok, Dir};
+use common::{bad_in, convmat, ok, Dir};
 
 /// Multiples of 1/8 in [-1, 1] (exact in f32) from the workspace's seeded generator.
 fn seq(n: usize, seed: u64) -> Vec<f64> {
@@ -279,23 +279,6 @@ fn every_subcommand_has_help_with_examples() {
     }
 }
 
-/// Bad input: exit 2, one line on stderr containing each fragment, no panic or backtrace, and the
-/// directory exactly as before (no output, no temporary file, an existing output intact).
-fn check_bad(d: &Dir, args: &[&str], fragments: &[&str]) {
-    let before = d.listing();
-    let old = std::fs::read(d.p("out.npz")).ok();
-    let (code, out, err) = convmat(args);
-    assert_eq!(code, 2, "{args:?}: exit {code}, stderr {err}");
-    assert!(out.is_empty(), "{args:?}: stdout {out}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: not one line: {err}");
-    for f in fragments {
-        assert!(err.contains(f), "{args:?}: `{}` lacks `{f}`", err.trim_end());
-    }
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
-    assert_eq!(d.listing(), before, "{args:?} changed the directory");
-    assert_eq!(std::fs::read(d.p("out.npz")).ok(), old, "{args:?} touched the existing output");
-}
-
 #[test]
 fn bad_input_gets_one_clear_line_and_leaves_files_alone() {
     let d = Dir::new();
@@ -381,7 +364,7 @@ fn bad_input_gets_one_clear_line_and_leaves_files_alone() {
     ];
     for (args, fragments) in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        check_bad(&d, &args, fragments);
+        bad_in(&d, &args, fragments);
     }
 }
 

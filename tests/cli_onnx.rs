@@ -6,21 +6,10 @@ use std::path::{Path, PathBuf};
 use convmat::io::read_npz;
 
 mod common;
-use common::{convmat, ok};
+use common::{bad, ok};
 
 fn golden(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/onnx/tests/golden").join(name).display().to_string()
-}
-
-/// Bad input: exit 2, one line on stderr with each fragment, nothing on stdout.
-fn check_bad(args: &[&str], fragments: &[&str]) {
-    let (code, out, err) = convmat(args);
-    assert_eq!(code, 2, "{args:?}: exit {code}, stderr {err}");
-    assert!(out.is_empty(), "{args:?}: stdout {out}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line, got {err}");
-    for f in fragments {
-        assert!(err.contains(f), "{args:?}: '{f}' not in {err}");
-    }
 }
 
 fn files(dir: &Path) -> Vec<String> {
@@ -97,24 +86,24 @@ fn bad_models_exit_2_with_one_line_and_no_files() {
     let trunc = dir.path().join("t.onnx");
     let bytes = std::fs::read(golden("torch_cnn.onnx")).unwrap();
     std::fs::write(&trunc, &bytes[..bytes.len() / 3]).unwrap();
-    check_bad(&["onnx", &trunc.display().to_string()], &["not a valid ONNX model"]);
-    check_bad(&["onnx", &golden("bad/missing_initializer.onnx")], &["'W'", "no initializer"]);
+    bad(&["onnx", &trunc.display().to_string()], &["not a valid ONNX model"]);
+    bad(&["onnx", &golden("bad/missing_initializer.onnx")], &["'W'", "no initializer"]);
     // the library says what is missing; the CLI adds its flag
-    check_bad(
+    bad(
         &["onnx", &golden("bad/dynamic_shape.onnx")],
         &["dynamic shape [N, 1, H, W]", "input shape (C, H, W)", "--input-shape C,H,W", "--input-shape 1,32,32"],
     );
     ok(&["onnx", &golden("bad/dynamic_shape.onnx"), "--input-shape", "1,6,6"]);
-    check_bad(&["onnx", &golden("bad/external_dotdot.onnx")], &["external data", "'..'"]);
-    check_bad(&["onnx", &golden("bad/external_absolute.onnx")], &["absolute"]);
-    check_bad(&["onnx", &dir.path().join("nope.onnx").display().to_string()], &["nope.onnx"]);
+    bad(&["onnx", &golden("bad/external_dotdot.onnx")], &["external data", "'..'"]);
+    bad(&["onnx", &golden("bad/external_absolute.onnx")], &["absolute"]);
+    bad(&["onnx", &dir.path().join("nope.onnx").display().to_string()], &["nope.onnx"]);
     let out = dir.path().join("out");
     let o = out.display().to_string();
-    check_bad(&["export", &golden("bad/unsupported_op.onnx"), "-o", &o], &["'the_hardmax' (Hardmax) is not supported"]);
+    bad(&["export", &golden("bad/unsupported_op.onnx"), "-o", &o], &["'the_hardmax' (Hardmax) is not supported"]);
     assert!(files(&out).is_empty(), "no partial export: {:?}", files(&out));
     // a residual Add: listed with both operands, refused by export (chains only) without files
     let listing = ok(&["onnx", &golden("bad/residual.onnx")]);
     assert!(listing.contains("junction") && listing.contains("'/conv2/Conv'") && listing.contains("'x'"), "{listing}");
-    check_bad(&["export", &golden("bad/residual.onnx"), "-o", &o], &["'/Add' (Add)", "junction", "chains"]);
+    bad(&["export", &golden("bad/residual.onnx"), "-o", &o], &["'/Add' (Add)", "junction", "chains"]);
     assert!(files(&out).is_empty(), "no partial export: {:?}", files(&out));
 }

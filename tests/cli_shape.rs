@@ -1,7 +1,7 @@
 //! `convmat shape` as a user runs it: the built binary, its stdout, stderr and exit code.
 
 mod common;
-use common::convmat;
+use common::{bad, convmat};
 
 const LENET: &[&str] = &[
     "shape",
@@ -55,18 +55,6 @@ fn sequential_is_split() {
     assert_eq!(outs, [serde_json::json!([8, 14, 14]), serde_json::json!([8, 14, 14]), serde_json::json!([4, 14, 14])]);
 }
 
-/// Bad input: exit 2, one line on stderr that contains each fragment, nothing on stdout.
-fn check_bad(args: &[&str], fragments: &[&str]) {
-    let (code, out, err) = convmat(args);
-    assert_eq!(code, 2, "{args:?}: exit {code}, stderr {err}");
-    assert!(out.is_empty(), "{args:?}: stdout {out}");
-    let first = err.lines().next().unwrap_or_default();
-    for f in fragments {
-        assert!(first.contains(f), "{args:?}: `{first}` lacks `{f}`");
-    }
-    assert!(!err.contains("panicked"), "{err}");
-}
-
 #[test]
 fn bad_input_gets_one_clear_line() {
     let s = |layers: &[&'static str]| {
@@ -74,24 +62,21 @@ fn bad_input_gets_one_clear_line() {
         v.extend_from_slice(layers);
         v
     };
-    check_bad(&s(&["Conv2d(1, 6, kernel_sise=3)"]), &["no argument 'kernel_sise'", "column 14", "kernel_size"]);
-    check_bad(&s(&["Conv2d(1, 6 3)"]), &["expected ',' or ')'", "column 13"]);
-    check_bad(&s(&["Conv2d(1, 6, 3"]), &["missing ')'"]);
-    check_bad(&s(&["Conv9d(1, 6, 3)"]), &["unknown layer 'Conv9d'"]);
-    check_bad(&s(&["Conv2d(1, 6, 3, padding='same', stride=2)"]), &["padding='same'", "strided"]);
-    check_bad(&s(&["Conv2d(1, 6, 3, padding_mode='mirror')"]), &["'mirror'", "'reflect'"]);
-    check_bad(&s(&["Conv2d(1, 6, 3, groups=4)"]), &["in_channels=1 is not divisible by groups=4"]);
-    check_bad(&s(&["Conv2d(3, 6, 3)"]), &["layer 1", "3 channels", "[1, 32, 32]"]);
-    check_bad(&s(&["Conv2d(1, 6, 40)"]), &["input size 32", "dilated kernel 40"]);
-    check_bad(
-        &s(&["Conv2d(1, 6, 3, padding=32, padding_mode='reflect')"]),
-        &["reflect", "padding 32", "input size 32"],
-    );
-    check_bad(&s(&["Flatten()", "Linear(100, 10)"]), &["layer 2", "in_features is 100", "Linear(1024, ...)"]);
-    check_bad(&s(&["MaxPool2d(2, padding=2)"]), &["at most half the kernel size"]);
-    check_bad(&["shape", "--input-shape", "1,a,32", "Flatten()"], &["'1,a,32' is not a shape"]);
-    check_bad(&["shape", "--input-shape", "1,0,32", "Flatten()"], &["positive integers"]);
-    check_bad(&["shape", "Flatten()"], &["--input-shape"]);
+    bad(&s(&["Conv2d(1, 6, kernel_sise=3)"]), &["no argument 'kernel_sise'", "column 14", "kernel_size"]);
+    bad(&s(&["Conv2d(1, 6 3)"]), &["expected ',' or ')'", "column 13"]);
+    bad(&s(&["Conv2d(1, 6, 3"]), &["missing ')'"]);
+    bad(&s(&["Conv9d(1, 6, 3)"]), &["unknown layer 'Conv9d'"]);
+    bad(&s(&["Conv2d(1, 6, 3, padding='same', stride=2)"]), &["padding='same'", "strided"]);
+    bad(&s(&["Conv2d(1, 6, 3, padding_mode='mirror')"]), &["'mirror'", "'reflect'"]);
+    bad(&s(&["Conv2d(1, 6, 3, groups=4)"]), &["in_channels=1 is not divisible by groups=4"]);
+    bad(&s(&["Conv2d(3, 6, 3)"]), &["layer 1", "3 channels", "[1, 32, 32]"]);
+    bad(&s(&["Conv2d(1, 6, 40)"]), &["input size 32", "dilated kernel 40"]);
+    bad(&s(&["Conv2d(1, 6, 3, padding=32, padding_mode='reflect')"]), &["reflect", "padding 32", "input size 32"]);
+    bad(&s(&["Flatten()", "Linear(100, 10)"]), &["layer 2", "in_features is 100", "Linear(1024, ...)"]);
+    bad(&s(&["MaxPool2d(2, padding=2)"]), &["at most half the kernel size"]);
+    bad(&["shape", "--input-shape", "1,a,32", "Flatten()"], &["'1,a,32' is not a shape"]);
+    bad(&["shape", "--input-shape", "1,0,32", "Flatten()"], &["positive integers"]);
+    bad(&["shape", "Flatten()"], &["--input-shape"]);
 }
 
 #[test]

@@ -97,8 +97,72 @@ fn network_view_refuses_what_it_does_not_compute() {
     {
         let mut args = vec!["svd", "--weights", &model];
         args.extend_from_slice(extra);
-        let (code, out, err) = common::convmat(&args);
-        assert_eq!(code, 2, "{extra:?}: {err}");
-        assert!(out.is_empty() && err.trim().lines().count() == 1, "{extra:?}: {err}");
+        common::bad(&args, &[]);
     }
+}
+
+fn sequential_golden(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/sequential").join(name).display().to_string()
+}
+
+/// The network view of a PyTorch chain, `--layer "Sequential(...)" --weights STATE_DICT`, against dense SVDs
+/// of the layers' matrices as torch builds them (xtask/oracle/sequential_norms.py): each interval holds its
+/// layer's norm, from the safetensors and the npz state_dict alike, with the ONNX view's JSON keys; the
+/// GELU is listed as not 1-Lipschitz, ReLU and the non-overlapping MaxPool are not.
+#[test]
+fn sequential_network_view_brackets_every_layer() {
+    let oracle: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sequential_golden("norms.json")).unwrap()).unwrap();
+    let chain = oracle["sequential"].as_str().unwrap();
+    for file in ["weights.safetensors", "weights.npz"] {
+        let weights = sequential_golden(file);
+        let args = ["svd", "--layer", chain, "--weights", &weights, "--input-shape", "3,24,24", "--tol", "1e-6"];
+        let r: serde_json::Value = serde_json::from_str(&common::ok(&[&args[..], &["--json"]].concat())).unwrap();
+        let (layers, expect) = (r["layers"].as_array().unwrap(), oracle["layers"].as_array().unwrap());
+        assert_eq!(layers.len(), expect.len(), "{file}");
+        for (got, want) in layers.iter().zip(expect) {
+            for key in ["name", "op", "rows", "cols"] {
+                assert_eq!(got[key], want[key], "{file} {key}");
+            }
+            let s = want["sigma1"].as_f64().unwrap();
+            let (lo, up) = (got["lower"].as_f64().unwrap(), got["upper"].as_f64().unwrap());
+            assert!(
+                lo <= s * (1.0 + 1e-9) && s <= up * (1.0 + 1e-9),
+                "{file} {}: {s} not in [{lo}, {up}]",
+                want["name"]
+            );
+        }
+        let product: f64 = layers.iter().map(|l| l["upper"].as_f64().unwrap()).product();
+        assert!((r["product_upper"].as_f64().unwrap() - product).abs() <= 1e-12 * product);
+        assert_eq!(r["not_one_lipschitz"], serde_json::json!(["3 (GELU)"]));
+        assert_eq!(layers[2]["activations"], serde_json::json!(["ReLU", "MaxPool2d"]));
+        assert_eq!(layers[0]["certificate"], "interlacing"); // above the dense limit: matrix-free
+        assert_eq!(layers[3]["certificate"], "exact");
+        let human = common::ok(&args);
+        for text in ["Conv2d", "Linear", "product of the upper bounds", "3 (GELU)", "largest layer norm"] {
+            assert!(human.contains(text), "{text}: {human}");
+        }
+    }
+}
+
+#[test]
+fn sequential_network_view_refuses_bad_input_in_one_line() {
+    let chain = "Sequential(Conv2d(3, 8, 3, padding=1), ReLU(), Conv2d(8, 8, 3, padding=1, padding_mode='reflect'))";
+    let st = sequential_golden("weights.safetensors");
+    let base = ["svd", "--layer", chain, "--input-shape", "3,24,24"];
+    common::bad(&base, &["needs --weights STATE_DICT.safetensors"]);
+    common::bad(&[&base[..], &["--weights", &st, "--top", "3"]].concat(), &["network view", "drop --all, --top"]);
+    common::bad(&[&base[..], &["--weights", &st, "--stride", "2"]].concat(), &["drop", "--stride"]);
+    // layers counted from 1 as `convmat shape` counts them; the tensor by its state_dict name
+    let run = |chain: &str, fragments: &[&str]| {
+        common::bad(&["svd", "--layer", chain, "--weights", &st, "--input-shape", "3,24,24"], fragments)
+    };
+    run("Sequential(Conv2d(3, 8, 3, padding=1), ReLU(), Linear(8, 8))", &["layer 3 (Linear(8, 8))", "24 features"]);
+    run(
+        "Sequential(Conv2d(3, 8, 3, padding=1), ReLU(), ReLU(), Conv2d(8, 8, 3))",
+        &["layer 4", "'3.weight'", "0.weight"],
+    );
+    run("Sequential(Conv2d(3, 8, 3, padding=1), BatchNorm2d(8))", &["layer 2", "BatchNorm", "fold"]);
+    run("Sequential(Conv2d(3, 8, 5))", &["layer 1", "weight"]);
+    common::bad(&["svd", "--layer", chain, "--weights", &st, "--input-shape", "4,24,24"], &["layer 1"]);
 }

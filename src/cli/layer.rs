@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use convmat_io::{read_array, read_safetensors_layer, Tensor};
 use convmat_matrix::ConvLayer;
-use convmat_shape::{parse_layer, Layer, LayerOptions, Padding, PaddingMode, TrueConvShape};
+use convmat_shape::{parse_layer, split_sequential, Layer, LayerOptions, Padding, PaddingMode, TrueConvShape};
 
 use super::args::{parse_shape, Dims};
 
@@ -117,6 +117,38 @@ impl LayerArgs {
         };
         let model = convmat_onnx::Model::load(model_path)?;
         Ok(model.conv_layer(node, input)?)
+    }
+
+    /// The layers of a network given as `--layer "Sequential(...)"` (or as several `--layer`
+    /// expressions), parsed; `None` for one layer.
+    pub fn chain(&self) -> Result<Option<Vec<Layer>>> {
+        let exprs: Vec<&String> = self.layer.iter().filter(|l| l.contains('(')).collect();
+        let texts = split_sequential(&exprs).context("--layer")?;
+        if exprs.len() <= 1 && texts.iter().eq(exprs.iter().copied()) {
+            return Ok(None);
+        }
+        let layers =
+            texts.iter().enumerate().map(|(i, t)| parse_layer(t).with_context(|| format!("--layer: layer {}", i + 1)));
+        Ok(Some(layers.collect::<Result<_>>()?))
+    }
+
+    /// The `state_dict` a `Sequential(...)` reads its weights from (`--weights FILE.safetensors|FILE.npz`),
+    /// refusing the flags that describe one layer by hand.
+    pub fn chain_weights(&self) -> Result<&std::path::Path> {
+        if self.flags_given() || self.flip || self.weight.is_some() || self.bias.is_some() {
+            bail!(
+                "a Sequential(...) takes its layers from the expression and its weights from --weights: drop \
+                 --weight, --bias, --stride, --padding, --dilation, --groups, --padding-mode, --transposed, \
+                 --output-padding and --flip"
+            );
+        }
+        if let Some(name) = self.layer.iter().find(|l| !l.contains('(')) {
+            bail!("--layer {name}: a Sequential(...) is the whole network; drop the layer name");
+        }
+        self.weights.as_deref().filter(|_| self.onnx_model().is_none()).context(
+            "a Sequential(...) needs --weights STATE_DICT.safetensors (or .npz) holding its tensors by \
+             PyTorch's state_dict names: 0.weight, 2.weight, ...",
+        )
     }
 
     /// With an ONNX model, refuses the flags that describe a layer by hand.

@@ -1,15 +1,17 @@
 //! `convmat svd`: singular values of a layer (all, the top k, or the spectral norm).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use convmat_io::{write_npy, AtomicFile};
+use convmat_io::{read_array, write_npy, AtomicFile};
 use convmat_matrix::Conv;
 use convmat_onnx::{BlockOptions, NetworkNorms};
+use convmat_shape::Layer;
 use convmat_spectrum::{
-    interlacing_upper_bounds_with, singular_values_with, Certificate, Method, Request, StartVector,
+    interlacing_upper_bounds_with, sequential_norms, singular_values_with, Certificate, Method, Request, SpectrumError,
+    StartVector,
 };
 use serde::Serialize;
 
@@ -38,7 +40,10 @@ the residual statement holds (residual-only, no upper bound).
 Whole network: --weights MODEL.onnx without --layer gives every affine layer's norm as an interval
 (lower, upper, certificate) and the product of the upper bounds, an upper bound of the network's
 Lipschitz constant when the nonlinearities between the layers are 1-Lipschitz (AutoLip). The product
-of the lower bounds is NOT a lower bound of the network's constant.
+of the lower bounds is NOT a lower bound of the network's constant. The same for a PyTorch chain:
+--layer \"Sequential(...)\" with --weights holding its state_dict (safetensors or npz: layer i's
+weight is the tensor i.weight, as torch names the children of nn.Sequential) and --input-shape.
+Conv and Linear layers are affine; BatchNorm must be folded into the convolution first.
 
 Long runs show progress on stderr on a terminal (not with --quiet or --json); Ctrl-C stops them between
 steps: exit code 130, one line, no output file.
@@ -49,6 +54,10 @@ Examples:
 
   # every layer of an ONNX model: norm intervals and the AutoLip product
   convmat svd --weights model.onnx --tol 1e-6
+
+  # every layer of a PyTorch Sequential, its state_dict saved by safetensors.torch.save_file
+  convmat svd --weights weights.safetensors --input-shape 3,32,32 \\
+      --layer \"Sequential(Conv2d(3, 16, 3, padding=1), ReLU(), Conv2d(16, 16, 3, stride=2))\"
 
   # interlacing upper bounds of every singular value
   convmat svd --weight w.npy --input-shape 16,32,32 --padding 1 --bounds -o bounds.npy
@@ -116,7 +125,8 @@ struct Report {
 }
 
 pub fn run(args: SvdArgs) -> Result<()> {
-    let whole_model = args.layer.onnx_model().is_some() && args.layer.layer.is_empty();
+    let chain = args.layer.chain()?;
+    let whole_model = (args.layer.onnx_model().is_some() && args.layer.layer.is_empty()) || chain.is_some();
     let request = match (args.all, args.top, args.norm) {
         (true, None, false) => Some(Request::All),
         (false, Some(k), false) => Some(Request::Top(k)),
@@ -125,13 +135,11 @@ pub fn run(args: SvdArgs) -> Result<()> {
         _ => bail!("say what to compute: --all, --top K, --norm or --bounds"),
     };
     let method: Method = args.method.parse().map_err(anyhow::Error::msg)?;
-    if !(args.tol > 0.0 && args.tol < 1.0) {
-        bail!("invalid --tol {}: expected a number between 0 and 1, such as 1e-10", args.tol);
-    }
+    convmat_spectrum::check_tolerance("--tol", args.tol)?;
     // Ctrl-C is ours from here on: pressed while the layer is read, it stops the run at its first step
     let watch = Watch::new(!args.quiet && !args.json)?;
-    if let (Some(model), true) = (args.layer.onnx_model(), args.layer.layer.is_empty()) {
-        return network(model, &args, &watch);
+    if whole_model {
+        return network(&args, &watch, chain);
     }
     if let Some(o) = &args.output {
         if o.extension().and_then(|e| e.to_str()) != Some("npy") {
@@ -276,14 +284,14 @@ struct NetworkReport<'a> {
     seconds: f64,
 }
 
-/// `--weights MODEL.onnx` without `--layer`: every affine layer's norm interval and the products.
-fn network(model_path: &Path, args: &SvdArgs, watch: &Watch) -> Result<()> {
+/// `--weights MODEL.onnx` without `--layer`, or `--layer "Sequential(...)" --weights STATE_DICT`: every
+/// affine layer's norm interval and the products.
+fn network(args: &SvdArgs, watch: &Watch, chain: Option<Vec<Layer>>) -> Result<()> {
     let l = &args.layer;
     if args.all || args.top.is_some() || args.bounds || args.output.is_some() || args.plot.is_some() {
         bail!(
-            "the network view (--weights {} without --layer) reports every affine layer's norm: drop --all, --top, \
-             --bounds, -o and --plot, or pick one node with --layer NODE_NAME",
-            model_path.display()
+            "the network view (--weights MODEL.onnx without --layer, or --layer \"Sequential(...)\") reports every \
+             affine layer's norm: drop --all, --top, --bounds, -o and --plot, or pick one layer"
         );
     }
     if args.method != "auto" {
@@ -292,17 +300,40 @@ fn network(model_path: &Path, args: &SvdArgs, watch: &Watch) -> Result<()> {
             args.method
         );
     }
-    l.check_onnx_only()?;
-    let model = convmat_onnx::Model::load(model_path)?;
     let t = Instant::now();
-    let input = l.input_shape.as_ref().map(|d| d.0.as_slice());
-    let norms = watch.run(|m| {
-        model.block_norms(input, &BlockOptions::default(), args.tol, m, |i, n, name| {
-            watch.stage(&format!("layer {}/{n} {name}", i + 1))
-        })
-    })?;
+    let stage = |i: usize, n: usize, name: &str| watch.stage(&format!("layer {}/{n} {name}", i + 1));
+    let (source, norms) = match chain {
+        None => {
+            let model_path = l.onnx_model().context("the network view needs --weights MODEL.onnx")?;
+            l.check_onnx_only()?;
+            let model = convmat_onnx::Model::load(model_path)?;
+            let input = l.input_shape.as_ref().map(|d| d.0.as_slice());
+            let norms = watch.run(|m| model.block_norms(input, &BlockOptions::default(), args.tol, m, stage))?;
+            (model_path, norms)
+        }
+        Some(layers) => {
+            let weights = l.chain_weights()?;
+            let Some(input) = &l.input_shape else {
+                bail!("--input-shape is required: the shape of one input sample, e.g. 3,32,32 (C,H,W)");
+            };
+            // each tensor by its state_dict name, read as --weight FILE:NAME reads it
+            let read = |key: &str| {
+                read_array(&PathBuf::from(format!("{}:{key}", weights.display())))
+                    .map(|t| (t.shape, t.data))
+                    .map_err(|e| e.to_string())
+            };
+            let norms = watch.run(|m| {
+                sequential_norms(&layers, &input.0, read, args.tol, m, stage).map_err(|e| match e.is_cancelled() {
+                    true => anyhow::Error::from(SpectrumError::Cancelled), // Ctrl-C: main's exit 130
+                    false => e.into(),
+                })
+            })?;
+            (weights, norms)
+        }
+    };
     watch.finish();
     let seconds = t.elapsed().as_secs_f64();
+    let model_path = source;
     if args.json {
         let report = NetworkReport { model: model_path.display().to_string(), norms: &norms, seconds };
         println!("{}", serde_json::to_string(&report)?);

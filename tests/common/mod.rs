@@ -65,3 +65,13 @@ pub fn bad(args: &[&str], fragments: &[&str]) {
         assert!(err.contains(f), "{args:?}: `{}` lacks `{f}`", err.trim_end());
     }
 }
+
+/// [`bad`], and the directory exactly as before: no output, no temporary file, an existing `out.npz`
+/// intact.
+pub fn bad_in(d: &Dir, args: &[&str], fragments: &[&str]) {
+    let before = d.listing();
+    let old = std::fs::read(d.p("out.npz")).ok();
+    bad(args, fragments);
+    assert_eq!(d.listing(), before, "{args:?} changed the directory");
+    assert_eq!(std::fs::read(d.p("out.npz")).ok(), old, "{args:?} touched the existing output");
+}

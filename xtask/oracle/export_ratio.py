@@ -17,6 +17,8 @@ import time
 import torch
 import torch.nn as nn
 
+from whole_process import plain_write, rm  # the same floor as the build benchmark's
+
 ap = argparse.ArgumentParser()
 ap.add_argument("convmat")
 ap.add_argument("--rounds", type=int, default=5)
@@ -39,16 +41,8 @@ try:
         subprocess.run([a.convmat, "export", model, "-o", out], check=True, capture_output=True)
         ex.append(time.perf_counter() - t)
         total = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
-        buf = b"\1" * total
-        if os.path.exists(plain):
-            os.remove(plain)
-        t = time.perf_counter()
-        fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        view, off = memoryview(buf), 0
-        while off < len(view):
-            off += os.write(fd, view[off:off + (1 << 30)])
-        os.close(fd)
-        wr.append(time.perf_counter() - t)
+        rm(plain)
+        wr.append(plain_write(plain, b"\1" * total))
     e, w = statistics.median(ex), statistics.median(wr)
     print(f"{total / 1e6:.0f} MB in {len(os.listdir(out)) - 1} blocks: export {e:.3f} s (min {min(ex):.3f}), "
           f"plain write {w:.3f} s, ratio {e / w:.2f} (medians of {a.rounds})")

@@ -125,14 +125,20 @@ CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 CONVT = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
+def weights_and_attrs(w_shape, cout, k, strides, dil, group):
+    """Seeded weight and bias (in that order), the dilation (1 by default) and the attributes a Conv and a
+    ConvTranspose node share."""
+    w = rnd(*w_shape)
+    b = rnd(cout)
+    dil = dil or [1] * len(k)
+    return w, b, dil, dict(kernel_shape=list(k), strides=strides, dilations=dil, group=group)
+
+
 def conv_case(name, cin, cout, k, inp, strides=None, pads=None, dil=None, group=1, auto_pad=None, bias=True,
               pad_mode_before=None, opset=17):
     r = len(inp)
-    w = rnd(cout, cin // group, *k)
-    b = rnd(cout)
     strides = strides or [1] * r
-    dil = dil or [1] * r
-    attrs = dict(kernel_shape=list(k), strides=strides, dilations=dil, group=group)
+    w, b, dil, attrs = weights_and_attrs((cout, cin // group, *k), cout, k, strides, dil, group)
     if auto_pad:
         attrs["auto_pad"] = auto_pad
     elif pads is not None:
@@ -159,11 +165,8 @@ def conv_case(name, cin, cout, k, inp, strides=None, pads=None, dil=None, group=
 def convt_case(name, cin, cout, k, inp, strides, pads=None, dil=None, group=1, output_padding=None,
                output_shape=None, auto_pad=None):
     r = len(inp)
-    w = rnd(cin, cout // group, *k)
-    b = rnd(cout)
-    dil = dil or [1] * r
+    w, b, dil, attrs = weights_and_attrs((cin, cout // group, *k), cout, k, strides, dil, group)
     op = output_padding or [0] * r
-    attrs = dict(kernel_shape=list(k), strides=strides, dilations=dil, group=group)
     if output_padding:
         attrs["output_padding"] = output_padding
     if output_shape:

@@ -27,6 +27,9 @@
 
 use std::fmt::Debug;
 
+use num_traits::ConstOne;
+pub use num_traits::{AsPrimitive, ConstZero, NumOps};
+
 mod dtype;
 mod error;
 pub mod fixed_facade;
@@ -44,10 +47,29 @@ mod sealed {
 
 /// A matrix or tensor element: `f32`, `f64`, or a raw fixed-point integer (`i8`, `i16`, `i32`, `i64`).
 ///
+/// Built on num-traits: conversions are [`AsPrimitive`] (Rust's `as`), zero and one come from
+/// [`ConstZero`]/[`ConstOne`], and the accumulator is any num-traits [`NumOps`] type, so
+/// multiply-accumulate and the `f64` views are written once, here, for every type. What num-traits has
+/// no single trait for stays: the element sum ([`Scalar::add`], wrapping for integers, plain for floats)
+/// and the choice of accumulator. `Scalar` does not extend `Zero` (whose `Add` supertrait would make
+/// `x.add(y)` ambiguous with the wrapping sum), and fixed point is deliberately not a `num_traits::Float`.
+///
 /// Sealed: the set of types is part of convmat's contract (every builder is tested with each).
-pub trait Scalar: Copy + Send + Sync + Debug + PartialEq + PartialOrd + Default + 'static + sealed::Sealed {
+pub trait Scalar:
+    Copy + Send + Sync + Debug + PartialEq + PartialOrd + Default + 'static + AsPrimitive<f64> + sealed::Sealed
+{
     /// The multiply-accumulate type: the type itself for floats, a wider integer for integers.
-    type Acc: Copy + Send + Sync + Debug + PartialEq + PartialOrd + Default + 'static;
+    type Acc: Copy
+        + Send
+        + Sync
+        + Debug
+        + PartialEq
+        + PartialOrd
+        + Default
+        + 'static
+        + ConstZero
+        + NumOps
+        + AsPrimitive<f64>;
     /// The NumPy dtype name (`float32`, `int16`, ...).
     const DTYPE: &'static str;
     /// Zero.
@@ -55,124 +77,75 @@ pub trait Scalar: Copy + Send + Sync + Debug + PartialEq + PartialOrd + Default 
     /// One.
     const ONE: Self;
     /// Zero accumulator.
-    const ACC_ZERO: Self::Acc;
+    const ACC_ZERO: Self::Acc = <Self::Acc as ConstZero>::ZERO;
 
     /// `self + rhs` (wrapping for integers: sums of colliding taps of raw fixed-point weights should be
     /// built in a type wide enough, which the fixed-point layer chooses).
     fn add(self, rhs: Self) -> Self;
-    /// Whether the value is exactly zero.
-    fn is_zero(self) -> bool;
-    /// `acc + a * b`, exactly for integers.
-    fn mul_acc(acc: Self::Acc, a: Self, b: Self) -> Self::Acc;
-    /// `a + b` in the accumulator.
-    fn acc_add(a: Self::Acc, b: Self::Acc) -> Self::Acc;
-    /// The value as an accumulator.
+    /// The value as an accumulator (Rust's `as`: exact, the accumulator is at least as wide).
     fn widen(self) -> Self::Acc;
-    /// An accumulator as `f64` (exact for integers up to 2^53).
-    fn acc_to_f64(acc: Self::Acc) -> f64;
-    /// The value as `f64` (exact for every type but `i64` beyond 2^53).
-    fn to_f64(self) -> f64;
     /// `v` converted with Rust's `as` (floats: round to nearest; integers: truncate toward zero and
     /// saturate). For tests and examples; fixed-point quantization has its own exact rules.
     fn from_f64(v: f64) -> Self;
+
+    /// Whether the value is exactly zero.
+    #[inline(always)]
+    fn is_zero(self) -> bool {
+        self == Self::ZERO
+    }
+    /// `acc + a * b`, exactly for integers.
+    #[inline(always)]
+    fn mul_acc(acc: Self::Acc, a: Self, b: Self) -> Self::Acc {
+        acc + a.widen() * b.widen()
+    }
+    /// `a + b` in the accumulator.
+    #[inline(always)]
+    fn acc_add(a: Self::Acc, b: Self::Acc) -> Self::Acc {
+        a + b
+    }
+    /// An accumulator as `f64` (exact for integers up to 2^53).
+    #[inline(always)]
+    fn acc_to_f64(acc: Self::Acc) -> f64 {
+        acc.as_()
+    }
+    /// The value as `f64` (exact for every type but `i64` beyond 2^53).
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self.as_()
+    }
 }
 
-macro_rules! float_scalar {
-    ($t:ty, $name:literal) => {
-        impl sealed::Sealed for $t {}
-        impl Scalar for $t {
-            type Acc = $t;
-            const DTYPE: &'static str = $name;
-            const ZERO: Self = 0.0;
-            const ONE: Self = 1.0;
-            const ACC_ZERO: Self::Acc = 0.0;
-            #[inline(always)]
-            fn add(self, rhs: Self) -> Self {
-                self + rhs
-            }
-            #[inline(always)]
-            fn is_zero(self) -> bool {
-                self == 0.0
-            }
-            #[inline(always)]
-            fn mul_acc(acc: Self::Acc, a: Self, b: Self) -> Self::Acc {
-                acc + a * b
-            }
-            #[inline(always)]
-            fn acc_add(a: Self::Acc, b: Self::Acc) -> Self::Acc {
-                a + b
-            }
-            #[inline(always)]
-            fn widen(self) -> Self::Acc {
-                self
-            }
-            #[inline(always)]
-            fn acc_to_f64(acc: Self::Acc) -> f64 {
-                acc as f64
-            }
-            #[inline(always)]
-            fn to_f64(self) -> f64 {
-                self as f64
-            }
-            #[inline(always)]
-            fn from_f64(v: f64) -> Self {
-                v as $t
-            }
-        }
-    };
-}
-
-macro_rules! int_scalar {
-    ($t:ty, $acc:ty, $name:literal) => {
+/// One impl per type: the accumulator, the NumPy name and how two elements add.
+macro_rules! scalar {
+    ($t:ty, $acc:ty, $name:literal, $add:path) => {
         impl sealed::Sealed for $t {}
         impl Scalar for $t {
             type Acc = $acc;
             const DTYPE: &'static str = $name;
-            const ZERO: Self = 0;
-            const ONE: Self = 1;
-            const ACC_ZERO: Self::Acc = 0;
+            const ZERO: Self = <$t as ConstZero>::ZERO;
+            const ONE: Self = <$t as ConstOne>::ONE;
             #[inline(always)]
             fn add(self, rhs: Self) -> Self {
-                self.wrapping_add(rhs)
-            }
-            #[inline(always)]
-            fn is_zero(self) -> bool {
-                self == 0
-            }
-            #[inline(always)]
-            fn mul_acc(acc: Self::Acc, a: Self, b: Self) -> Self::Acc {
-                acc + (a as $acc) * (b as $acc)
-            }
-            #[inline(always)]
-            fn acc_add(a: Self::Acc, b: Self::Acc) -> Self::Acc {
-                a + b
+                $add(self, rhs)
             }
             #[inline(always)]
             fn widen(self) -> Self::Acc {
-                self as $acc
-            }
-            #[inline(always)]
-            fn acc_to_f64(acc: Self::Acc) -> f64 {
-                acc as f64
-            }
-            #[inline(always)]
-            fn to_f64(self) -> f64 {
-                self as f64
+                self.as_()
             }
             #[inline(always)]
             fn from_f64(v: f64) -> Self {
-                v as $t
+                v.as_()
             }
         }
     };
 }
 
-float_scalar!(f32, "float32");
-float_scalar!(f64, "float64");
-int_scalar!(i8, i64, "int8");
-int_scalar!(i16, i64, "int16");
-int_scalar!(i32, i64, "int32");
-int_scalar!(i64, i128, "int64");
+scalar!(f32, f32, "float32", std::ops::Add::add);
+scalar!(f64, f64, "float64", std::ops::Add::add);
+scalar!(i8, i64, "int8", i8::wrapping_add);
+scalar!(i16, i64, "int16", i16::wrapping_add);
+scalar!(i32, i64, "int32", i32::wrapping_add);
+scalar!(i64, i128, "int64", i64::wrapping_add);
 
 /// Element type of a [`Scalar`]'s accumulator, for generic signatures.
 pub type Acc<T> = <T as Scalar>::Acc;

@@ -311,37 +311,26 @@ impl<'m> Analysis<'m> {
         }
         let mut inputs = Vec::new();
         for vi in g.input.iter().filter(|v| !model.init.contains_key(&v.name)) {
-            let dims: Vec<Option<usize>> = vi
-                .r#type
-                .as_ref()
-                .and_then(|t| t.tensor_type.as_ref())
-                .and_then(|t| t.shape.as_ref())
-                .map(|s| {
-                    s.dim
-                        .iter()
-                        .map(|d| match d.value {
-                            Some(DimValue::DimValue(v)) if v > 0 => Some(v as usize),
-                            _ => None,
-                        })
-                        .collect()
+            // the declared dimensions: positive sizes known, symbolic ones (batch, ...) as written
+            let declared_dims =
+                vi.r#type.as_ref().and_then(|t| t.tensor_type.as_ref()).and_then(|t| t.shape.as_ref()).map(|s| &s.dim);
+            let dims: Vec<Option<usize>> = declared_dims
+                .into_iter()
+                .flatten()
+                .map(|d| match d.value {
+                    Some(DimValue::DimValue(v)) if v > 0 => Some(v as usize),
+                    _ => None,
                 })
-                .unwrap_or_default();
-            let declared: Vec<String> = vi
-                .r#type
-                .as_ref()
-                .and_then(|t| t.tensor_type.as_ref())
-                .and_then(|t| t.shape.as_ref())
-                .map(|s| {
-                    s.dim
-                        .iter()
-                        .map(|d| match &d.value {
-                            Some(DimValue::DimValue(v)) => v.to_string(),
-                            Some(DimValue::DimParam(p)) => p.clone(),
-                            None => "?".into(),
-                        })
-                        .collect()
+                .collect();
+            let declared: Vec<String> = declared_dims
+                .into_iter()
+                .flatten()
+                .map(|d| match &d.value {
+                    Some(DimValue::DimValue(v)) => v.to_string(),
+                    Some(DimValue::DimParam(p)) => p.clone(),
+                    None => "?".into(),
                 })
-                .unwrap_or_default();
+                .collect();
             let shown = format!("[{}]", declared.join(", "));
             let first = inputs.is_empty();
             let sample: Vec<usize> = match (input_shape.filter(|_| first), dims.len()) {

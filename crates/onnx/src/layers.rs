@@ -107,15 +107,7 @@ impl ConvParts {
             .filter(|&g| g >= 1)
             .ok_or_else(|| OnnxError::attr(name, op, "group", groups, "a positive integer"))?;
         let pads = node.usizes("pads")?.unwrap_or_else(|| vec![0; 2 * rank]);
-        if pads.len() != 2 * rank {
-            return Err(OnnxError::attr(
-                name,
-                op,
-                "pads",
-                format!("{pads:?}"),
-                format!("expected {} values (all begins, then all ends)", 2 * rank),
-            ));
-        }
+        check_pads(name, op, &pads, rank, "(all begins, then all ends)")?;
         let auto_pad = node.string("auto_pad").unwrap_or_default();
         let auto_pad = if auto_pad.is_empty() { "NOTSET".to_string() } else { auto_pad };
         let bad_auto =
@@ -392,15 +384,7 @@ impl PadParts {
             }
             pads = full;
         }
-        if pads.len() != 2 * r {
-            return Err(OnnxError::attr(
-                name,
-                op,
-                "pads",
-                format!("{pads:?}"),
-                format!("expected {} values for an input of rank {r}", 2 * r),
-            ));
-        }
+        check_pads(name, op, &pads, r, &format!("for an input of rank {r}"))?;
         if pads.iter().any(|&p| p < 0) {
             return Err(OnnxError::unsupported(name, op, format!("negative pads {pads:?} (cropping)")));
         }
@@ -572,4 +556,13 @@ impl PoolParts {
         }
         v
     }
+}
+
+/// ONNX `pads` hold a begin and an end per dimension: `2 * rank` values, else the attribute error
+/// (`why` says what the count is for).
+fn check_pads<T: std::fmt::Debug>(name: &str, op: &str, pads: &[T], rank: usize, why: &str) -> Result<(), OnnxError> {
+    if pads.len() == 2 * rank {
+        return Ok(());
+    }
+    Err(OnnxError::attr(name, op, "pads", format!("{pads:?}"), format!("expected {} values {why}", 2 * rank)))
 }

@@ -4,76 +4,12 @@
 use std::time::Instant;
 
 use convmat_matrix::Conv;
-use convmat_spectrum::{
-    certified_norm_with, sparse_norm, Certificate, CsrRef, Monitor, NormInterval, SpectrumError, Start,
-    SPARSE_DENSE_LIMIT,
-};
-use serde::Serialize;
+use convmat_spectrum::{conv_norm, csr_norm, Monitor, NormInterval, SpectrumError, SPARSE_DENSE_LIMIT};
+pub use convmat_spectrum::{BlockNorm, NetworkNorms};
 
 use crate::blocks::{build, describe, plan, post_maps, Activation, AffineLayer, BlockOptions, Plan};
 use crate::graph::Analysis;
 use crate::{Model, OnnxError};
-
-/// One affine block's spectral norm: `lower <= ||A||_2 <= upper` for the block's matrix `A`
-/// (BatchNorm and constant Add / Mul folded in; the bias plays no part).
-#[derive(Clone, Debug, Serialize)]
-#[non_exhaustive]
-pub struct BlockNorm {
-    /// The main node (the Conv, Gemm, ...).
-    pub name: String,
-    /// Its op.
-    pub op: String,
-    /// Every node folded into the block.
-    pub nodes: Vec<String>,
-    /// The shape it reads (one sample).
-    pub input_shape: Vec<usize>,
-    /// The shape it produces.
-    pub output_shape: Vec<usize>,
-    /// Matrix rows.
-    pub rows: usize,
-    /// Matrix columns.
-    pub cols: usize,
-    /// A lower bound of the block's spectral norm (a Rayleigh quotient, or the exact value).
-    pub lower: f64,
-    /// An upper bound of it.
-    pub upper: f64,
-    /// What the interval rests on: `exact` (dense SVD, or a diagonal block), `kato-temple` /
-    /// `interlacing` (a convolution's certified norm, computed matrix-free), `norm-inequality`
-    /// (`min(||A||_F, sqrt(||A||_1 ||A||_∞))` above a power-iteration Rayleigh quotient).
-    #[serde(serialize_with = "certificate_name")]
-    pub certificate: Certificate,
-    /// Lanczos or power-iteration steps (0 for the direct methods).
-    pub iterations: usize,
-    /// The nonlinearities that follow the block, by op.
-    pub activations: Vec<String>,
-    /// Seconds spent on this block.
-    pub seconds: f64,
-}
-
-fn certificate_name<S: serde::Serializer>(c: &Certificate, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(c.as_str())
-}
-
-/// Every affine block's norm and their products.
-#[derive(Clone, Debug, Serialize)]
-#[non_exhaustive]
-pub struct NetworkNorms {
-    /// The blocks in order.
-    pub layers: Vec<BlockNorm>,
-    /// `∏ upper`: an upper bound of the network's Lipschitz constant in the 2-norm when every
-    /// nonlinearity between the blocks is 1-Lipschitz (AutoLip, Virmaux and Scaman 2018), which
-    /// [`not_one_lipschitz`](Self::not_one_lipschitz) lists the exceptions to.
-    pub product_upper: f64,
-    /// `∏ lower`: the same product at the lower ends. NOT a lower bound of the network's Lipschitz
-    /// constant (the blocks' top singular directions need not line up, and the nonlinearities can cut
-    /// them); it shows how much of the AutoLip bound's size is owed to the per-layer bounds' widths.
-    pub product_lower: f64,
-    /// The index in `layers` of the largest upper bound (the layer that dominates the product).
-    pub largest: Option<usize>,
-    /// The nonlinearities not known to be 1-Lipschitz, as `name (op)`: where one is listed,
-    /// `product_upper` bounds the network only after multiplying by its constant.
-    pub not_one_lipschitz: Vec<String>,
-}
 
 /// Whether a nonlinearity is 1-Lipschitz in the 2-norm: ReLU, Tanh, Sigmoid, Softmax, Softplus,
 /// Softsign, Abs, Clip, GlobalMaxPool, LeakyRelu / Elu / HardSigmoid with `|alpha| <= 1`, MaxPool whose
@@ -106,7 +42,7 @@ impl Model {
     /// than [`SPARSE_DENSE_LIMIT`] entries gets the certified norm of `convmat_spectrum` on its
     /// matrix-free operator, BatchNorm and constant Mul folded into its weights (reflect / replicate
     /// padding: the norm inequality above its Rayleigh quotient); every other block is built and gets
-    /// [`sparse_norm`]. `tol`: the relative width the certified norms stop at. `on_block(i, n, name)`
+    /// [`csr_norm`](convmat_spectrum::csr_norm). `tol`: the relative width the certified norms stop at. `on_block(i, n, name)`
     /// is called before block `i` of `n`; `monitor` watches (and may cancel) each block's run.
     ///
     /// # Errors
@@ -134,18 +70,7 @@ impl Model {
             };
             let conv = block_conv(&a, p)?.filter(|c| c.rows().saturating_mul(c.cols()) > SPARSE_DENSE_LIMIT);
             let (rows, cols, n) = match conv {
-                Some(c) => {
-                    let n = certified_norm_with(&c, tol, Start::Auto, monitor).map_err(fail)?;
-                    let n = match n.upper {
-                        Some(_) => n,
-                        // no embedding: the norm inequality of the built matrix above the Rayleigh quotient
-                        None => {
-                            let m = explicit_norm(&build(&a, p)?, tol, monitor).map_err(fail)?;
-                            NormInterval { lower: n.lower.max(m.lower), ..m }
-                        }
-                    };
-                    (c.rows(), c.cols(), n)
-                }
+                Some(c) => (c.rows(), c.cols(), conv_norm(&c, tol, monitor).map_err(fail)?),
                 None => {
                     let l = build(&a, p)?;
                     (l.matrix.rows(), l.matrix.cols(), explicit_norm(&l, tol, monitor).map_err(fail)?)
@@ -154,40 +79,26 @@ impl Model {
             for act in head.activations.iter().filter(|act| !is_one_lipschitz(act)) {
                 not_one_lipschitz.push(format!("{} ({})", act.name, act.op));
             }
-            blocks.push(BlockNorm {
-                name: head.name,
-                op: head.op,
-                nodes: head.nodes,
-                input_shape: head.input_shape,
-                output_shape: head.output_shape,
-                rows,
-                cols,
-                lower: n.lower,
-                upper: n.upper.unwrap_or(f64::INFINITY),
-                certificate: n.certificate,
-                iterations: n.iterations,
-                activations: head.activations.iter().map(|act| act.op.clone()).collect(),
-                seconds: t.elapsed().as_secs_f64(),
-            });
+            let mut block = BlockNorm::new(
+                head.name,
+                head.op,
+                head.nodes,
+                head.input_shape,
+                head.output_shape,
+                (rows, cols),
+                &n,
+                t.elapsed().as_secs_f64(),
+            );
+            block.activations = head.activations.iter().map(|act| act.op.clone()).collect();
+            blocks.push(block);
         }
-        let largest = (0..blocks.len()).max_by(|&i, &j| blocks[i].upper.total_cmp(&blocks[j].upper));
-        Ok(NetworkNorms {
-            product_upper: blocks.iter().map(|b| b.upper).product(),
-            product_lower: blocks.iter().map(|b| b.lower).product(),
-            largest,
-            layers: blocks,
-            not_one_lipschitz,
-        })
+        Ok(NetworkNorms::new(blocks, not_one_lipschitz))
     }
 }
 
 /// The norm of a built block's explicit matrix.
 fn explicit_norm(l: &AffineLayer, tol: f64, monitor: &Monitor<'_>) -> Result<NormInterval, SpectrumError> {
-    let m = &l.matrix;
-    let indptr = m.indptr();
-    let csr =
-        CsrRef { rows: m.rows(), cols: m.cols(), indptr: indptr.raw_storage(), indices: m.indices(), data: m.data() };
-    sparse_norm(csr, tol, monitor)
+    csr_norm(&l.matrix, tol, monitor)
 }
 
 /// A convolution block as one convolution: its node's layer with the pool divisors, BatchNorm and
@@ -235,7 +146,7 @@ fn block_conv(a: &Analysis<'_>, p: &Plan) -> Result<Option<Conv<f64>>, OnnxError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use convmat_spectrum::certified_norm;
+    use convmat_spectrum::{certified_norm, Certificate};
 
     /// The matrix-free route (the node's convolution with BatchNorm, Mul and pool divisors folded into
     /// its weights) certifies an interval that holds the built block's exact norm, on every golden model

@@ -68,6 +68,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(matrix::bias_vector, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::estimate, m)?)?;
     m.add_function(wrap_pyfunction!(spectrum::singular_values, m)?)?;
+    m.add_function(wrap_pyfunction!(spectrum::network_norms, m)?)?;
     m.add_function(wrap_pyfunction!(tools::apply, m)?)?;
     m.add_function(wrap_pyfunction!(tools::shapes, m)?)?;
     m.add_function(wrap_pyfunction!(tools::cconv, m)?)?;

@@ -78,90 +78,70 @@ fn to_python<T: Scalar + Element>(py: Python<'_>, built: Built<T>) -> PyResult<P
     }
 }
 
-/// The arguments `matrix` and `estimate` share, parsed.
-fn options(
-    format: &str,
-    dtype: &str,
-    affine_mode: Option<&str>,
-    rows: Option<(usize, usize)>,
-    drop_zeros: bool,
-) -> Res<(MatrixFormat, Dtype, MatrixOptions)> {
-    let mut opts = MatrixOptions::default().affine(affine(affine_mode)?).drop_zeros(drop_zeros);
-    if let Some((r0, r1)) = rows {
-        if r0 >= r1 {
-            return Err(format!("invalid rows ({r0}, {r1}): expected (r0, r1) with r0 < r1"));
-        }
-        opts = opts.rows(r0..r1);
+/// What `matrix` and `estimate` are asked for, as one tuple `(format, dtype, affine_mode, rows,
+/// drop_zeros)` (the keyword arguments the two Python functions share, checked there for type).
+#[derive(FromPyObject)]
+pub struct MatrixRequest(String, String, Option<String>, Option<(usize, usize)>, bool);
+
+impl MatrixRequest {
+    /// Parsed: the format, the dtype and the builder's options.
+    fn parse(&self) -> PyResult<(MatrixFormat, Dtype, MatrixOptions)> {
+        let Self(format, dtype, affine_mode, rows, drop_zeros) = self;
+        let parse = || -> Res<_> {
+            let mut opts = MatrixOptions::default().affine(affine(affine_mode.as_deref())?).drop_zeros(*drop_zeros);
+            if let Some((r0, r1)) = *rows {
+                if r0 >= r1 {
+                    return Err(format!("invalid rows ({r0}, {r1}): expected (r0, r1) with r0 < r1"));
+                }
+                opts = opts.rows(r0..r1);
+            }
+            Ok((format.parse::<MatrixFormat>().map_err(msg)?, self::dtype(dtype)?, opts))
+        };
+        parse().map_err(crate::error)
     }
-    Ok((format.parse::<MatrixFormat>().map_err(msg)?, self::dtype(dtype)?, opts))
 }
 
 /// `(rows, cols, nnz, bytes)`: the matrix's shape, an upper bound of its stored entries and of the bytes
 /// its build allocates (the library's `ConvLayer::estimate`, which `convmat build` checks before
 /// allocating); nothing is built.
 #[pyfunction]
-#[pyo3(signature = (layer, input_shape, format, dtype, affine_mode, rows, drop_zeros))]
-#[allow(clippy::too_many_arguments)]
-pub fn estimate(
-    layer: &Layer,
-    input_shape: Vec<usize>,
-    format: &str,
-    dtype: &str,
-    affine_mode: Option<&str>,
-    rows: Option<(usize, usize)>,
-    drop_zeros: bool,
-) -> PyResult<(usize, usize, u64, u64)> {
-    let (format, dtype, opts) = options(format, dtype, affine_mode, rows, drop_zeros).map_err(crate::error)?;
+#[pyo3(signature = (layer, input_shape, request))]
+pub fn estimate(layer: &Layer, input_shape: Vec<usize>, request: MatrixRequest) -> PyResult<(usize, usize, u64, u64)> {
+    let (format, dtype, opts) = request.parse()?;
     let est = layer.resolve(&input_shape).map_err(crate::error)?.estimate(format, dtype, &opts);
     Ok((est.rows, est.cols, est.nnz, est.bytes))
 }
 
 /// The matrix: a dense array, or `(data, indices, indptr, shape, format)` for SciPy.
 #[pyfunction]
-#[pyo3(signature = (layer, input_shape, format, dtype, affine_mode, rows, drop_zeros))]
-#[allow(clippy::too_many_arguments)]
-pub fn matrix(
+#[pyo3(signature = (layer, input_shape, request))]
+pub fn matrix(py: Python<'_>, layer: &Layer, input_shape: Vec<usize>, request: MatrixRequest) -> PyResult<Py<PyAny>> {
+    let (format, dtype, opts) = request.parse()?;
+    let (l, shape) = (layer, input_shape.as_slice());
+    match dtype {
+        Dtype::F32 => built(py, l, shape, (format, dtype), &opts, |l| l.conv::<f32>()),
+        Dtype::Fixed(q) => built(py, l, shape, (format, dtype), &opts, |l| l.stored_integers(q)),
+        _ => built(py, l, shape, (format, dtype), &opts, |l| l.conv::<f64>()),
+    }
+}
+
+/// `matrix` in `T`: resolve the layer, check the estimate against the memory, build (GIL released),
+/// hand the arrays to NumPy.
+fn built<T: Scalar + Element>(
     py: Python<'_>,
     layer: &Layer,
-    input_shape: Vec<usize>,
-    format: &str,
-    dtype: &str,
-    affine_mode: Option<&str>,
-    rows: Option<(usize, usize)>,
-    drop_zeros: bool,
+    input_shape: &[usize],
+    (format, dtype): (MatrixFormat, Dtype),
+    opts: &MatrixOptions,
+    conv: impl Fn(&ConvLayer) -> Result<Conv<T>, convmat_matrix::MatrixError> + Sync,
 ) -> PyResult<Py<PyAny>> {
-    let (format, dtype, opts) = options(format, dtype, affine_mode, rows, drop_zeros).map_err(crate::error)?;
-    let prepare = |l: &ConvLayer| -> Res<Estimate> {
-        let est = l.estimate(format, dtype, &opts);
+    let b = heavy(py, || {
+        let l = layer.resolve(input_shape)?;
+        let est = l.estimate(format, dtype, opts);
         check_estimate(&est, format)?;
-        Ok(est)
-    };
-    match dtype {
-        Dtype::F32 => {
-            let b = heavy(py, || {
-                let l = layer.resolve(&input_shape)?;
-                let est = prepare(&l)?;
-                build(&l.conv::<f32>().map_err(msg)?, format, &opts, &est)
-            })?;
-            to_python(py, b)
-        }
-        Dtype::Fixed(q) => {
-            let b = heavy(py, || {
-                let l = layer.resolve(&input_shape)?;
-                let est = prepare(&l)?;
-                build(&l.stored_integers(q).map_err(msg)?, format, &opts, &est)
-            })?;
-            to_python(py, b)
-        }
-        _ => {
-            let b = heavy(py, || {
-                let l = layer.resolve(&input_shape)?;
-                let est = prepare(&l)?;
-                build(&l.conv::<f64>().map_err(msg)?, format, &opts, &est)
-            })?;
-            to_python(py, b)
-        }
-    }
+        build(&conv(&l).map_err(msg)?, format, opts, &est)
+    })?;
+    to_python(py, b)
 }
 
 /// The expanded bias, one value per row of the matrix (zeros when the layer has none).

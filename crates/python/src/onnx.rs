@@ -6,6 +6,7 @@
 //! the JSON text `convmat onnx --json` prints, so both show the same values under the same keys.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use convmat_matrix::MatrixFormat;
 use convmat_onnx::{AffineLayer, BlockOptions, Csr, Model, OnnxError};
@@ -20,7 +21,8 @@ use crate::{heavy, msg, Res};
 /// A model read from a `.onnx` file (its graph and initializers, weights decoded per call).
 #[pyclass(frozen, module = "convmat._native")]
 pub struct OnnxModel {
-    model: Model,
+    // shared with the worker thread of an interruptible call (`norms`)
+    model: Arc<Model>,
 }
 
 /// Index arrays as SciPy keeps them without a copy: int32 when every index fits, else int64.
@@ -119,7 +121,7 @@ impl OnnxModel {
     #[new]
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let model = heavy(py, || Model::load(&path).map_err(onnx_msg))?;
-        Ok(Self { model })
+        Ok(Self { model: Arc::new(model) })
     }
 
     /// The file the model was read from.
@@ -140,6 +142,18 @@ impl OnnxModel {
         heavy(py, || {
             let summary = self.model.summary(input_shape.as_deref()).map_err(onnx_msg)?;
             serde_json::to_string(&summary).map_err(msg)
+        })
+    }
+
+    /// Every affine block's certified spectral norm and the products, as JSON text: exactly what
+    /// `convmat svd --weights MODEL.onnx --json` prints (without its `model` and `seconds`). Ctrl-C stops it.
+    #[pyo3(signature = (input_shape, tol))]
+    fn norms(&self, py: Python<'_>, input_shape: Option<Vec<usize>>, tol: f64) -> PyResult<String> {
+        convmat_spectrum::check_tolerance("tol", tol).map_err(|e| crate::error(msg(e)))?;
+        let model = Arc::clone(&self.model);
+        crate::spectrum::interruptible(py, move |m| {
+            let norms = model.block_norms(input_shape.as_deref(), &BlockOptions::default(), tol, m, |_, _, _| {});
+            serde_json::to_string(&norms.map_err(onnx_msg)?).map_err(msg)
         })
     }
 

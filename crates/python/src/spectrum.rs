@@ -1,5 +1,7 @@
-//! `singular_values`: the layer's spectrum by `convmat_spectrum`, interruptible by Ctrl-C.
+//! `singular_values`: the layer's spectrum by `convmat_spectrum`, and `network_norms`: a `Sequential`
+//! chain's per-layer certified norms; both interruptible by Ctrl-C.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -17,7 +19,7 @@ use crate::{heavy, msg, panic_message, Res};
 /// so Ctrl-C raises `KeyboardInterrupt` within a second. The worker gets a [`Monitor`] whose cancel
 /// flag the interrupt sets: the library stops at its next step, and the thread ends soon after
 /// (waited for up to a second, so an interrupted call does not leave a core busy).
-fn interruptible<T: Send + 'static>(
+pub(crate) fn interruptible<T: Send + 'static>(
     py: Python<'_>,
     f: impl FnOnce(&Monitor<'_>) -> Res<T> + Send + 'static,
 ) -> PyResult<T> {
@@ -86,9 +88,7 @@ pub fn singular_values<'py>(
         (None, false) => Request::All,
     };
     let method: Method = method.parse().map_err(crate::error)?;
-    if !(tol > 0.0 && tol < 1.0) {
-        return Err(crate::error(format!("invalid tol {tol}: expected a number between 0 and 1, such as 1e-6")));
-    }
+    convmat_spectrum::check_tolerance("tol", tol).map_err(|e| crate::error(msg(e)))?;
     let conv = heavy(py, || operator_conv(layer, &input_shape))?;
     let s: Spectrum = interruptible(py, move |m| {
         convmat_spectrum::singular_values_with(&conv, request, method, tol, m).map_err(msg)
@@ -105,4 +105,40 @@ pub fn singular_values<'py>(
     d.set_item("certificate", s.certificate.as_str())?;
     d.set_item("upper_bounds", numpy::IntoPyArray::into_pyarray(s.upper_bounds, py))?;
     Ok(d)
+}
+
+/// A chain's affine layers with their certified spectral norms and the products, as JSON text with the
+/// keys of `convmat svd --json`'s network view. `layers`: the layer expressions (or one
+/// `Sequential(...)`); `weights`: the `state_dict` tensors by name, as float64 arrays.
+#[pyfunction]
+#[pyo3(signature = (layers, input_shape, weights, tol))]
+pub fn network_norms(
+    py: Python<'_>,
+    layers: Vec<String>,
+    input_shape: Vec<usize>,
+    weights: HashMap<String, numpy::PyReadonlyArrayDyn<'_, f64>>,
+    tol: f64,
+) -> PyResult<String> {
+    convmat_spectrum::check_tolerance("tol", tol).map_err(|e| crate::error(msg(e)))?;
+    let texts = convmat_shape::split_sequential(&layers).map_err(|e| crate::error(msg(e)))?;
+    let layers = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| convmat_shape::parse_layer(t).map_err(|e| crate::error(format!("layer {}: {e}", i + 1))))
+        .collect::<PyResult<Vec<_>>>()?;
+    let mut tensors: HashMap<String, (Vec<usize>, Vec<f64>)> = HashMap::with_capacity(weights.len());
+    for (name, a) in weights {
+        let a = a.as_array();
+        tensors.insert(name, (a.shape().to_vec(), a.iter().copied().collect()));
+    }
+    interruptible(py, move |m| {
+        let weight = |key: &str| {
+            let mut names: Vec<&String> = tensors.keys().collect();
+            names.sort();
+            let names = names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+            tensors.get(key).cloned().ok_or_else(|| format!("the weights have no '{key}'; they have: {names}"))
+        };
+        let norms = convmat_spectrum::sequential_norms(&layers, &input_shape, weight, tol, m, |_, _, _| {});
+        serde_json::to_string(&norms.map_err(msg)?).map_err(msg)
+    })
 }

@@ -17,6 +17,8 @@
 //!   residuals of block Lanczos' Ritz vectors (Davis-Kahan, Weyl, Kato-Temple). [`Certificate`] names
 //!   what each interval rests on; reflect / replicate padding get the residual-only statement.
 //! - [`dense_singular_values`]: all singular values of a small layer through its dense matrix.
+//! - [`NetworkNorms`]: a network's affine layers with their certified norms and the product of the
+//!   upper bounds (AutoLip); [`sequential_norms`] for a `Sequential(...)` chain with its `state_dict`.
 //! - [`singular_values`]: picks among them ([`Method::Auto`]) and reports which, with the iterations,
 //!   the residual and, for zero padding, the norm of the circular convolution on the padded grid, which
 //!   bounds the layer's norm from above (the layer is a sub-block of it).
@@ -40,6 +42,7 @@
 mod certify;
 mod lanczos;
 mod monitor;
+mod network;
 mod sparse;
 mod start;
 
@@ -49,7 +52,8 @@ pub use certify::{
 };
 pub use lanczos::{lanczos, lanczos_from, lanczos_with, LanczosResult, Start, StartVector};
 pub use monitor::{Monitor, Progress};
-pub use sparse::{sparse_norm, CsrRef, SPARSE_DENSE_LIMIT};
+pub use network::{conv_norm, sequential_norms, BlockNorm, NetworkError, NetworkNorms};
+pub use sparse::{csr_norm, sparse_norm, CsrRef, SPARSE_DENSE_LIMIT};
 
 use convmat_matrix::{Circulant, Conv};
 use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
@@ -97,6 +101,14 @@ pub enum SpectrumError {
         cols: usize,
         /// Entries given.
         nnz: usize,
+    },
+    /// A relative tolerance outside `(0, 1)` (or NaN).
+    #[error("invalid {param} {value}: expected a number between 0 and 1 (exclusive), such as 1e-6")]
+    Tolerance {
+        /// The parameter as the caller spells it (`--tol`, `tol`).
+        param: &'static str,
+        /// The value given.
+        value: f64,
     },
     /// The caller's [`Monitor`] asked the run to stop.
     #[error("cancelled before the singular values were found")]
@@ -315,11 +327,25 @@ pub(crate) fn check_working_set(conv: &Conv<f64>, vectors: usize) -> Result<(), 
     Ok(())
 }
 
+/// The one rule for a relative tolerance (the `tol` of [`singular_values`], the certified norm's interval
+/// width, the network view's): a number strictly between 0 and 1. `param` names it in the error as the
+/// caller spells it (`--tol` in the CLI, `tol` in Python).
+///
+/// # Errors
+/// [`SpectrumError::Tolerance`] for 0, 1 or more, a negative number or NaN.
+pub fn check_tolerance(param: &'static str, value: f64) -> Result<f64, SpectrumError> {
+    if value > 0.0 && value < 1.0 {
+        Ok(value)
+    } else {
+        Err(SpectrumError::Tolerance { param, value })
+    }
+}
+
 /// Singular values of a layer, choosing the method as asked (see [`Method::Auto`]).
 ///
 /// # Errors
 /// A method that does not apply; a dense SVD too large; `Top(k)` beyond `min(rows, cols)`; a layer
-/// whose vectors do not fit in the memory available.
+/// whose vectors do not fit in the memory available; `tol` outside `(0, 1)` ([`check_tolerance`]).
 pub fn singular_values(
     conv: &Conv<f64>,
     request: Request,
@@ -341,6 +367,7 @@ pub fn singular_values_with(
     tol: f64,
     monitor: &Monitor<'_>,
 ) -> Result<Spectrum, SpectrumError> {
+    check_tolerance("tol", tol)?;
     let max = conv.rows().min(conv.cols());
     let k = match request {
         Request::All => max,

@@ -67,6 +67,21 @@ pub const SPARSE_DENSE_LIMIT: usize = 4_000_000;
 /// Power iteration steps at most.
 const MAX_STEPS: usize = 2000;
 
+/// [`sparse_norm`] of an sprs CSR matrix (the matrix a layer or a model's block builds).
+///
+/// # Errors
+/// As [`sparse_norm`].
+pub fn csr_norm(
+    m: &sprs::CsMatI<f64, u32, usize>,
+    tol: f64,
+    monitor: &Monitor<'_>,
+) -> Result<NormInterval, SpectrumError> {
+    let indptr = m.indptr();
+    let csr =
+        CsrRef { rows: m.rows(), cols: m.cols(), indptr: indptr.raw_storage(), indices: m.indices(), data: m.data() };
+    sparse_norm(csr, tol, monitor)
+}
+
 /// The spectral norm of an explicit matrix with an interval. Up to [`SPARSE_DENSE_LIMIT`] entries:
 /// its dense SVD ([`Certificate::Exact`]). Larger: power iteration on `AᵀA` until the Rayleigh
 /// quotient changes by less than `tol` relative between steps (`lower`, a Rayleigh quotient, is

@@ -37,9 +37,10 @@ array([25., 34., 34., 21.], dtype=float32)
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -56,6 +57,9 @@ __all__ = [
     "cconv",
     "Estimate",
     "estimate",
+    "LayerNorm",
+    "NetworkNorms",
+    "network_norms",
     "matrix",
     "onnx",
     "operator",
@@ -434,8 +438,7 @@ def estimate(
     >>> round(e.bytes / e.nnz, 1)  # bytes per stored entry: float32 value + int32 index, + row pointers
     8.0
     """
-    lay, shape, fmt, dt, aff, rws, dz = _matrix_args(layer, input_shape, format, dtype, affine, rows, drop_zeros)
-    return Estimate(*_native.estimate(lay, shape, fmt, dt, aff, rws, dz))
+    return Estimate(*_native.estimate(*_matrix_args(layer, input_shape, format, dtype, affine, rows, drop_zeros)))
 
 
 def _matrix_args(layer: Any, input_shape: Any, format: Any, dtype: Any, affine: Any, rows: Any, drop_zeros: Any) -> tuple:
@@ -450,7 +453,7 @@ def _matrix_args(layer: Any, input_shape: Any, format: Any, dtype: Any, affine: 
         rows = (_int("rows[0]", rows[0]), _int("rows[1]", rows[1]))
     if not isinstance(drop_zeros, (bool, np.bool_)):
         raise ConvmatError(f"invalid drop_zeros {drop_zeros!r}: expected True or False")
-    return lay, shape, fmt, dt, aff, rows, bool(drop_zeros)
+    return lay, shape, (fmt, dt, aff, rows, bool(drop_zeros))
 
 
 def bias_vector(layer: Any, input_shape: Sequence[int], *, dtype: str = "float32") -> np.ndarray:
@@ -579,11 +582,16 @@ class SpectralNorm(NamedTuple):
     ``"residual-only"`` (reflect/replicate padding: no certified upper bound; ``upper`` is ``inf``)."""
 
 
-def _spectrum(layer: Any, input_shape: Any, k: Optional[int], norm: bool, tol: Any, method: Any) -> dict:
+def _spectrum_tol(tol: Any) -> float:
+    # a number; its range is the library's rule
     if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, (int, float, np.floating, np.integer)):
         raise ConvmatError(f"invalid tol {tol!r}: expected a number between 0 and 1, such as 1e-6")
+    return float(tol)
+
+
+def _spectrum(layer: Any, input_shape: Any, k: Optional[int], norm: bool, tol: Any, method: Any) -> dict:
     m = _str("method", method, "'auto', 'fft', 'lanczos' or 'dense'")
-    return _native.singular_values(_layer(layer), _shape(input_shape), k, norm, float(tol), m)
+    return _native.singular_values(_layer(layer), _shape(input_shape), k, norm, _spectrum_tol(tol), m)
 
 
 def singular_values(
@@ -649,6 +657,138 @@ def spectral_norm(layer: Any, input_shape: Sequence[int], *, tol: float = 1e-6) 
     lower = value if d["lower"] is None else float(d["lower"])
     upper = math.inf if d["upper"] is None else float(d["upper"])
     return SpectralNorm(value, lower, upper, d["method"], d["iterations"], d["residual"], d["certificate"])
+
+
+# ---------------------------------------------------------------------------------------------
+# whole networks
+
+
+class LayerNorm(NamedTuple):
+    """One affine layer of a network with its spectral norm: ``lower <= ||A||_2 <= upper`` (the bias plays
+    no part). The fields are the keys of ``convmat svd --json``'s network view."""
+
+    name: str
+    """The ``state_dict`` prefix in a ``Sequential`` (``"0"``, ``"2"``), the main node in an ONNX model."""
+    op: str
+    """``"Conv2d"``, ``"Linear"``, ... (``"Conv"``, ``"Gemm"``, ... in an ONNX model)."""
+    nodes: List[str]
+    """The layer as written (``Sequential``), or every node folded into the block (ONNX)."""
+    input_shape: Tuple[int, ...]
+    output_shape: Tuple[int, ...]
+    rows: int
+    cols: int
+    lower: float
+    upper: float
+    """``inf`` where nothing certifies an upper bound."""
+    certificate: str
+    """``"exact"``, ``"interlacing"`` / ``"kato-temple"`` (certified matrix-free) or ``"norm-inequality"``."""
+    iterations: int
+    activations: List[str]
+    """The nonlinearities and pools that follow the layer."""
+    seconds: float
+
+
+class NetworkNorms(NamedTuple):
+    """Every affine layer's certified norm and the AutoLip product: which layer dominates the network's
+    Lipschitz bound."""
+
+    layers: List[LayerNorm]
+    product_upper: float
+    """An upper bound of the network's Lipschitz constant (2-norm) when every nonlinearity between the
+    layers is 1-Lipschitz (AutoLip); ``not_one_lipschitz`` lists the exceptions."""
+    product_lower: float
+    """NOT a lower bound of the network's constant: the product had every layer sat at its lower end."""
+    largest: Optional[int]
+    """Index in ``layers`` of the largest upper bound."""
+    not_one_lipschitz: List[str]
+
+
+def _network(text: str) -> NetworkNorms:
+    d = json.loads(text)
+    layers = [
+        LayerNorm(**{**l, "input_shape": tuple(l["input_shape"]), "output_shape": tuple(l["output_shape"]),
+                     "upper": math.inf if l["upper"] is None else float(l["upper"])})
+        for l in d["layers"]
+    ]
+    upper = math.inf if d["product_upper"] is None else float(d["product_upper"])
+    return NetworkNorms(layers, upper, float(d["product_lower"]), d["largest"], d["not_one_lipschitz"])
+
+
+def _module_text(m: Any) -> str:
+    """A torch module as the layer expression convmat reads (its repr, except where the repr leaves a
+    string unquoted or a parameter out)."""
+    name = type(m).__name__
+    if hasattr(m, "kernel_size") and hasattr(m, "in_channels") and hasattr(m, "padding_mode"):
+        text = (f"{name}({m.in_channels}, {m.out_channels}, kernel_size={tuple(m.kernel_size)}, "
+                f"stride={tuple(m.stride)}, padding={m.padding!r}, dilation={tuple(m.dilation)}, groups={m.groups}, "
+                f"padding_mode={m.padding_mode!r}")
+        if getattr(m, "transposed", False):
+            text += f", output_padding={tuple(m.output_padding)}"
+        return text + ")"
+    if hasattr(m, "num_features") and hasattr(m, "running_var"):
+        return f"{name}({m.num_features})"  # refused with what to do: fold it first
+    return repr(m)
+
+
+def network_norms(
+    layers: Any, input_shape: Sequence[int], *, weights: Optional[Any] = None, tol: float = 1e-6
+) -> NetworkNorms:
+    """Each affine layer's certified spectral norm and their product (AutoLip), for a chain of layers.
+
+    Parameters
+    ----------
+    layers : torch.nn.Sequential, or str / list of str
+        A ``torch.nn.Sequential`` (its weights are then its ``state_dict()``), or the chain as text:
+        ``"Sequential(Conv2d(3, 16, 3, padding=1), ReLU(), ...)"`` or a list of layer expressions.
+    input_shape : tuple of int
+        One sample, without the batch: ``(C, H, W)``.
+    weights : mapping of str to array, optional
+        The ``state_dict`` of a chain given as text: layer ``i``'s weight is ``weights[f"{i}.weight"]``
+        (``numpy.load("w.npz")`` and ``safetensors.numpy.load_file`` give such mappings).
+    tol : float
+        The relative width at which the certified norms stop.
+
+    Returns
+    -------
+    NetworkNorms
+        ``.layers`` (Conv and Linear layers, with the nonlinearities that follow each), ``.product_upper``
+        (the AutoLip bound), ``.largest``, ``.not_one_lipschitz``. Convolutions above 4 M matrix entries
+        get the certified matrix-free norm; smaller ones and Linear layers are exact. BatchNorm must be
+        folded into the convolution before it (``torch.nn.utils.fusion.fuse_conv_bn_eval``).
+
+    Examples
+    --------
+    >>> import numpy as np, convmat
+    >>> w = {"0.weight": np.ones((1, 1, 3)), "2.weight": np.full((2, 3), 0.5)}
+    >>> r = convmat.network_norms("Sequential(Conv1d(1, 1, 3), ReLU(), Linear(3, 2))", (1, 5), weights=w)
+    >>> [(l.name, l.op, l.certificate) for l in r.layers]
+    [('0', 'Conv1d', 'exact'), ('2', 'Linear', 'exact')]
+    >>> round(r.layers[1].upper, 6), round(r.product_upper, 6)  # ||0.5 * ones((2, 3))|| = 0.5 * sqrt(6)
+    (1.224745, 3.09167)
+    """
+    if isinstance(layers, str):
+        texts = [layers]
+    elif hasattr(layers, "state_dict") and hasattr(layers, "__iter__"):
+        texts = [_module_text(m) for m in layers]
+        if weights is None:
+            weights = layers.state_dict()
+    elif isinstance(layers, (list, tuple)) and all(isinstance(t, str) for t in layers):
+        texts = list(layers)
+    else:
+        raise ConvmatError(
+            f"invalid layers {type(layers).__name__}: expected a torch.nn.Sequential, a 'Sequential(...)' string "
+            "or a list of layer expressions"
+        )
+    if weights is None:
+        raise ConvmatError("network_norms needs weights=: the state_dict of the chain (0.weight, 2.weight, ...)")
+    tol = _spectrum_tol(tol)
+    tensors = {}
+    for k in weights.keys():
+        if str(k).endswith(".weight"):
+            v = weights[k]
+            v = v.detach().cpu() if hasattr(v, "detach") else v
+            tensors[str(k)] = np.ascontiguousarray(np.asarray(v, dtype=np.float64))
+    return _network(_native.network_norms(texts, _shape(input_shape), tensors, tol))
 
 
 # ---------------------------------------------------------------------------------------------

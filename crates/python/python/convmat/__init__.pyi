@@ -1,6 +1,6 @@
 """Type stubs of convmat (hand-written; the implementation is convmat/__init__.py over convmat._native)."""
 
-from typing import Any, List, Literal, NamedTuple, Optional, Sequence, Tuple, TypedDict, Union
+from typing import Any, List, Literal, Mapping, NamedTuple, Optional, Sequence, Tuple, TypedDict, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -103,6 +103,36 @@ def singular_values(
     method: Literal["auto", "fft", "lanczos", "dense"] = "auto",
 ) -> Spectrum: ...
 def spectral_norm(layer: _Layer, input_shape: _Shape, *, tol: float = 1e-6) -> SpectralNorm: ...
+
+class LayerNorm(NamedTuple):
+    name: str
+    op: str
+    nodes: List[str]
+    input_shape: Tuple[int, ...]
+    output_shape: Tuple[int, ...]
+    rows: int
+    cols: int
+    lower: float
+    upper: float
+    certificate: str
+    iterations: int
+    activations: List[str]
+    seconds: float
+
+class NetworkNorms(NamedTuple):
+    layers: List[LayerNorm]
+    product_upper: float
+    product_lower: float
+    largest: Optional[int]
+    not_one_lipschitz: List[str]
+
+def network_norms(
+    layers: Union[Any, str, Sequence[str]],
+    input_shape: _Shape,
+    *,
+    weights: Optional[Mapping[str, Any]] = None,
+    tol: float = 1e-6,
+) -> NetworkNorms: ...
 def apply(
     layer: _Layer,
     x: npt.ArrayLike,

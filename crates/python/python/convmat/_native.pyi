@@ -1,7 +1,7 @@
 """The private extension module (Rust, PyO3): use the documented functions of convmat instead."""
 
 from os import PathLike
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -32,24 +32,14 @@ class Operator:
     def apply(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
     def adjoint(self, y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
 
-def matrix(
-    layer: Layer,
-    input_shape: List[int],
-    format: str,
-    dtype: str,
-    affine_mode: Optional[str],
-    rows: Optional[Tuple[int, int]],
-    drop_zeros: bool,
-) -> Any: ...
-def estimate(
-    layer: Layer,
-    input_shape: List[int],
-    format: str,
-    dtype: str,
-    affine_mode: Optional[str],
-    rows: Optional[Tuple[int, int]],
-    drop_zeros: bool,
-) -> Tuple[int, int, int, int]: ...
+# (format, dtype, affine_mode, rows, drop_zeros): the arguments matrix and estimate share
+MatrixRequest = Tuple[str, str, Optional[str], Optional[Tuple[int, int]], bool]
+
+def matrix(layer: Layer, input_shape: List[int], request: MatrixRequest) -> Any: ...
+def estimate(layer: Layer, input_shape: List[int], request: MatrixRequest) -> Tuple[int, int, int, int]: ...
+def network_norms(
+    layers: List[str], input_shape: List[int], weights: Dict[str, npt.NDArray[np.float64]], tol: float
+) -> str: ...
 def bias_vector(layer: Layer, input_shape: List[int], dtype: str) -> npt.NDArray[Any]: ...
 def singular_values(
     layer: Layer, input_shape: List[int], k: Optional[int], norm: bool, tol: float, method: str
@@ -78,3 +68,4 @@ class OnnxModel:
     ) -> List[Tuple[str, str, List[str], List[int], List[int], str, Any, npt.NDArray[np.float64]]]: ...
     def conv_layer(self, node_name: str, input_shape: Optional[List[int]]) -> Tuple[Any, ...]: ...
     def export(self, out_dir: str, input_shape: Optional[List[int]], fold_batchnorm: bool) -> str: ...
+    def norms(self, input_shape: Optional[List[int]], tol: float) -> str: ...

@@ -339,6 +339,27 @@ class Model:
             )
         )
 
+    def norms(self, tol: float = 1e-6) -> "convmat.NetworkNorms":
+        """Every affine block's certified spectral norm and their product (AutoLip): exactly
+        ``convmat svd --weights MODEL.onnx --json``, as a :class:`convmat.NetworkNorms` (the same result
+        :func:`convmat.network_norms` gives for a ``torch.nn.Sequential``).
+
+        Blocks are cut as :meth:`affine_layers` cuts them (BatchNorm folded); a convolution above 4 M matrix
+        entries gets the certified matrix-free norm, every other block the norm of its built matrix. Ctrl-C
+        stops the computation.
+
+        Examples
+        --------
+        >>> import convmat.onnx
+        >>> r = convmat.onnx.load("cnn.onnx").norms()
+        >>> [(l.name, l.certificate) for l in r.layers][:2], r.layers[r.largest].name
+        ([('/conv1/Conv', 'exact'), ('/conv2/Conv', 'exact')], '/conv1/Conv')
+        """
+        from . import _network, _spectrum_tol
+
+        shape = None if self.input_shape is None else list(self.input_shape)
+        return _network(self._native.norms(shape, _spectrum_tol(tol)))
+
     def __repr__(self) -> str:
         affine = sum(1 for n in self.nodes if n.affine)
         return f"convmat.onnx.Model({self.path!r}, opset {self.opset}, {len(self.nodes)} nodes, {affine} affine)"

@@ -42,6 +42,7 @@ mod lanczos;
 mod monitor;
 mod sparse;
 mod start;
+mod tall;
 
 pub use certify::{
     certified_norm, certified_norm_from, certified_norm_with, interlacing_upper_bounds, interlacing_upper_bounds_with,

@@ -894,6 +894,45 @@ mod tests {
         }
     }
 
+    /// The large-layer shortcuts (f32 products, local reorthogonalisation, and the restart with f64
+    /// products when f32 cannot reach the tolerance) forced on small layers: the interval still holds
+    /// the dense σ1 and shrinks to the tolerance.
+    #[test]
+    fn f32_products_and_local_reorthogonalisation_keep_the_certificate() {
+        let cases = [
+            (ConvSpec::new(2, 4, 4, [3]).with_padding(Padding::uniform(1)), vec![24, 24], 11),
+            (ConvSpec::new(1, 4, 4, [3]).with_padding(Padding::uniform(1)), vec![100], 11),
+            (ConvSpec::new(2, 3, 5, [3]).with_padding(Padding::uniform(1)).with_stride([2]), vec![20, 20], 11),
+            (ConvSpec::new(2, 4, 4, [3]).with_padding(Padding::uniform(1)).with_groups(2), vec![18, 18], 13),
+        ];
+        for (case, (spec, input, seed)) in cases.into_iter().enumerate() {
+            let spec = spec.with_bias(false);
+            let n: usize = spec.weight_shape().iter().product();
+            let mut s = seed | 1u64;
+            let w: Vec<f64> = (0..n)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+                })
+                .collect();
+            let conv = Conv::new(Geometry::new(&spec, &input).unwrap(), w, None).unwrap();
+            let s1 = crate::dense_singular_values(&conv).unwrap()[0];
+            // 1e-10: beyond what f32 products reach, so the run restarts with f64 products
+            for tol in [1e-6, 1e-10] {
+                let policy = Policy { fast: true, local: true };
+                let n =
+                    norm_with(&conv, tol, Start::Auto, &Monitor::new(), embedding_grids(&conv, GRIDS), policy).unwrap();
+                let upper = n.upper.unwrap();
+                assert_eq!(n.certificate, Certificate::KatoTemple, "case {case}, tol {tol}: {n:?}");
+                assert!((upper - n.lower) / n.lower <= tol, "case {case}, tol {tol}: {n:?}");
+                let slack = 1e-12 * s1;
+                assert!(n.lower <= s1 + slack && s1 <= upper + slack, "case {case}, tol {tol}: {s1} outside {n:?}");
+            }
+        }
+    }
+
     #[test]
     fn cholesky_test_agrees_with_the_svd() {
         let k = Mat::<c64>::from_fn(5, 3, |i, j| c64::new((i * 3 + j) as f64 % 4.0 - 1.5, (i + 2 * j) as f64 % 3.0));

@@ -613,7 +613,7 @@ fn norm_with(
     let mut bounds: Option<Vec<f64>> = None;
     let mut best_explicit = f64::INFINITY;
     // the step at which the bounds were computed
-    let (mut bounds_at, mut unseparated) = (0, false);
+    let (mut bounds_at, mut unseparated, mut looks) = (0, false, 0);
     loop {
         progress.steps = earlier + diag.len();
         monitor.step(&progress)?;
@@ -696,13 +696,12 @@ fn norm_with(
             continue;
         };
         let kmax = MAX_CLUSTER.min(dim).min(max - 1).max(1);
-        if unseparated && total >= bounds_at + 8 && !exhausted {
-            // the threshold came from Ritz values that have moved since: look again
+        if unseparated && total >= bounds_at + 8 && looks < 3 && !exhausted {
             bounds = None;
         }
         if bounds.is_none() && (rel < tol.clamp(1e-4, 1e-3) || exhausted) {
             bounds = Some(top_bounds(grids, theta, kmax, &monitor.quiet())?);
-            bounds_at = total;
+            (bounds_at, looks) = (total, looks + 1);
         }
         let Some(u_b) = &bounds else { continue };
         // the cluster whose estimated certified width is smallest
@@ -716,7 +715,10 @@ fn norm_with(
         let choice =
             (1..=kmax.min(theta.len())).filter_map(|k| estimate(k).map(|w| (k, w))).min_by(|a, b| a.1.total_cmp(&b.1));
         progress.width = choice.map(|c| c.1);
-        unseparated = choice.is_none();
+        // bounds that separate no cluster at the current Ritz values (a threshold from values that
+        // have moved since) are looked for again
+        unseparated =
+            !(1..=kmax.min(theta.len())).any(|k| u_b.get(k).is_some_and(|&c| c < theta[k - 1] * (1.0 - 1e-5)));
         let stagnant = rel < 1e-14;
         let ready = choice.is_some_and(|(_, w)| w <= tol / 2.0 && w < best_explicit / 4.0);
         if ready || exhausted || stagnant || (choice.is_none() && rel <= tol) {

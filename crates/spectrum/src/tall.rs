@@ -60,8 +60,12 @@ fn norm(m: MatRef<'_, f64>) -> f64 {
 /// Thin QR `m = Q R` of a column-major `n`-row block: two passes of Cholesky QR on the kernels above;
 /// Householder ([`crate::lanczos`]'s) when the block is too ill-conditioned for the Gram matrix.
 pub(crate) fn qr(m: &[f64], n: usize) -> Result<(Vec<f64>, Mat<f64>), crate::SpectrumError> {
-    if let Some((q1, r1)) = cholesky_qr(m, n) {
-        if let Some((q, r2)) = cholesky_qr(&q1, n) {
+    if let Some((q1, r1, well)) = cholesky_qr(m, n) {
+        // one pass leaves `Q` orthonormal to ~eps·κ(M)²: enough when the block is well-conditioned
+        if well {
+            return Ok((q1, r1));
+        }
+        if let Some((q, r2, _)) = cholesky_qr(&q1, n) {
             return Ok((q, r2 * r1));
         }
     }
@@ -69,15 +73,21 @@ pub(crate) fn qr(m: &[f64], n: usize) -> Result<(Vec<f64>, Mat<f64>), crate::Spe
 }
 
 /// One pass of Cholesky QR, `None` when the Gram matrix is numerically singular (a pivot below
-/// `1e-12` of the largest diagonal).
-fn cholesky_qr(m: &[f64], n: usize) -> Option<(Vec<f64>, Mat<f64>)> {
+/// `1e-12` of the largest diagonal); with whether the Gram matrix's condition is below `1e4`.
+fn cholesky_qr(m: &[f64], n: usize) -> Option<(Vec<f64>, Mat<f64>, bool)> {
     let b = m.len() / n;
     let mm = MatRef::from_column_major_slice(m, n, b);
     let g = gram(mm, mm);
     let (r, inv) = cholesky_factors(&g)?;
+    let well = g.self_adjoint_eigen(faer::Side::Lower).is_ok_and(|e| {
+        let s = e.S().column_vector();
+        let (lo, hi) = (s.iter().copied().fold(f64::INFINITY, f64::min), s.iter().copied().fold(0.0, f64::max));
+        // also refuses NaN
+        (hi / lo).partial_cmp(&1e4) == Some(std::cmp::Ordering::Less)
+    });
     let mut q = vec![0.0; m.len()];
     mul_add(MatMut::from_column_major_slice_mut(&mut q, n, b), mm, inv.as_ref(), 1.0);
-    Some((q, r))
+    Some((q, r, well))
 }
 
 /// `G = Rᵀ R` and `R⁻¹` for a small Gram matrix, `None` when a pivot is below `1e-12` of the largest

@@ -342,6 +342,21 @@ impl GramSymbol {
     }
 }
 
+/// `σ_1` of a circular layer known to be at least `floor` (up to rounding): the largest singular
+/// value among the blocks that reach `floor`, without decomposing the others. `None` when no block
+/// does (a `floor` above the norm) or the layer is not a circulant.
+///
+/// # Errors
+/// [`SpectrumError::Cancelled`]; an SVD that fails to converge.
+pub(crate) fn circulant_norm_at_least(
+    c: &Conv<f64>,
+    floor: f64,
+    monitor: &Monitor<'_>,
+) -> Result<Option<f64>, SpectrumError> {
+    let Ok(circ) = Circulant::new(c) else { return Ok(None) };
+    Ok(hot_values(&circ, floor * (1.0 - 1e-9), monitor)?.first().copied())
+}
+
 /// Whether every singular value of `k` is below `tau`: `tau² I - KᴴK` (the smaller Gram) has a
 /// Cholesky factorisation. Sequential (callers run many in parallel).
 fn below(k: MatRef<'_, c64>, tau: f64) -> bool {
@@ -933,6 +948,24 @@ mod tests {
                 assert!(n.lower <= s1 + slack && s1 <= upper + slack, "case {case}, tol {tol}: {s1} outside {n:?}");
             }
         }
+    }
+
+    /// The circulant's norm from the blocks above a floor equals the FFT spectrum's top, for floors
+    /// below it, and is `None` above it.
+    #[test]
+    fn circulant_norm_at_least_a_floor_is_the_fft_norm() {
+        let spec = ConvSpec::new(2, 6, 4, [3])
+            .with_padding(Padding::Same)
+            .with_padding_mode(PaddingMode::Circular)
+            .with_bias(false);
+        let w: Vec<f64> = (0..6 * 4 * 9).map(|j| ((j * 7) % 11) as f64 - 5.0).collect();
+        let c = Conv::new(Geometry::new(&spec, &[9, 10]).unwrap(), w, None).unwrap();
+        let top = crate::fft_singular_values(&c).unwrap()[0];
+        for floor in [0.0, 0.5 * top, top * (1.0 - 1e-12)] {
+            let got = circulant_norm_at_least(&c, floor, &Monitor::new()).unwrap().unwrap();
+            assert!((got - top).abs() <= 1e-12 * top, "floor {floor}: {got} vs {top}");
+        }
+        assert_eq!(circulant_norm_at_least(&c, top * 1.01, &Monitor::new()).unwrap(), None);
     }
 
     #[test]

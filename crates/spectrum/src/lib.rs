@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 mod certify;
+mod krylov;
 mod lanczos;
 mod monitor;
 mod sparse;

@@ -23,6 +23,7 @@
 
 use convmat_matrix::{Conv, Operator};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
+use rayon::prelude::*;
 
 use crate::{Monitor, SpectrumError};
 
@@ -121,7 +122,7 @@ impl<'a> Bidiagonalization<'a> {
             let u = MatRef::from_column_major_slice(&self.u[from * rows..], rows, d - from);
             let g = self.coupling.as_ref().subcols(from, d - from);
             let wm = MatMut::from_column_major_slice_mut(&mut self.w, rows, b);
-            faer::linalg::matmul::matmul(wm, Accum::Add, u, g.transpose(), -1.0, Par::rayon(0));
+            tall_mul(wm, Accum::Add, u, g.transpose(), -1.0);
         }
         // a block step is several products: look at the flag between them too
         monitor.check()?;
@@ -132,7 +133,7 @@ impl<'a> Bidiagonalization<'a> {
         self.op.adjoint(&u_new, &mut self.z)?;
         let nm = MatRef::from_column_major_slice(&self.next, cols, b);
         let zm = MatMut::from_column_major_slice_mut(&mut self.z, cols, b);
-        faer::linalg::matmul::matmul(zm, Accum::Add, nm, r.transpose(), -1.0, Par::rayon(0));
+        tall_mul(zm, Accum::Add, nm, r.transpose(), -1.0);
         self.v.extend_from_slice(&self.next);
         self.u.extend_from_slice(&u_new);
         monitor.check()?;
@@ -179,7 +180,6 @@ impl<'a> Bidiagonalization<'a> {
 
     /// Thick restart: keeps the first `keep` Ritz triples of `ritz` (which must carry right vectors)
     /// as the new bases (see the module docs).
-    #[allow(dead_code)] // the thick restart of the top k uses it (next commit)
     pub fn restart(&mut self, ritz: &RitzTriples, keep: usize) {
         let right = ritz.right.as_ref().expect("a restart needs the right Ritz vectors");
         let keep = keep.min(self.dim());
@@ -193,6 +193,31 @@ impl<'a> Bidiagonalization<'a> {
         self.coupling_from = 0;
         self.projection = Mat::from_fn(keep, keep, |i, j| if i == j { ritz.values[i] } else { 0.0 });
     }
+
+    /// The explicit residuals `max(||A x - σ y||, ||Aᵀ y - σ x||)` of the first `k` Ritz triples of
+    /// `ritz` (which must carry right vectors), with `x = V q`, `y = U p`: one block product each way.
+    pub fn explicit_residuals(&mut self, ritz: &RitzTriples, k: usize) -> Result<Vec<f64>, SpectrumError> {
+        let (rows, cols) = (self.rows, self.cols);
+        let right = ritz.right.as_ref().expect("explicit residuals need the right Ritz vectors");
+        let x = self.right_vectors(right.as_ref().subcols(0, k));
+        let y = combine(&self.u, rows, ritz.left.as_ref().subcols(0, k));
+        let (mut ax, mut aty) = (vec![0.0; rows * k], vec![0.0; cols * k]);
+        self.op.apply(&x, &mut ax)?;
+        self.op.adjoint(&y, &mut aty)?;
+        Ok((0..k)
+            .map(|i| {
+                let s = ritz.values[i];
+                let forward = dist(&ax[i * rows..(i + 1) * rows], s, &y[i * rows..(i + 1) * rows]);
+                let backward = dist(&aty[i * cols..(i + 1) * cols], s, &x[i * cols..(i + 1) * cols]);
+                forward.max(backward)
+            })
+            .collect())
+    }
+}
+
+/// `||a - s b||`.
+fn dist(a: &[f64], s: f64, b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(a, b)| (a - s * b) * (a - s * b)).sum::<f64>().sqrt()
 }
 
 /// `X q` with `X` the column-major `n`-row basis `x`, column-major.
@@ -200,8 +225,34 @@ fn combine(x: &[f64], n: usize, q: MatRef<'_, f64>) -> Vec<f64> {
     let xm = MatRef::from_column_major_slice(x, n, q.nrows());
     let mut out = vec![0.0; n * q.ncols()];
     let om = MatMut::from_column_major_slice_mut(&mut out, n, q.ncols());
-    faer::linalg::matmul::matmul(om, Accum::Replace, xm, q, 1.0, Par::rayon(0));
+    tall_mul(om, Accum::Replace, xm, q, 1.0);
     out
+}
+
+/// Rows per parallel piece of the tall-skinny products below.
+const ROW_CHUNK: usize = 2048;
+
+/// `Aᵀ M` for tall `A` and `M` (`n x k`, `n x b`, `n` large, `k`, `b` small): each piece of
+/// [`ROW_CHUNK`] rows on one thread (a sequential GEMM), the small results summed. faer's parallel GEMM
+/// splits this shape's long inner dimension with barriers that cost more than the arithmetic.
+fn tall_gram(a: MatRef<'_, f64>, m: MatRef<'_, f64>) -> Mat<f64> {
+    let (k, b) = (a.ncols(), m.ncols());
+    a.par_row_chunks(ROW_CHUNK)
+        .zip(m.par_row_chunks(ROW_CHUNK))
+        .map(|(a, m)| {
+            let mut c = Mat::<f64>::zeros(k, b);
+            faer::linalg::matmul::matmul(c.as_mut(), Accum::Replace, a.transpose(), m, 1.0, Par::Seq);
+            c
+        })
+        .reduce(|| Mat::<f64>::zeros(k, b), |x, y| x + y)
+}
+
+/// `out = alpha A C` (or `out += alpha A C`) for tall `A` (`n x k`) and `C` (`k x b`, `k` and `b` far
+/// below `n`), by pieces of [`ROW_CHUNK`] rows in parallel.
+fn tall_mul(out: MatMut<'_, f64>, accum: Accum, a: MatRef<'_, f64>, c: MatRef<'_, f64>, alpha: f64) {
+    out.par_row_chunks_mut(ROW_CHUNK).zip(a.par_row_chunks(ROW_CHUNK)).for_each(|(out, a)| {
+        faer::linalg::matmul::matmul(out, accum, a, c, alpha, Par::Seq);
+    });
 }
 
 /// `m -= V (Vᵀ m)` with `V` the `n`-row column-major basis, repeated once when the first pass removed
@@ -216,9 +267,8 @@ pub(crate) fn orthogonalize_block(basis: &[f64], n: usize, m: &mut [f64]) {
     let mut m = MatMut::from_column_major_slice_mut(m, n, b);
     let mut before = m.as_ref().norm_l2();
     for _ in 0..2 {
-        let mut c = Mat::<f64>::zeros(k, b);
-        faer::linalg::matmul::matmul(c.as_mut(), Accum::Replace, v.transpose(), m.as_ref(), 1.0, Par::rayon(0));
-        faer::linalg::matmul::matmul(m.as_mut(), Accum::Add, v, c.as_ref(), -1.0, Par::rayon(0));
+        let c = tall_gram(v, m.as_ref());
+        tall_mul(m.as_mut(), Accum::Add, v, c.as_ref(), -1.0);
         let after = m.as_ref().norm_l2();
         if after > std::f64::consts::FRAC_1_SQRT_2 * before {
             break;
@@ -250,8 +300,7 @@ pub(crate) fn qr(m: &[f64], n: usize) -> Result<(Vec<f64>, Mat<f64>), SpectrumEr
 fn cholesky_qr(m: &[f64], n: usize) -> Option<(Vec<f64>, Mat<f64>)> {
     let b = m.len() / n;
     let mm = MatRef::from_column_major_slice(m, n, b);
-    let mut g = Mat::<f64>::zeros(b, b);
-    faer::linalg::matmul::matmul(g.as_mut(), Accum::Replace, mm.transpose(), mm, 1.0, Par::rayon(0));
+    let g = tall_gram(mm, mm);
     // G = Rᵀ R
     let scale = (0..b).map(|j| g[(j, j)]).fold(0.0, f64::max);
     let mut r = Mat::<f64>::zeros(b, b);
@@ -277,7 +326,7 @@ fn cholesky_qr(m: &[f64], n: usize) -> Option<(Vec<f64>, Mat<f64>)> {
     }
     let mut q = vec![0.0; m.len()];
     let qm = MatMut::from_column_major_slice_mut(&mut q, n, b);
-    faer::linalg::matmul::matmul(qm, Accum::Replace, mm, inv.as_ref(), 1.0, Par::rayon(0));
+    tall_mul(qm, Accum::Replace, mm, inv.as_ref(), 1.0);
     Some((q, r))
 }
 

@@ -36,8 +36,7 @@ use convmat_matrix::{Circulant, Conv};
 use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
 use faer::{c64, Accum, Mat, MatRef, Par};
 
-use crate::krylov::{qr, Bidiagonalization};
-use crate::lanczos::{Start, StartVector};
+use crate::lanczos::{orthogonalize_block, qr, Start, StartVector};
 use crate::{Monitor, Progress, SpectrumError};
 use convmat_matrix::Operator;
 
@@ -252,10 +251,17 @@ struct Ritz {
     residuals: Vec<f64>,
 }
 
-/// Ritz triples of the engine's projection.
-fn block_ritz(krylov: &Bidiagonalization<'_>) -> Result<Ritz, SpectrumError> {
-    let t = krylov.ritz(true)?;
-    Ok(Ritz { values: t.values, right: t.right.expect("right vectors were asked for"), residuals: t.residuals })
+/// Ritz triples of the block-bidiagonal `B` (`R_j` on the diagonal, `D_jᵀ` above).
+fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>]) -> Result<Ritz, SpectrumError> {
+    let b = diag[0].nrows();
+    let n = diag.len() * b;
+    let m = crate::lanczos::block_bidiagonal(diag, upper);
+    let svd = m.svd().map_err(|_| SpectrumError::Svd)?;
+    let d = upper.last().expect("one block at least");
+    let last = svd.U().subrows(n - b, b);
+    let values: Vec<f64> = (0..n).map(|i| svd.S().column_vector()[i]).collect();
+    let residuals = (0..n).map(|i| (d * last.col(i)).norm_l2()).collect();
+    Ok(Ritz { values, right: svd.V().to_owned(), residuals })
 }
 
 /// The explicit certificate of `k` Ritz vectors: `(μ descending, ||R||)` of `H = AᵀA` on `X`.
@@ -356,18 +362,46 @@ pub fn certified_norm_with(
     let grids = embedding_grids(conv, GRIDS);
     let (block, start) = start_block(conv, start);
     let b = block.len() / cols;
-    let mut krylov = Bidiagonalization::new(conv, &block)?;
+    let mut op = Operator::new(conv);
+    let mut v = qr(&block, cols)?.0;
+    let (mut vs, mut us) = (Vec::<f64>::new(), Vec::<f64>::new());
+    let (mut diag, mut upper) = (Vec::<Mat<f64>>::new(), Vec::<Mat<f64>>::new());
+    let (mut w, mut z) = (vec![0.0; rows * b], vec![0.0; cols * b]);
+    let mut max_r = 0.0f64;
     let mut next_check = 1;
     // the interlacing bounds of σ_1..σ_{MAX_CLUSTER+1}, once computed
     let mut bounds: Option<Vec<f64>> = None;
     let mut best_explicit = f64::INFINITY;
     loop {
-        progress.steps = krylov.steps();
+        progress.steps = diag.len();
         monitor.step(&progress)?;
-        krylov.step(monitor)?;
-        let dnorm = krylov.last_coupling_norm();
-        let max_r = krylov.max_r();
-        let dim = krylov.dim();
+        vs.extend_from_slice(&v);
+        let vm = MatRef::from_column_major_slice(&v, cols, b);
+        // W = A V_j - U_{j-1} D_{j-1}ᵀ, reorthogonalised, = U_j R_j
+        op.apply(&v, &mut w)?;
+        if let Some(d) = upper.last() {
+            let prev = MatRef::from_column_major_slice(&us[us.len() - rows * b..], rows, b);
+            let wm = faer::MatMut::from_column_major_slice_mut(&mut w, rows, b);
+            faer::linalg::matmul::matmul(wm, Accum::Add, prev, d.transpose(), -1.0, Par::rayon(0));
+        }
+        // a block step is several products: look at the flag between them too
+        monitor.check()?;
+        orthogonalize_block(&us, rows, &mut w);
+        monitor.check()?;
+        let (u, r) = qr(&w, rows)?;
+        us.extend_from_slice(&u);
+        // Z = Aᵀ U_j - V_j R_jᵀ, reorthogonalised, = V_{j+1} D_j
+        op.adjoint(&u, &mut z)?;
+        let zm = faer::MatMut::from_column_major_slice_mut(&mut z, cols, b);
+        faer::linalg::matmul::matmul(zm, Accum::Add, vm, r.transpose(), -1.0, Par::rayon(0));
+        max_r = max_r.max(r.norm_l2());
+        diag.push(r);
+        monitor.check()?;
+        orthogonalize_block(&vs, cols, &mut z);
+        let (next, d) = qr(&z, cols)?;
+        let dnorm = d.norm_l2();
+        upper.push(d);
+        let dim = diag.len() * b;
         let exhausted = dim + b > max || dnorm <= 1e-14 * max_r;
         if exhausted && rows.saturating_mul(cols) <= crate::DENSE_LIMIT {
             // the Krylov space is (nearly) the whole small matrix
@@ -382,26 +416,26 @@ pub fn certified_norm_with(
                 upper: Some(s[0]),
                 certificate: Certificate::Exact,
                 cluster: 0,
-                iterations: krylov.steps(),
+                iterations: diag.len(),
                 residual: 0.0,
                 start: Some(start),
                 upper_bounds,
             });
         }
-        if krylov.steps() < next_check && !exhausted {
+        v = next;
+        if diag.len() < next_check && !exhausted {
             continue;
         }
-        let steps = krylov.steps();
+        let steps = diag.len();
         next_check = steps + (steps / 20).max(1);
-        let ritz = block_ritz(&krylov)?;
+        let ritz = block_ritz(&diag, &upper)?;
         let theta = &ritz.values;
         let rel = ritz.residuals[0] / theta[0].max(f64::MIN_POSITIVE);
         (progress.residual, progress.converged) = (rel, usize::from(rel <= tol));
         let Some(grids) = &grids else {
             // residual-only
             if rel <= tol || exhausted {
-                let x = krylov.right_vectors(ritz.right.as_ref().subcols(0, 1));
-                let e = explicit(krylov.operator(), &x, rows, cols)?;
+                let e = explicit(&mut op, &ritz_vectors(&vs, cols, &ritz.right, 1), rows, cols)?;
                 let lower = e.mu[0].max(0.0).sqrt() * (1.0 - ROUNDING);
                 return Ok(NormInterval {
                     value: theta[0],
@@ -437,8 +471,7 @@ pub fn certified_norm_with(
         let ready = choice.is_some_and(|(_, w)| w <= tol / 2.0 && w < best_explicit / 4.0);
         if ready || exhausted || stagnant || (choice.is_none() && rel <= tol) {
             let k = choice.map_or(1, |c| c.0);
-            let x = krylov.right_vectors(ritz.right.as_ref().subcols(0, k));
-            let e = explicit(krylov.operator(), &x, rows, cols)?;
+            let e = explicit(&mut op, &ritz_vectors(&vs, cols, &ritz.right, k), rows, cols)?;
             let lower = e.mu[0].max(0.0).sqrt() * (1.0 - ROUNDING);
             let c = u_b.get(k).map(|b| b * b * (1.0 + ROUNDING));
             let kt = c.and_then(|c| kato_temple(&e, c)).map(|l| l.sqrt() * (1.0 + ROUNDING));
@@ -483,6 +516,18 @@ fn start_block(conv: &Conv<f64>, start: Start) -> (Vec<f64>, StartVector) {
         }
     }
     (block, StartVector::Symbol)
+}
+
+/// The first `k` right Ritz vectors `V q_i`, column-major `cols x k`.
+fn ritz_vectors(vs: &[f64], cols: usize, right: &Mat<f64>, k: usize) -> Vec<f64> {
+    let steps = vs.len() / cols;
+    let vm = MatRef::from_column_major_slice(vs, cols, steps);
+    let x = vm * right.as_ref().subcols(0, k);
+    let mut out = Vec::with_capacity(cols * k);
+    for j in 0..k {
+        out.extend(x.col(j).iter());
+    }
+    out
 }
 
 /// Interlacing bounds of `σ_1..σ_{kmax+1}` from the hot blocks of the grids, the grids tried in turn

@@ -1,6 +1,7 @@
-//! The block Golub-Kahan-Lanczos engine shared by [`lanczos`](crate::lanczos) and the certified norm:
-//! the two orthonormal bases, the projected matrix, one block step with full reorthogonalisation, Ritz
-//! extraction and thick restart.
+//! The block Golub-Kahan-Lanczos engine of [`lanczos`](crate::lanczos)'s top `k`: the two orthonormal
+//! bases, the projected matrix, one block step with full reorthogonalisation, Ritz extraction, explicit
+//! residuals and thick restart. (The certified norm keeps a loop of its own: f32 products and local
+//! reorthogonalisation, which this engine does not offer.)
 //!
 //! With `b` vectors per block the engine keeps, at every moment,
 //!
@@ -46,8 +47,6 @@ pub(crate) struct Bidiagonalization<'a> {
     coupling: Mat<f64>,
     /// `G`'s columns before this one are zero (`d - b` in a plain run, 0 after a restart).
     coupling_from: usize,
-    /// The largest `||R_j||` so far (the scale an exhausted space is judged by).
-    max_r: f64,
     /// Block steps taken.
     steps: usize,
     w: Vec<f64>,
@@ -80,7 +79,6 @@ impl<'a> Bidiagonalization<'a> {
             projection: Mat::zeros(0, 0),
             coupling: Mat::zeros(b, 0),
             coupling_from: 0,
-            max_r: 0.0,
             steps: 0,
             w: vec![0.0; rows * b],
             z: vec![0.0; cols * b],
@@ -95,21 +93,6 @@ impl<'a> Bidiagonalization<'a> {
     /// Block steps taken (restarts do not count).
     pub fn steps(&self) -> usize {
         self.steps
-    }
-
-    /// The largest norm of a diagonal block `R_j` so far.
-    pub fn max_r(&self) -> f64 {
-        self.max_r
-    }
-
-    /// `||D||` of the last step: 0 when the Krylov space has become invariant.
-    pub fn last_coupling_norm(&self) -> f64 {
-        self.coupling.as_ref().subcols(self.coupling_from, self.dim() - self.coupling_from).norm_l2()
-    }
-
-    /// The operator (for explicit residuals of the caller's own).
-    pub fn operator(&mut self) -> &mut Operator<'a, f64> {
-        &mut self.op
     }
 
     /// One block step (see the module docs), the cancel flag looked at between its products.
@@ -150,7 +133,6 @@ impl<'a> Bidiagonalization<'a> {
         coupling.as_mut().submatrix_mut(0, d, b, b).copy_from(&dblock);
         self.coupling = coupling;
         self.coupling_from = d;
-        self.max_r = self.max_r.max(r.norm_l2());
         self.steps += 1;
         Ok(())
     }

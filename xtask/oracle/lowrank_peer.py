@@ -82,4 +82,6 @@ def main():
         report(f"convmat_svd_top{Q}_tol{tol}_{rep['method']}_{rep['iterations']}steps", time.perf_counter() - t0,
                np.load(out))
 
-main()
+
+if __name__ == "__main__":
+    main()

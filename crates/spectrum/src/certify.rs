@@ -37,8 +37,8 @@ use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
 use faer::{c64, Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
 
-use crate::lanczos::{Start, StartVector};
-use crate::tall::{mul_add, orthogonalize, qr};
+use crate::lanczos::{orthogonalize_block, Start, StartVector};
+use crate::tall::{mul_add, qr};
 use crate::{Monitor, Progress, SpectrumError};
 use convmat_matrix::Operator;
 
@@ -642,7 +642,7 @@ fn norm_with(
         }
         // a block step is several products: look at the flag between them too
         monitor.check()?;
-        orthogonalize(if local { last_block(&us, rows * b) } else { &us }, rows, &mut w);
+        orthogonalize_block(if local { last_block(&us, rows * b) } else { &us }, rows, &mut w);
         monitor.check()?;
         let (u, r) = qr(&w, rows)?;
         us.extend_from_slice(&u);
@@ -652,7 +652,7 @@ fn norm_with(
         max_r = max_r.max(r.norm_l2());
         diag.push(r);
         monitor.check()?;
-        orthogonalize(if local { last_block(&vs, cols * b) } else { &vs }, cols, &mut z);
+        orthogonalize_block(if local { last_block(&vs, cols * b) } else { &vs }, cols, &mut z);
         let (next, d) = qr(&z, cols)?;
         let dnorm = d.norm_l2();
         uppers.push(d);

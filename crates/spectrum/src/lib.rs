@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 mod certify;
+mod krylov;
 mod lanczos;
 mod monitor;
 mod sparse;
@@ -302,6 +303,15 @@ pub struct Spectrum {
     pub upper_bounds: Vec<f64>,
 }
 
+/// `min(rows, cols)`, or [`SpectrumError::TooMany`] when `k` values are none or more than that.
+pub(crate) fn check_count(conv: &Conv<f64>, k: usize) -> Result<usize, SpectrumError> {
+    let max = conv.rows().min(conv.cols());
+    if k == 0 || k > max {
+        return Err(SpectrumError::TooMany { k, max });
+    }
+    Ok(max)
+}
+
 /// Refuses a layer whose vectors do not fit in memory before any is allocated: `vectors` f64 vectors
 /// of length `rows + cols` (a lower bound of what each method keeps), checked against the memory
 /// available ([`convmat_matrix::check_memory`]).
@@ -348,9 +358,7 @@ pub fn singular_values_with(
         Request::Top(k) => k,
         Request::Norm => 1,
     };
-    if k == 0 || k > max {
-        return Err(SpectrumError::TooMany { k, max });
-    }
+    check_count(conv, k)?;
     let fft_ok = Circulant::new(conv).is_ok();
     let small = conv.rows().saturating_mul(conv.cols()) <= DENSE_LIMIT;
     let method = match method {

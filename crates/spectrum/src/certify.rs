@@ -38,7 +38,7 @@ use faer::{c64, Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
 
 use crate::lanczos::{orthogonalize_block, Start, StartVector};
-use crate::tall::{mul_add, qr};
+use crate::tall::{mul_add, orthogonalize, qr};
 use crate::{Monitor, Progress, SpectrumError};
 use convmat_matrix::Operator;
 
@@ -642,7 +642,11 @@ fn norm_with(
         }
         // a block step is several products: look at the flag between them too
         monitor.check()?;
-        orthogonalize_block(if local { last_block(&us, rows * b) } else { &us }, rows, &mut w);
+        if local {
+            orthogonalize(last_block(&us, rows * b), rows, &mut w);
+        } else {
+            orthogonalize_block(&us, rows, &mut w);
+        }
         monitor.check()?;
         let (u, r) = qr(&w, rows)?;
         us.extend_from_slice(&u);
@@ -652,7 +656,11 @@ fn norm_with(
         max_r = max_r.max(r.norm_l2());
         diag.push(r);
         monitor.check()?;
-        orthogonalize_block(if local { last_block(&vs, cols * b) } else { &vs }, cols, &mut z);
+        if local {
+            orthogonalize(last_block(&vs, cols * b), cols, &mut z);
+        } else {
+            orthogonalize_block(&vs, cols, &mut z);
+        }
         let (next, d) = qr(&z, cols)?;
         let dnorm = d.norm_l2();
         uppers.push(d);

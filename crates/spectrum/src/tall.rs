@@ -1,5 +1,5 @@
 //! Tall-skinny block kernels for Krylov bases (`n` rows, a few columns): Gram matrices, rank-`p`
-//! updates and Cholesky QR, parallel over row chunks with sequential GEMMs in
+//! updates, block Gram-Schmidt and Cholesky QR, parallel over row chunks with sequential GEMMs in
 //! each. For `n ~ 1e5` and 2-4 columns these are memory-bound; a threaded GEMM per call spends
 //! more in its barriers than in arithmetic (and stalls badly on a loaded machine), while row chunks
 //! stream each vector once per pass.
@@ -28,6 +28,33 @@ pub(crate) fn mul_add(m: MatMut<'_, f64>, a: MatRef<'_, f64>, c: MatRef<'_, f64>
     m.par_row_chunks_mut(CHUNK).zip(a.par_row_chunks(CHUNK)).for_each(|(m, a)| {
         faer::linalg::matmul::matmul(m, Accum::Add, a, c, alpha, Par::Seq);
     });
+}
+
+/// `m -= V (Vᵀ m)` with `V` the `n`-row column-major basis, repeated once when the first pass removed
+/// more than half of `m`'s norm (Daniel-Gragg-Kaufman-Stewart, per block).
+pub(crate) fn orthogonalize(basis: &[f64], n: usize, m: &mut [f64]) {
+    let k = basis.len() / n;
+    if k == 0 {
+        return;
+    }
+    let v = MatRef::from_column_major_slice(basis, n, k);
+    let b = m.len() / n;
+    let mut m = MatMut::from_column_major_slice_mut(m, n, b);
+    let mut before = norm(m.as_ref());
+    for _ in 0..2 {
+        let c = gram(v, m.as_ref());
+        mul_add(m.as_mut(), v, c.as_ref(), -1.0);
+        let after = norm(m.as_ref());
+        if after > std::f64::consts::FRAC_1_SQRT_2 * before {
+            break;
+        }
+        before = after;
+    }
+}
+
+/// The Frobenius norm, by chunks.
+fn norm(m: MatRef<'_, f64>) -> f64 {
+    m.par_row_chunks(CHUNK).map(|c| c.squared_norm_l2()).sum::<f64>().sqrt()
 }
 
 /// Thin QR `m = Q R` of a column-major `n`-row block: two passes of Cholesky QR on the kernels above;

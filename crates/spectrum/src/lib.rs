@@ -40,11 +40,13 @@
 #![forbid(unsafe_code)]
 
 mod certify;
+mod krylov;
 mod lanczos;
 mod monitor;
 mod network;
 mod sparse;
 mod start;
+mod tall;
 
 pub use certify::{
     certified_norm, certified_norm_from, certified_norm_with, interlacing_upper_bounds, interlacing_upper_bounds_with,
@@ -313,6 +315,15 @@ pub struct Spectrum {
     pub upper_bounds: Vec<f64>,
 }
 
+/// `min(rows, cols)`, or [`SpectrumError::TooMany`] when `k` values are none or more than that.
+pub(crate) fn check_count(conv: &Conv<f64>, k: usize) -> Result<usize, SpectrumError> {
+    let max = conv.rows().min(conv.cols());
+    if k == 0 || k > max {
+        return Err(SpectrumError::TooMany { k, max });
+    }
+    Ok(max)
+}
+
 /// Refuses a layer whose vectors do not fit in memory before any is allocated: `vectors` f64 vectors
 /// of length `rows + cols` (a lower bound of what each method keeps), checked against the memory
 /// available ([`convmat_matrix::check_memory`]).
@@ -374,9 +385,7 @@ pub fn singular_values_with(
         Request::Top(k) => k,
         Request::Norm => 1,
     };
-    if k == 0 || k > max {
-        return Err(SpectrumError::TooMany { k, max });
-    }
+    check_count(conv, k)?;
     let fft_ok = Circulant::new(conv).is_ok();
     let small = conv.rows().saturating_mul(conv.cols()) <= DENSE_LIMIT;
     let method = match method {
@@ -390,9 +399,16 @@ pub fn singular_values_with(
         // (the dense route has its own limit, and a message that says what to ask for instead)
         check_working_set(conv, 3 * if k == 1 { 2 } else { lanczos::block_size(k) })?;
     }
-    let circular_upper_bound = circular_upper_bound(conv);
     if method == Method::Lanczos && request == Request::Norm {
         let n = certified_norm_with(conv, tol, Start::Auto, monitor)?;
+        // σ_1 of the circulant is at least the layer's, so only its blocks reaching `lower` matter
+        let circular_upper_bound = match padded_circulant(conv) {
+            Some(c) => match certify::circulant_norm_at_least(&c, n.lower, monitor)? {
+                Some(v) => Some(v),
+                None => circular_upper_bound(conv),
+            },
+            None => None,
+        };
         return Ok(Spectrum {
             values: vec![n.value],
             method: if n.certificate == Certificate::Exact && n.residual == 0.0 {
@@ -411,6 +427,7 @@ pub fn singular_values_with(
             upper_bounds: n.upper_bounds,
         });
     }
+    let circular_upper_bound = circular_upper_bound(conv);
     let (mut values, method, iterations, residual, start) = match method {
         Method::Fft => (fft_singular_values_with(conv, monitor)?, Method::Fft, 0, 0.0, None),
         Method::Dense => {
@@ -451,6 +468,11 @@ pub fn singular_values_with(
 /// on the padded grid. The layer is a sub-block of it (rows selected by the stride and the valid
 /// windows, columns by the zero extension), so this bounds its norm from above.
 pub fn circular_upper_bound(conv: &Conv<f64>) -> Option<f64> {
+    fft_singular_values(&padded_circulant(conv)?).ok()?.first().copied()
+}
+
+/// The circular layer on the padded grid whose norm [`circular_upper_bound`] is.
+fn padded_circulant(conv: &Conv<f64>) -> Option<Conv<f64>> {
     let geo = conv.geometry();
     let spec = geo.spec();
     if spec.is_transposed() || spec.padding_mode() != PaddingMode::Zeros {
@@ -467,6 +489,5 @@ pub fn circular_upper_bound(conv: &Conv<f64>) -> Option<f64> {
         .with_padding(Padding::Explicit { begin: eff.iter().map(|e| e - 1).collect(), end: vec![0; r] })
         .with_padding_mode(PaddingMode::Circular);
     let g = Geometry::new(&circ, &padded).ok()?;
-    let c = Conv::new(g, conv.weight().to_vec(), None).ok()?;
-    fft_singular_values(&c).ok()?.first().copied()
+    Conv::new(g, conv.weight().to_vec(), None).ok()
 }

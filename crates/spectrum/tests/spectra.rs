@@ -214,3 +214,33 @@ fn auto_picks_and_reports() {
         .to_string()
         .contains("ask for 1 to 288"));
 }
+
+/// A top `k` whose Krylov space outgrows the basis cap (`2k + 128` with blocks of 16): the values come
+/// out through thick restarts, equal to the dense SVD's, each within its residual of the spectrum.
+#[test]
+fn top_k_through_thick_restarts_equals_dense_svd() {
+    let cases: Vec<(ConvSpec, Vec<usize>, usize)> = vec![
+        (ConvSpec::new(2, 2, 2, [3]).with_padding(Padding::uniform(1)).with_bias(false), vec![24, 24], 20),
+        (
+            ConvSpec::new(2, 2, 3, [3])
+                .with_padding(Padding::uniform(1))
+                .with_padding_mode(PaddingMode::Reflect)
+                .with_bias(false),
+            vec![20, 22],
+            16,
+        ),
+    ];
+    for (i, (spec, input, k)) in cases.into_iter().enumerate() {
+        let c = conv(spec, &input, 29 + i as u64);
+        let dense = dense_singular_values(&c).unwrap();
+        let r = lanczos(&c, k, 1e-10).unwrap();
+        let what = format!("case {i} top {k}");
+        assert!(r.restarts > 0, "{what}: no restart ({} products)", r.iterations);
+        assert!(r.residual <= 1e-10, "{what}: residual {}", r.residual);
+        close(&r.values, &dense[..k], 1e-9, &what);
+        for (j, g) in r.values.iter().enumerate() {
+            let nearest = dense.iter().map(|e| (g - e).abs()).fold(f64::INFINITY, f64::min);
+            assert!(nearest <= (r.residual + 1e-13) * dense[0], "{what} value {j}: {nearest} from the spectrum");
+        }
+    }
+}

@@ -37,7 +37,7 @@ use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
 use faer::{c64, Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
 
-use crate::lanczos::{orthogonalize_block, Start, StartVector};
+use crate::lanczos::{Start, StartVector};
 use crate::tall::{mul_add, orthogonalize, qr};
 use crate::{Monitor, Progress, SpectrumError};
 use convmat_matrix::Operator;
@@ -645,7 +645,7 @@ fn norm_with(
         if local {
             orthogonalize(last_block(&us, rows * b), rows, &mut w);
         } else {
-            orthogonalize_block(&us, rows, &mut w);
+            orthogonalize(&us, rows, &mut w);
         }
         monitor.check()?;
         let (u, r) = qr(&w, rows)?;
@@ -659,7 +659,7 @@ fn norm_with(
         if local {
             orthogonalize(last_block(&vs, cols * b), cols, &mut z);
         } else {
-            orthogonalize_block(&vs, cols, &mut z);
+            orthogonalize(&vs, cols, &mut z);
         }
         let (next, d) = qr(&z, cols)?;
         let dnorm = d.norm_l2();

@@ -24,8 +24,8 @@
 
 use convmat_matrix::{Conv, Operator};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
-use rayon::prelude::*;
 
+use crate::tall::{mul, orthogonalize, qr};
 use crate::{Monitor, SpectrumError};
 
 /// The bases and projections of a block Golub-Kahan-Lanczos run (see the module docs).
@@ -105,22 +105,22 @@ impl<'a> Bidiagonalization<'a> {
             let u = MatRef::from_column_major_slice(&self.u[from * rows..], rows, d - from);
             let g = self.coupling.as_ref().subcols(from, d - from);
             let wm = MatMut::from_column_major_slice_mut(&mut self.w, rows, b);
-            tall_mul(wm, Accum::Add, u, g.transpose(), -1.0);
+            mul(wm, Accum::Add, u, g.transpose(), -1.0);
         }
         // a block step is several products: look at the flag between them too
         monitor.check()?;
-        orthogonalize_block(&self.u, rows, &mut self.w);
+        orthogonalize(&self.u, rows, &mut self.w);
         monitor.check()?;
         let (u_new, r) = qr(&self.w, rows)?;
         // Z = Aᵀ U_new - N Rᵀ, reorthogonalised, = N_new D
         self.op.adjoint(&u_new, &mut self.z)?;
         let nm = MatRef::from_column_major_slice(&self.next, cols, b);
         let zm = MatMut::from_column_major_slice_mut(&mut self.z, cols, b);
-        tall_mul(zm, Accum::Add, nm, r.transpose(), -1.0);
+        mul(zm, Accum::Add, nm, r.transpose(), -1.0);
         self.v.extend_from_slice(&self.next);
         self.u.extend_from_slice(&u_new);
         monitor.check()?;
-        orthogonalize_block(&self.v, cols, &mut self.z);
+        orthogonalize(&self.v, cols, &mut self.z);
         let (next, dblock) = qr(&self.z, cols)?;
         self.next = next;
         // B gains [Gᵀ; R]; G becomes [0 … 0 D]
@@ -207,109 +207,8 @@ fn combine(x: &[f64], n: usize, q: MatRef<'_, f64>) -> Vec<f64> {
     let xm = MatRef::from_column_major_slice(x, n, q.nrows());
     let mut out = vec![0.0; n * q.ncols()];
     let om = MatMut::from_column_major_slice_mut(&mut out, n, q.ncols());
-    tall_mul(om, Accum::Replace, xm, q, 1.0);
+    mul(om, Accum::Replace, xm, q, 1.0);
     out
-}
-
-/// Rows per parallel piece of the tall-skinny products below.
-const ROW_CHUNK: usize = 2048;
-
-/// `Aᵀ M` for tall `A` and `M` (`n x k`, `n x b`, `n` large, `k`, `b` small): each piece of
-/// [`ROW_CHUNK`] rows on one thread (a sequential GEMM), the small results summed. faer's parallel GEMM
-/// splits this shape's long inner dimension with barriers that cost more than the arithmetic.
-fn tall_gram(a: MatRef<'_, f64>, m: MatRef<'_, f64>) -> Mat<f64> {
-    let (k, b) = (a.ncols(), m.ncols());
-    a.par_row_chunks(ROW_CHUNK)
-        .zip(m.par_row_chunks(ROW_CHUNK))
-        .map(|(a, m)| {
-            let mut c = Mat::<f64>::zeros(k, b);
-            faer::linalg::matmul::matmul(c.as_mut(), Accum::Replace, a.transpose(), m, 1.0, Par::Seq);
-            c
-        })
-        .reduce(|| Mat::<f64>::zeros(k, b), |x, y| x + y)
-}
-
-/// `out = alpha A C` (or `out += alpha A C`) for tall `A` (`n x k`) and `C` (`k x b`, `k` and `b` far
-/// below `n`), by pieces of [`ROW_CHUNK`] rows in parallel.
-fn tall_mul(out: MatMut<'_, f64>, accum: Accum, a: MatRef<'_, f64>, c: MatRef<'_, f64>, alpha: f64) {
-    out.par_row_chunks_mut(ROW_CHUNK).zip(a.par_row_chunks(ROW_CHUNK)).for_each(|(out, a)| {
-        faer::linalg::matmul::matmul(out, accum, a, c, alpha, Par::Seq);
-    });
-}
-
-/// `m -= V (Vᵀ m)` with `V` the `n`-row column-major basis, repeated once when the first pass removed
-/// more than half of `m`'s norm (Daniel-Gragg-Kaufman-Stewart, per block).
-pub(crate) fn orthogonalize_block(basis: &[f64], n: usize, m: &mut [f64]) {
-    let k = basis.len() / n;
-    if k == 0 {
-        return;
-    }
-    let v = MatRef::from_column_major_slice(basis, n, k);
-    let b = m.len() / n;
-    let mut m = MatMut::from_column_major_slice_mut(m, n, b);
-    let mut before = m.as_ref().norm_l2();
-    for _ in 0..2 {
-        let c = tall_gram(v, m.as_ref());
-        tall_mul(m.as_mut(), Accum::Add, v, c.as_ref(), -1.0);
-        let after = m.as_ref().norm_l2();
-        if after > std::f64::consts::FRAC_1_SQRT_2 * before {
-            break;
-        }
-        before = after;
-    }
-}
-
-/// Thin QR `m = Q R` of a column-major `n`-row block: `Q` column-major, `R` upper triangular. Two
-/// passes of Cholesky QR (Gram matrix by GEMM, Cholesky, `M R⁻¹` by GEMM: BLAS3 throughout, several
-/// times faster than Householder on a tall block); Householder when the block is too ill-conditioned
-/// for the Gram matrix (a pivot below `1e-12` of the largest diagonal: condition beyond `1e6`).
-pub(crate) fn qr(m: &[f64], n: usize) -> Result<(Vec<f64>, Mat<f64>), SpectrumError> {
-    if let Some((q1, r1)) = cholesky_qr(m, n) {
-        if let Some((q, r2)) = cholesky_qr(&q1, n) {
-            return Ok((q, r2 * r1));
-        }
-    }
-    let f = MatRef::from_column_major_slice(m, n, m.len() / n).qr();
-    let q = f.compute_thin_Q();
-    let mut data = Vec::with_capacity(m.len());
-    for j in 0..q.ncols() {
-        data.extend(q.col(j).iter());
-    }
-    Ok((data, f.thin_R().to_owned()))
-}
-
-/// One pass of Cholesky QR, `None` when the Gram matrix is numerically singular.
-fn cholesky_qr(m: &[f64], n: usize) -> Option<(Vec<f64>, Mat<f64>)> {
-    let b = m.len() / n;
-    let mm = MatRef::from_column_major_slice(m, n, b);
-    let g = tall_gram(mm, mm);
-    // G = Rᵀ R
-    let scale = (0..b).map(|j| g[(j, j)]).fold(0.0, f64::max);
-    let mut r = Mat::<f64>::zeros(b, b);
-    for j in 0..b {
-        let d = g[(j, j)] - (0..j).map(|p| r[(p, j)] * r[(p, j)]).sum::<f64>();
-        // also catches NaN
-        if d.partial_cmp(&(1e-12 * scale)) != Some(std::cmp::Ordering::Greater) {
-            return None;
-        }
-        let d = d.sqrt();
-        r[(j, j)] = d;
-        for i in j + 1..b {
-            r[(j, i)] = (g[(j, i)] - (0..j).map(|p| r[(p, j)] * r[(p, i)]).sum::<f64>()) / d;
-        }
-    }
-    // R⁻¹, upper triangular, by back substitution per column
-    let mut inv = Mat::<f64>::zeros(b, b);
-    for j in 0..b {
-        inv[(j, j)] = 1.0 / r[(j, j)];
-        for i in (0..j).rev() {
-            inv[(i, j)] = -(i + 1..=j).map(|p| r[(i, p)] * inv[(p, j)]).sum::<f64>() / r[(i, i)];
-        }
-    }
-    let mut q = vec![0.0; m.len()];
-    let qm = MatMut::from_column_major_slice_mut(&mut q, n, b);
-    tall_mul(qm, Accum::Replace, mm, inv.as_ref(), 1.0);
-    Some((q, r))
 }
 
 #[cfg(test)]
@@ -367,33 +266,6 @@ mod tests {
                 k.step(&monitor).unwrap();
             }
             check(&k, &format!("restart {round} and 4 steps"));
-        }
-    }
-
-    /// `Q R = M` with orthonormal `Q` and upper triangular `R`, for a well-conditioned block (Cholesky QR)
-    /// and for blocks too ill-conditioned for it (Householder): nearly dependent and rank-deficient.
-    #[test]
-    fn qr_factors_well_and_ill_conditioned_blocks() {
-        let (n, b) = (200, 6);
-        let base = random_vector(n * b);
-        let mut near = base.clone();
-        // column 3 = column 1 + 1e-9 noise; condition ~1e9, beyond Cholesky QR's reach
-        for i in 0..n {
-            near[3 * n + i] = base[n + i] + 1e-9 * base[3 * n + i];
-        }
-        let mut deficient = base.clone();
-        deficient[5 * n..].copy_from_slice(&base[2 * n..3 * n]);
-        for (name, m, cholesky) in
-            [("random", &base, true), ("nearly dependent", &near, false), ("rank 5", &deficient, false)]
-        {
-            assert_eq!(cholesky_qr(m, n).is_some(), cholesky, "{name}");
-            let (q, r) = qr(m, n).unwrap();
-            let qm = MatRef::from_column_major_slice(&q, n, b);
-            let mm = MatRef::from_column_major_slice(m, n, b);
-            assert!((qm * &r - mm).norm_l2() <= 1e-12 * mm.norm_l2(), "{name}: Q R != M");
-            let gram = qm.transpose() * qm;
-            assert!((gram - Mat::<f64>::identity(b, b)).norm_l2() <= 1e-13, "{name}: Q not orthonormal");
-            assert!((0..b).all(|j| (j + 1..b).all(|i| r[(i, j)] == 0.0)), "{name}: R not upper triangular");
         }
     }
 }

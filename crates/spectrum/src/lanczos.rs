@@ -6,7 +6,6 @@ use rayon::prelude::*;
 
 use crate::krylov::Bidiagonalization;
 // the certified norm's own block loop (certify.rs) takes these from here
-pub(crate) use crate::krylov::{orthogonalize_block, qr};
 use crate::{start, Monitor, Progress, SpectrumError};
 
 /// The result of [`lanczos`].

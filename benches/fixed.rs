@@ -9,15 +9,9 @@ use convmat::shape::{ConvSpec, Geometry, Padding};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ndarray::{Array2, ArrayD, IxDyn};
 
-fn uniform(n: usize, mut s: u64) -> Vec<f64> {
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        })
-        .collect()
+fn uniform(n: usize, s: u64) -> Vec<f64> {
+    let mut rng = convmat::numeric::Xorshift64::new(s);
+    (0..n).map(|_| 2.0 * rng.half()).collect()
 }
 
 fn fixed(c: &mut Criterion) {

@@ -9,15 +9,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ndarray::{Array2, IxDyn};
 
 fn weights(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect()
+    let mut rng = convmat::numeric::Xorshift64::new(seed);
+    (0..n).map(|_| (rng.next_u64() % 2001) as f32 / 1000.0 - 1.0).collect()
 }
 
 fn layer(cin: usize, cout: usize, hw: usize, stride: usize) -> Conv<f32> {

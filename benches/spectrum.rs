@@ -15,15 +15,7 @@ fn layer(c: usize, hw: usize) -> Conv<f64> {
 /// Seeded weights (for 16 channels the same as `xtask/oracle/lowrank_peer.py`).
 fn layer_with(c: usize, hw: usize, mode: PaddingMode) -> Conv<f64> {
     let spec = ConvSpec::new(2, c, c, [3]).with_padding(Padding::Same).with_padding_mode(mode);
-    let mut s = 0x2545F4914F6CDD1Du64;
-    let w = (0..c * c * 9)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        })
-        .collect();
+    let w = convmat::numeric::Xorshift64::new(0x2545F4914F6CDD1D).half_vec(c * c * 9);
     Conv::new(Geometry::new(&spec, &[hw, hw]).unwrap(), w, None).unwrap()
 }
 

@@ -7,15 +7,9 @@ use ndarray::Array2;
 use proptest::prelude::*;
 
 fn uniform(n: usize, seed: u64, scale: f64) -> Vec<f64> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
-        })
-        .collect()
+    // 2·[-0.5, 0.5) is [-1, 1) exactly (multiples of 2^-53 scaled by 2)
+    let mut rng = convmat_numeric::Xorshift64::new(seed | 1);
+    (0..n).map(|_| 2.0 * rng.half() * scale).collect()
 }
 
 #[derive(Clone, Debug)]

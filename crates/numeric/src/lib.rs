@@ -39,7 +39,7 @@ mod rng;
 pub use dtype::Dtype;
 pub use error::NumericError;
 pub use qformat::{Overflow, QFormat, Quantizer, Rounding, MAX_FRAC_BITS, MAX_WORD_BITS};
-pub use rng::SeededRng;
+pub use rng::{SeededRng, Xorshift64};
 
 mod sealed {
     pub trait Sealed {}

@@ -50,3 +50,40 @@ impl SeededRng {
         (0..n).map(|_| (self.next_u64() % span) as f64 - f64::from(m)).collect()
     }
 }
+
+/// Marsaglia's plain xorshift64 (shifts 13, 7, 17): the generator behind `xtask/oracle/lowrank_peer.py`'s
+/// weights (which benches and tests must reproduce bit for bit) and the seeds of older tests. New code
+/// takes [`SeededRng`]; this one keeps those sequences.
+///
+/// ```
+/// use convmat_numeric::Xorshift64;
+/// let v = Xorshift64::new(0x2545F4914F6CDD1D).half_vec(3);
+/// assert!(v.iter().all(|x| (-0.5..0.5).contains(x)));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Xorshift64(u64);
+
+impl Xorshift64 {
+    /// A generator whose state starts at `seed` (nonzero: zero stays zero).
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next state, which is also the output.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in `[-0.5, 0.5)`, a multiple of `2^-53` (the top 53 bits of the state).
+    pub fn half(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    }
+
+    /// `n` values of [`half`](Self::half).
+    pub fn half_vec(&mut self, n: usize) -> Vec<f64> {
+        (0..n).map(|_| self.half()).collect()
+    }
+}

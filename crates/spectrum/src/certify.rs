@@ -62,22 +62,14 @@ pub enum Certificate {
     Inequality,
 }
 
-impl Certificate {
-    /// `exact`, `kato-temple`, `interlacing` or `residual-only`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Exact => "exact",
-            Self::KatoTemple => "kato-temple",
-            Self::Interlacing => "interlacing",
-            Self::ResidualOnly => "residual-only",
-            Self::Inequality => "norm-inequality",
-        }
-    }
-}
-
-impl std::fmt::Display for Certificate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+names! {
+    /// `exact`, `kato-temple`, `interlacing`, `residual-only` or `norm-inequality`.
+    Certificate {
+        Exact => "exact",
+        KatoTemple => "kato-temple",
+        Interlacing => "interlacing",
+        ResidualOnly => "residual-only",
+        Inequality => "norm-inequality",
     }
 }
 
@@ -933,15 +925,7 @@ mod tests {
         for (case, (spec, input, seed)) in cases.into_iter().enumerate() {
             let spec = spec.with_bias(false);
             let n: usize = spec.weight_shape().iter().product();
-            let mut s = seed | 1u64;
-            let w: Vec<f64> = (0..n)
-                .map(|_| {
-                    s ^= s << 13;
-                    s ^= s >> 7;
-                    s ^= s << 17;
-                    (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-                })
-                .collect();
+            let w = convmat_numeric::Xorshift64::new(seed | 1).half_vec(n);
             let conv = Conv::new(Geometry::new(&spec, &input).unwrap(), w, None).unwrap();
             let s1 = crate::dense_singular_values(&conv).unwrap()[0];
             // 1e-10: beyond what f32 products reach, so the run restarts with f64 products

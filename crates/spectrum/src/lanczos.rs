@@ -69,20 +69,9 @@ pub enum StartVector {
     Random,
 }
 
-impl StartVector {
+names! {
     /// `symbol` or `random` (the names `convmat svd --json` prints).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Symbol => "symbol",
-            Self::Random => "random",
-        }
-    }
-}
-
-impl std::fmt::Display for StartVector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+    StartVector { Symbol => "symbol", Random => "random" }
 }
 
 /// How [`lanczos_from`] starts.
@@ -331,15 +320,7 @@ fn norm_lanczos(
 
 /// A deterministic pseudo-random vector, uniform in [-0.5, 0.5).
 pub(crate) fn random_vector(n: usize) -> Vec<f64> {
-    let mut state = 0x9E3779B97F4A7C15u64;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        })
-        .collect()
+    convmat_numeric::Xorshift64::new(0x9E3779B97F4A7C15).half_vec(n)
 }
 
 pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {

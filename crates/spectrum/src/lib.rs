@@ -39,6 +39,26 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+/// `as_str` (the name printed by `convmat svd --json` and Python) and `Display` for a choice enum.
+macro_rules! names {
+    ($(#[$doc:meta])* $ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            $(#[$doc])*
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 mod certify;
 mod krylov;
 mod lanczos;
@@ -254,22 +274,9 @@ pub enum Method {
     Dense,
 }
 
-impl Method {
+names! {
     /// `auto`, `fft`, `lanczos` or `dense` (the names `--method` takes and `convmat svd --json` prints).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Fft => "fft",
-            Self::Lanczos => "lanczos",
-            Self::Dense => "dense",
-        }
-    }
-}
-
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+    Method { Auto => "auto", Fft => "fft", Lanczos => "lanczos", Dense => "dense" }
 }
 
 impl std::str::FromStr for Method {

@@ -6,15 +6,7 @@ use convmat_spectrum::{certified_norm, dense_singular_values, interlacing_upper_
 use proptest::prelude::*;
 
 fn weights(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        })
-        .collect()
+    convmat_numeric::Xorshift64::new(seed | 1).half_vec(n)
 }
 
 fn conv(spec: &ConvSpec, input: &[usize], seed: u64) -> Option<Conv<f64>> {

@@ -35,7 +35,6 @@
 use convmat_matrix::{Circulant, Conv};
 use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
 use faer::{c64, Accum, Mat, MatRef, Par};
-use rayon::prelude::*;
 
 use crate::lanczos::{Start, StartVector};
 use crate::tall::{mul_add, orthogonalize, qr};
@@ -192,39 +191,12 @@ pub fn interlacing_upper_bounds_with(
 /// conjugate pair counted twice), descending: every singular value of the circulant that is `>= tau`
 /// is among them. Blocks below `tau` are rejected by a Cholesky factorisation of `tau² I - KᴴK`.
 fn hot_values(circ: &Circulant, tau: f64, monitor: &Monitor<'_>) -> Result<Vec<f64>, SpectrumError> {
-    let Some(gram) = GramSymbol::new(circ) else { return crate::block_values(circ, |m| !below(m, tau), monitor) };
-    monitor.check()?;
-    let groups = circ.conv().geometry().spec().groups();
-    let (rows, cols) = (gram.rows, gram.cols);
+    let Some(gram) = GramSymbol::new(circ) else {
+        return crate::block_values(circ, |_, _| false, |m| !below(m, tau), monitor);
+    };
     // rejected only when certainly below tau, rounding included; the rest are decomposed
     let test = tau * (1.0 - 1e-11);
-    let parts: Vec<Vec<f64>> = (0..circ.frequencies())
-        .into_par_iter()
-        .filter(|&f| f <= circ.conjugate(f))
-        .map(|f| {
-            monitor.check()?;
-            let times = if circ.conjugate(f) == f { 1 } else { 2 };
-            let mut out = Vec::new();
-            for g in 0..groups {
-                if gram.below(circ, f, g, test) {
-                    continue;
-                }
-                let k = circ.block(f, g);
-                let m = Mat::<c64>::from_fn(rows, cols, |i, j| {
-                    let v = k[i * cols + j];
-                    c64::new(v.re, v.im)
-                });
-                let s = crate::svd_values(m.as_ref())?;
-                for _ in 0..times {
-                    out.extend_from_slice(&s);
-                }
-            }
-            Ok(out)
-        })
-        .collect::<Result<_, SpectrumError>>()?;
-    let mut all: Vec<f64> = parts.into_iter().flatten().collect();
-    all.sort_unstable_by(|a, b| b.total_cmp(a));
-    Ok(all)
+    crate::block_values(circ, |f, g| gram.below(circ, f, g, test), |_| true, &monitor.quiet())
 }
 
 /// The Gram matrices `G(f) = K(f)ᴴ K(f)` (or `K Kᴴ`, the smaller) of a stride-1 circulant's blocks
@@ -233,10 +205,7 @@ fn hot_values(circ: &Circulant, tau: f64, monitor: &Monitor<'_>) -> Result<Vec<f
 /// `M_δ = Σ_{o_t' - o_t = δ} W_tᵀ W_t'` precomputed once: one `G(f)` is then 2·(2k-1)^r real
 /// `n x n` multiply-adds (25 for 3x3) instead of building the block and its Gram (`n³` complex).
 struct GramSymbol {
-    /// The blocks' shape (`C_out/g x C_in/g`).
-    rows: usize,
-    cols: usize,
-    /// The Gram's side, `min(rows, cols)`.
+    /// The Gram's side, `min(rows, cols)` of the blocks' shape (`C_out/g x C_in/g`).
     n: usize,
     /// Per group, the terms `(δ, M_δ)` with `M_δ` row-major `n x n`.
     terms: Vec<Vec<(Vec<isize>, Vec<f64>)>>,
@@ -275,7 +244,7 @@ impl GramSymbol {
                 terms.into_iter().map(|(d, m)| (d, (0..n * n).map(|i| m[(i / n, i % n)]).collect())).collect()
             })
             .collect();
-        Some(Self { rows, cols, n, terms })
+        Some(Self { n, terms })
     }
 
     /// Whether every singular value of block `(f, g)` is below `tau`: `tau² I - G(f)` has a Cholesky

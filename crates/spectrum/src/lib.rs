@@ -186,14 +186,16 @@ pub fn fft_singular_values(conv: &Conv<f64>) -> Result<Vec<f64>, SpectrumError> 
 /// As [`fft_singular_values`]; [`SpectrumError::Cancelled`].
 pub fn fft_singular_values_with(conv: &Conv<f64>, monitor: &Monitor<'_>) -> Result<Vec<f64>, SpectrumError> {
     let circ = Circulant::new(conv).map_err(|e| SpectrumError::NotCircular { why: e.to_string() })?;
-    block_values(&circ, |_| true, monitor)
+    block_values(&circ, |_, _| false, |_| true, monitor)
 }
 
-/// The singular values of the circulant's per-frequency blocks that `keep` accepts, each conjugate
-/// pair counted twice, in nonincreasing order. Real weights: `K[-f] = conj(K[f])` has the same singular
-/// values, so half the frequencies suffice.
+/// The singular values of the circulant's per-frequency blocks that `skip` (frequency, group: before
+/// the block is formed) does not reject and `keep` (the block) accepts, each conjugate pair counted
+/// twice, in nonincreasing order. Real weights: `K[-f] = conj(K[f])` has the same singular values, so
+/// half the frequencies suffice.
 pub(crate) fn block_values(
     circ: &Circulant,
+    skip: impl Fn(usize, usize) -> bool + Sync,
     keep: impl Fn(MatRef<'_, c64>) -> bool + Sync,
     monitor: &Monitor<'_>,
 ) -> Result<Vec<f64>, SpectrumError> {
@@ -211,6 +213,9 @@ pub(crate) fn block_values(
             let times = if circ.conjugate(f) == f { 1 } else { 2 };
             let mut out = Vec::new();
             for g in 0..groups {
+                if skip(f, g) {
+                    continue;
+                }
                 let k = circ.block(f, g);
                 let m = Mat::<c64>::from_fn(rows, cols, |i, j| {
                     let v = k[i * cols + j];

@@ -4,6 +4,7 @@ use convmat_matrix::{Conv, Operator};
 use faer::{Mat, Par};
 use rayon::prelude::*;
 
+use crate::filtered;
 use crate::krylov::Bidiagonalization;
 // the certified norm's own block loop (certify.rs) takes these from here
 use crate::{start, Monitor, Progress, SpectrumError};
@@ -13,7 +14,8 @@ use crate::{start, Monitor, Progress, SpectrumError};
 pub struct LanczosResult {
     /// The top singular values, nonincreasing.
     pub values: Vec<f64>,
-    /// Lanczos steps taken (matrix-vector products with `A` and `Aᵀ` each).
+    /// Products with `A` (as many with `Aᵀ`): the Lanczos vectors of an unfiltered run, the filter's
+    /// products and the Rayleigh-Ritz step's of a filtered one.
     pub iterations: usize,
     /// The largest residual `||Aᵀu - σv||` of the returned values, relative to `σ_1`.
     pub residual: f64,
@@ -42,9 +44,16 @@ pub struct LanczosResult {
 /// mode of the grid (the top eigenvector of a Toeplitz section looks like that), plus a small random
 /// part so that no singular vector is missed. Other layers start from a deterministic random vector.
 ///
-/// Several values (`k > 1`) are found by the block method, `min(k, 16)` vectors per block, with full
-/// reorthogonalisation as matrix products: a singular value repeated up to the block size is returned
-/// as often as it occurs (a single-vector Krylov method sees each distinct value once). The basis is
+/// Several values (`k > 1`) of a zero-padded layer (any stride, dilation, groups, transposed; `k ≥ 8`
+/// and `2k ≤ min(rows, cols)`) are found by block Lanczos on a Chebyshev filter of `AᵀA` whose cut
+/// comes from the spectrum of a circular convolution the layer embeds in (ARCHITECTURE.md, "the
+/// filtered top k"): the filter spreads the crowded top of the spectrum apart, so the
+/// basis that must be kept orthogonal is several times smaller, and a Rayleigh-Ritz step with `A`
+/// itself gives the values, their vectors and explicit residuals. Other layers, and any filtered run
+/// that cannot vouch for its order (a cut above `σ_k²`), use Golub-Kahan bidiagonalisation of `A`.
+/// Both are block methods, `min(k, 16)` vectors per block, with full reorthogonalisation as matrix
+/// products: a singular value repeated up to the block size is returned as often as it occurs (a
+/// single-vector Krylov method sees each distinct value once). The bidiagonalisation's basis is
 /// capped at `2k + max(100, 8 x block)` vectors: at the cap a thick restart keeps the top `k` Ritz
 /// triples and an eighth of the others (Krylov-Schur form of the bidiagonalisation, see
 /// [`LanczosResult::restarts`]), so memory and the cost of a step stay bounded however many steps the
@@ -112,8 +121,32 @@ pub fn lanczos_with(
         let (ritz, steps) = norm_lanczos(conv, v, tol, max, monitor)?;
         (ritz, steps, 0)
     } else {
-        let cap = basis_cap(k, block_size(k).min(max));
-        block_bidiagonalize(conv, v, k, tol, max, cap, monitor)?
+        let b = block_size(k).min(max);
+        let cap = basis_cap(k, b);
+        let found = match filtered::choose(conv, k, monitor)? {
+            Some(filter) => {
+                let mut block = random_vector(conv.cols() * b);
+                block[..conv.cols()].copy_from_slice(&v);
+                // a small k gets room for the vectors a filtered run needs before its first values
+                // converge (~200 on the layers measured), so that it does not restart early
+                let cap = cap.max(k + 200);
+                match filtered::filtered_top(conv, filter, &block, k, tol, cap, monitor)? {
+                    // a cut above σ_k²: the degree-1 filter (AᵀA itself) needs none
+                    None if filter.degree > 1 => {
+                        let linear = filtered::Filter { degree: 1, ..filter };
+                        filtered::filtered_top(conv, linear, &block, k, tol, cap, monitor)?
+                    }
+                    found => found,
+                }
+            }
+            None => None,
+        };
+        match found {
+            Some(f) => {
+                (Ritz { values: f.values, residual: f.residual, converged: f.converged }, f.products, f.restarts)
+            }
+            None => block_bidiagonalize(conv, v, k, tol, max, cap, monitor)?,
+        }
     };
     Ok(LanczosResult { values, iterations, residual, start, restarts })
 }

@@ -60,6 +60,7 @@ macro_rules! names {
 }
 
 mod certify;
+mod filtered;
 mod krylov;
 mod lanczos;
 mod monitor;

@@ -69,27 +69,37 @@ fn norm(m: MatRef<'_, f64>) -> f64 {
 /// and two otherwise; Householder when the block is too ill-conditioned for the Gram matrix (a pivot
 /// below `1e-12` of the largest diagonal: condition beyond `1e6`).
 pub(crate) fn qr(m: &[f64], n: usize) -> Result<(Vec<f64>, Mat<f64>), crate::SpectrumError> {
-    if let Some((q1, r1, well)) = cholesky_qr(m, n) {
+    let mut q = Vec::new();
+    let r = qr_into(m, n, &mut q)?;
+    Ok((q, r))
+}
+
+/// [`qr`] writing `Q` into `q` (resized to `m`'s length): a loop that factors a block a step reuses
+/// one buffer instead of mapping fresh pages each time.
+pub(crate) fn qr_into(m: &[f64], n: usize, q: &mut Vec<f64>) -> Result<Mat<f64>, crate::SpectrumError> {
+    q.resize(m.len(), 0.0);
+    if let Some((r1, well)) = cholesky_qr(m, n, q) {
         // one pass leaves `Q` orthonormal to ~eps·κ(M)²: enough when the block is well-conditioned
         if well {
-            return Ok((q1, r1));
+            return Ok(r1);
         }
-        if let Some((q, r2, _)) = cholesky_qr(&q1, n) {
-            return Ok((q, r2 * r1));
+        let q1 = q.clone();
+        if let Some((r2, _)) = cholesky_qr(&q1, n, q) {
+            return Ok(r2 * r1);
         }
     }
     let f = MatRef::from_column_major_slice(m, n, m.len() / n).qr();
-    let q = f.compute_thin_Q();
-    let mut data = Vec::with_capacity(m.len());
-    for j in 0..q.ncols() {
-        data.extend(q.col(j).iter());
+    let qm = f.compute_thin_Q();
+    for (j, col) in q.chunks_exact_mut(n).enumerate() {
+        col.iter_mut().zip(qm.col(j).iter()).for_each(|(d, s)| *d = *s);
     }
-    Ok((data, f.thin_R().to_owned()))
+    Ok(f.thin_R().to_owned())
 }
 
-/// One pass of Cholesky QR, `None` when the Gram matrix is numerically singular (a pivot below
-/// `1e-12` of the largest diagonal); with whether the Gram matrix's condition is below `1e4`.
-fn cholesky_qr(m: &[f64], n: usize) -> Option<(Vec<f64>, Mat<f64>, bool)> {
+/// One pass of Cholesky QR into `q`, `None` (and `q` untouched) when the Gram matrix is numerically
+/// singular (a pivot below `1e-12` of the largest diagonal); with whether the Gram matrix's condition
+/// is below `1e4`.
+fn cholesky_qr(m: &[f64], n: usize, q: &mut [f64]) -> Option<(Mat<f64>, bool)> {
     let b = m.len() / n;
     let mm = MatRef::from_column_major_slice(m, n, b);
     let g = gram(mm, mm);
@@ -100,9 +110,8 @@ fn cholesky_qr(m: &[f64], n: usize) -> Option<(Vec<f64>, Mat<f64>, bool)> {
         // also refuses NaN
         (hi / lo).partial_cmp(&1e4) == Some(std::cmp::Ordering::Less)
     });
-    let mut q = vec![0.0; m.len()];
-    mul_add(MatMut::from_column_major_slice_mut(&mut q, n, b), mm, inv.as_ref(), 1.0);
-    Some((q, r, well))
+    mul(MatMut::from_column_major_slice_mut(q, n, b), Accum::Replace, mm, inv.as_ref(), 1.0);
+    Some((r, well))
 }
 
 /// `G = Rᵀ R` and `R⁻¹` for a small Gram matrix, `None` when a pivot is below `1e-12` of the largest
@@ -153,7 +162,7 @@ mod tests {
         for (name, m, cholesky) in
             [("random", &base, true), ("nearly dependent", &near, false), ("rank 5", &deficient, false)]
         {
-            assert_eq!(cholesky_qr(m, n).is_some(), cholesky, "{name}");
+            assert_eq!(cholesky_qr(m, n, &mut vec![0.0; m.len()]).is_some(), cholesky, "{name}");
             let (q, r) = qr(m, n).unwrap();
             let qm = MatRef::from_column_major_slice(&q, n, b);
             let mm = MatRef::from_column_major_slice(m, n, b);

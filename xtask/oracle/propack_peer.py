@@ -79,7 +79,7 @@ def main():
                        check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - t
     j = json.loads(r.stdout)
-    report("convmat", seconds, np.load(out), f"  {j['iterations']} block steps, residual {j['residual']:.1e}")
+    report("convmat", seconds, np.load(out), f"  {j['iterations']} products, residual {j['residual']:.1e}")
 
 
 if __name__ == "__main__":

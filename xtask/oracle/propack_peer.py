@@ -6,7 +6,8 @@ dense SVD there), against the dense SVD.
 The layer is lowrank_peer.py's: Conv2d(16, 16, 3, padding=1) on 16x32x32 with the xorshift weights of
 benches/spectrum.rs. The CSR is written by `convmat build --dtype f64` and read with scipy.sparse.
 Usage: python propack_peer.py CONVMAT_BINARY WORKDIR [K] [TOL] [SOLVERS]
-  K defaults to 300, TOL to 1e-6, SOLVERS to propack,arpack (comma-separated; convmat always runs).
+  K defaults to 300, TOL to 1e-6, SOLVERS to propack,arpack (comma-separated; convmat always runs;
+  `lowrank` adds torch.svd_lowrank(A, q=K) on a float64 torch CSR, which needs torch).
 Prints one line per route: name, seconds, products where known, sigma_1, sigma_k, and the largest
 relative difference to PROPACK (and to the dense reference when cached)."""
 import json
@@ -52,6 +53,17 @@ def main():
         print(line, flush=True)
 
     for solver in solvers:
+        if solver == "lowrank":
+            # the seed's route: torch.svd_lowrank on a torch CSR of the same matrix (float64, its
+            # default two power iterations; one call, after a warm-up call)
+            import torch
+            sparse = torch.sparse_csr_tensor(a.indptr, a.indices, a.data, size=a.shape, dtype=torch.float64)
+            torch.manual_seed(0)
+            torch.svd_lowrank(sparse, q=k)
+            t = time.perf_counter()
+            _, s, _ = torch.svd_lowrank(sparse, q=k)
+            report("lowrank", time.perf_counter() - t, s.numpy())
+            continue
         count = [0]
         op = scipy.sparse.linalg.aslinearoperator(a)
         mv, rmv = op.matvec, op.rmatvec

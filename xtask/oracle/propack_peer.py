@@ -56,7 +56,10 @@ def main():
         if solver == "lowrank":
             # the seed's route: torch.svd_lowrank on a torch CSR of the same matrix (float64, its
             # default two power iterations; one call, after a warm-up call)
+            import warnings
+
             import torch
+            warnings.filterwarnings("ignore", message="Sparse", category=UserWarning)
             sparse = torch.sparse_csr_tensor(a.indptr, a.indices, a.data, size=a.shape, dtype=torch.float64)
             torch.manual_seed(0)
             torch.svd_lowrank(sparse, q=k)

@@ -31,7 +31,7 @@ use convmat_matrix::{Conv, Operator};
 use faer::{Accum, Mat, MatMut, MatRef};
 use rayon::prelude::*;
 
-use crate::tall::{gram, mul, orthogonalize, qr, qr_into};
+use crate::tall::{combine, gram, mul, orthogonalize, qr, qr_into};
 use crate::{Monitor, Progress, SpectrumError};
 
 /// The Chebyshev filter `M = T_m(2 AᵀA / cut - I)` (see the module docs).
@@ -226,14 +226,6 @@ impl Lanczos {
         }
         self.d = keep;
     }
-}
-
-/// `X q` with `X` the column-major `n`-row basis `x`, column-major.
-fn combine(x: &[f64], n: usize, q: MatRef<'_, f64>) -> Vec<f64> {
-    let xm = MatRef::from_column_major_slice(x, n, q.nrows());
-    let mut out = vec![0.0; n * q.ncols()];
-    mul(MatMut::from_column_major_slice_mut(&mut out, n, q.ncols()), Accum::Replace, xm, q, 1.0);
-    out
 }
 
 /// What a filtered run found: the top `k` values, their largest explicit residual relative to `σ_1`,

@@ -25,7 +25,7 @@
 use convmat_matrix::{Conv, Operator};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 
-use crate::tall::{mul, orthogonalize, qr};
+use crate::tall::{combine, mul, orthogonalize, qr};
 use crate::{Monitor, SpectrumError};
 
 /// The bases and projections of a block Golub-Kahan-Lanczos run (see the module docs).
@@ -200,15 +200,6 @@ impl<'a> Bidiagonalization<'a> {
 /// `||a - s b||`.
 fn dist(a: &[f64], s: f64, b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(a, b)| (a - s * b) * (a - s * b)).sum::<f64>().sqrt()
-}
-
-/// `X q` with `X` the column-major `n`-row basis `x`, column-major.
-fn combine(x: &[f64], n: usize, q: MatRef<'_, f64>) -> Vec<f64> {
-    let xm = MatRef::from_column_major_slice(x, n, q.nrows());
-    let mut out = vec![0.0; n * q.ncols()];
-    let om = MatMut::from_column_major_slice_mut(&mut out, n, q.ncols());
-    mul(om, Accum::Replace, xm, q, 1.0);
-    out
 }
 
 #[cfg(test)]

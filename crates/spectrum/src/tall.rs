@@ -31,6 +31,14 @@ pub(crate) fn mul(out: MatMut<'_, f64>, accum: Accum, a: MatRef<'_, f64>, c: Mat
     });
 }
 
+/// `X q` with `X` the column-major `n`-row basis `x`, column-major (`n x q.ncols()`).
+pub(crate) fn combine(x: &[f64], n: usize, q: MatRef<'_, f64>) -> Vec<f64> {
+    let xm = MatRef::from_column_major_slice(x, n, q.nrows());
+    let mut out = vec![0.0; n * q.ncols()];
+    mul(MatMut::from_column_major_slice_mut(&mut out, n, q.ncols()), Accum::Replace, xm, q, 1.0);
+    out
+}
+
 /// `m += alpha · a · c`.
 pub(crate) fn mul_add(m: MatMut<'_, f64>, a: MatRef<'_, f64>, c: MatRef<'_, f64>, alpha: f64) {
     mul(m, Accum::Add, a, c, alpha);

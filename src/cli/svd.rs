@@ -25,9 +25,11 @@ Methods: fft is exact for circular padding (the layer is block-diagonal in the F
 strides that divide the input are folded into the channels). lanczos finds the top k of any layer
 without forming the matrix, to a relative residual --tol: the norm by single-vector Lanczos started
 at the kernel's top Fourier mode (stride 1), k > 1 by block Lanczos, which returns repeated values
-as often as they occur. dense computes all of a small layer. auto takes fft when it applies, dense
-when all (or most) values of a small matrix are wanted, else lanczos, and says which. For zero
-padding the report adds the norm of the circular layer on the padded grid, an upper bound.
+as often as they occur; for a zero-padded layer (k >= 8) on a Chebyshev filter of AᵀA cut below the
+wanted values, which spreads a crowded top apart, with the values and their residuals from A itself.
+dense computes all of a small layer. auto takes fft when it applies, dense when all (or most)
+values of a small matrix are wanted, else lanczos, and says which. For zero padding the report
+adds the norm of the circular layer on the padded grid, an upper bound.
 S.npy holds float64 values in descending order; --all gives min(rows, cols) of them.
 
 Certified norm: --norm reports an interval lower <= σ₁ <= upper and stops when

@@ -36,10 +36,16 @@ use convmat_matrix::{Circulant, Conv};
 use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
 use faer::{c64, Accum, Mat, MatRef, Par};
 
+mod small;
+mod times;
+
+use small::{Basis, HalfStep, Real};
+
 use crate::lanczos::{Start, StartVector};
-use crate::tall::{mul_add, orthogonalize, qr};
+use crate::tall::qr;
 use crate::{Monitor, Progress, SpectrumError};
 use convmat_matrix::Operator;
+use times::{Phase, Times};
 
 /// What a spectral norm's interval rests on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -522,36 +528,30 @@ fn f32_weights(conv: &Conv<f64>) -> Option<Conv<f32>> {
     Conv::new(conv.geometry().clone(), w, None).ok()
 }
 
-/// The Lanczos products: the f64 operator, or (fast) the f32 one on rounded copies of the vectors.
-struct Products<'a> {
-    exact: Operator<'a, f64>,
-    fast: Option<Operator<'a, f32>>,
-    input: Vec<f32>,
-    output: Vec<f32>,
+/// What persists across the restart of [`norm_with`]'s Lanczos run with f64 products.
+struct Run {
+    progress: Progress,
+    /// Steps of the earlier (restarted) run.
+    earlier: usize,
+    start: StartVector,
+    /// The interlacing bounds of `σ_1..σ_{MAX_CLUSTER+1}`, once computed.
+    bounds: Option<Vec<f64>>,
+    /// The step at which they were, whether they separated nothing at the Ritz values since, and how
+    /// many times they were looked for.
+    bounds_at: usize,
+    unseparated: bool,
+    looks: usize,
+    /// The smallest relative width an explicit check found.
+    best_explicit: f64,
+    times: Times,
 }
 
-impl<'a> Products<'a> {
-    fn run(&mut self, x: &[f64], y: &mut [f64], forward: bool) -> Result<(), SpectrumError> {
-        use rayon::prelude::*;
-        let Some(fast) = &mut self.fast else {
-            if forward {
-                self.exact.apply(x, y)?;
-            } else {
-                self.exact.adjoint(x, y)?;
-            }
-            return Ok(());
-        };
-        self.input.resize(x.len(), 0.0);
-        self.output.resize(y.len(), 0.0);
-        self.input.par_iter_mut().zip(x).for_each(|(a, &b)| *a = b as f32);
-        if forward {
-            fast.apply(&self.input, &mut self.output)?;
-        } else {
-            fast.adjoint(&self.input, &mut self.output)?;
-        }
-        y.par_iter_mut().zip(&self.output).for_each(|(a, &b)| *a = f64::from(b));
-        Ok(())
-    }
+/// How a Lanczos run of [`norm_with`] ended.
+enum Outcome {
+    Done(NormInterval),
+    /// The f32 products could not reach the tolerance: their Ritz vectors (column-major) start a run
+    /// with f64 products.
+    Restart(Vec<f64>),
 }
 
 /// [`certified_norm_with`] under a chosen [`Policy`].
@@ -564,108 +564,126 @@ fn norm_with(
     policy: Policy,
 ) -> Result<NormInterval, SpectrumError> {
     monitor.check()?;
-    let mut progress = Progress::new(1);
+    let mut times = Times::new();
+    let (block, start) = start_block(conv, start);
+    times.lap(Phase::Start);
+    let mut run = Run {
+        progress: Progress::new(1),
+        earlier: 0,
+        start,
+        bounds: None,
+        bounds_at: 0,
+        unseparated: false,
+        looks: 0,
+        best_explicit: f64::INFINITY,
+        times,
+    };
+    let mut exact = Operator::new(conv);
+    let mut first = qr(&block, conv.cols())?.0;
+    if let Some(conv32) = policy.fast.then(|| f32_weights(conv)).flatten() {
+        let mut op = Operator::new(&conv32);
+        match lanczos_run(conv, &mut op, &mut exact, &first, tol, monitor, grids.as_deref(), policy, &mut run)? {
+            Outcome::Done(n) => return Ok(n),
+            Outcome::Restart(x) => first = qr(&x, conv.cols())?.0,
+        }
+    }
+    let mut op = Operator::new(conv);
+    match lanczos_run(conv, &mut op, &mut exact, &first, tol, monitor, grids.as_deref(), policy, &mut run)? {
+        Outcome::Done(n) => Ok(n),
+        Outcome::Restart(_) => unreachable!("f64 products do not restart"),
+    }
+}
+
+/// One Lanczos run of [`norm_with`] from the orthonormal block `first`, its products by `op` (f32:
+/// the fast products, which may end in [`Outcome::Restart`]; f64) and the certificates by `exact`.
+#[allow(clippy::too_many_arguments)]
+fn lanczos_run<S: Real>(
+    conv: &Conv<f64>,
+    op: &mut Operator<'_, S>,
+    exact: &mut Operator<'_, f64>,
+    first: &[f64],
+    tol: f64,
+    monitor: &Monitor<'_>,
+    grids: Option<&[Conv<f64>]>,
+    policy: Policy,
+    run: &mut Run,
+) -> Result<Outcome, SpectrumError> {
     let (rows, cols) = (conv.rows(), conv.cols());
     let max = rows.min(cols);
-    let (block, start) = start_block(conv, start);
-    let b = block.len() / cols;
-    let conv32 = if policy.fast { f32_weights(conv) } else { None };
-    let mut op = Products {
-        exact: Operator::new(conv),
-        fast: conv32.as_ref().map(Operator::new),
-        input: Vec::new(),
-        output: Vec::new(),
-    };
+    let b = first.len() / cols;
+    let fast = std::mem::size_of::<S>() < 8;
     let mut local = policy.local;
-    // steps of earlier (restarted) runs
-    let mut earlier = 0;
-    let mut v = qr(&block, cols)?.0;
-    let (mut vs, mut us) = (Vec::<f64>::new(), Vec::<f64>::new());
+    // the bases, in the products' precision; `vs` holds the next block too
+    let (mut vs, mut us) = (Basis::<S>::new(cols * b), Basis::<S>::new(rows * b));
+    vs.push(first);
+    let (mut left, mut right) = (HalfStep::new(rows, b), HalfStep::new(cols, b));
+    let (mut w, mut z) = (vec![S::ZERO; rows * b], vec![S::ZERO; cols * b]);
     let (mut diag, mut uppers) = (Vec::<Mat<f64>>::new(), Vec::<Mat<f64>>::new());
-    let (mut w, mut z) = (vec![0.0; rows * b], vec![0.0; cols * b]);
     let mut max_r = 0.0f64;
     let mut next_check = 1;
-    // the interlacing bounds of σ_1..σ_{MAX_CLUSTER+1}, once computed
-    let mut bounds: Option<Vec<f64>> = None;
-    let mut best_explicit = f64::INFINITY;
-    // the step at which the bounds were computed
-    let (mut bounds_at, mut unseparated, mut looks) = (0, false, 0);
     loop {
-        progress.steps = earlier + diag.len();
-        monitor.step(&progress)?;
-        vs.extend_from_slice(&v);
-        let vm = MatRef::from_column_major_slice(&v, cols, b);
+        run.progress.steps = run.earlier + diag.len();
+        monitor.step(&run.progress)?;
         // W = A V_j - U_{j-1} D_{j-1}ᵀ, reorthogonalised, = U_j R_j
-        op.run(&v, &mut w, true)?;
-        if let Some(d) = uppers.last() {
-            let prev = MatRef::from_column_major_slice(&us[us.len() - rows * b..], rows, b);
-            mul_add(faer::MatMut::from_column_major_slice_mut(&mut w, rows, b), prev, d.transpose(), -1.0);
-        }
+        op.apply(vs.last(), &mut w)?;
+        run.times.lap(Phase::Products);
         // a block step is several products: look at the flag between them too
         monitor.check()?;
-        if local {
-            orthogonalize(last_block(&us, rows * b), rows, &mut w);
-        } else {
-            orthogonalize(&us, rows, &mut w);
-        }
+        let t = uppers.last().map(|d| d.transpose().to_owned());
+        let r = left.run(&w, t.as_ref(), !local, &mut us)?;
+        run.times.lap(Phase::Block);
         monitor.check()?;
-        let (u, r) = qr(&w, rows)?;
-        us.extend_from_slice(&u);
         // Z = Aᵀ U_j - V_j R_jᵀ, reorthogonalised, = V_{j+1} D_j
-        op.run(&u, &mut z, false)?;
-        mul_add(faer::MatMut::from_column_major_slice_mut(&mut z, cols, b), vm, r.transpose(), -1.0);
+        op.adjoint(us.last(), &mut z)?;
+        run.times.lap(Phase::Products);
         max_r = max_r.max(r.norm_l2());
-        diag.push(r);
         monitor.check()?;
-        if local {
-            orthogonalize(last_block(&vs, cols * b), cols, &mut z);
-        } else {
-            orthogonalize(&vs, cols, &mut z);
-        }
-        let (next, d) = qr(&z, cols)?;
+        let d = right.run(&z, Some(&r.transpose().to_owned()), !local, &mut vs)?;
+        diag.push(r);
         let dnorm = d.norm_l2();
         uppers.push(d);
+        run.times.lap(Phase::Block);
         let dim = diag.len() * b;
         let exhausted = dim + b > max || dnorm <= 1e-14 * max_r;
+        let total = run.earlier + diag.len();
         if exhausted && rows.saturating_mul(cols) <= crate::DENSE_LIMIT {
             // the Krylov space is (nearly) the whole small matrix
             let s = crate::dense_singular_values(conv)?;
-            let upper_bounds = match &grids {
+            let upper_bounds = match grids {
                 Some(_) => interlacing_upper_bounds(conv, (MAX_CLUSTER + 1).min(max))?.unwrap_or_default(),
                 None => Vec::new(),
             };
-            return Ok(NormInterval {
+            return Ok(Outcome::Done(NormInterval {
                 value: s[0],
                 lower: s[0],
                 upper: Some(s[0]),
                 certificate: Certificate::Exact,
                 cluster: 0,
-                iterations: earlier + diag.len(),
+                iterations: total,
                 residual: 0.0,
-                start: Some(start),
+                start: Some(run.start),
                 upper_bounds,
-            });
+            }));
         }
-        v = next;
         if diag.len() < next_check && !exhausted {
             continue;
         }
         let steps = diag.len();
         next_check = steps + (steps / 20).max(1);
-        let total = earlier + steps;
         let ritz = block_ritz(&diag, &uppers)?;
+        run.times.lap(Phase::Ritz);
         let theta = &ritz.values;
         let scale = theta[0].max(f64::MIN_POSITIVE);
         let rel = ritz.residuals[0] / scale;
         // a Ritz value converging far enough to pull the basis off orthogonality: keep it orthogonal
         local &= ritz.residuals.iter().all(|&r| r > SEMI_ORTHOGONAL * scale);
-        (progress.residual, progress.converged) = (rel, usize::from(rel <= tol));
-        let Some(grids) = &grids else {
+        (run.progress.residual, run.progress.converged) = (rel, usize::from(rel <= tol));
+        let Some(grids) = grids else {
             // residual-only
             if rel <= tol || exhausted {
-                let e = explicit(&mut op.exact, &ritz_vectors(&vs, cols, &ritz.right, 1), rows, cols)?;
+                let e = explicit(exact, &vs.combine(cols, ritz.right.as_ref().subcols(0, 1)), rows, cols)?;
                 let lower = e.mu[0].max(0.0).sqrt() * (1.0 - ROUNDING);
-                return Ok(NormInterval {
+                return Ok(Outcome::Done(NormInterval {
                     value: theta[0],
                     lower,
                     upper: None,
@@ -673,21 +691,22 @@ fn norm_with(
                     cluster: 0,
                     iterations: total,
                     residual: rel,
-                    start: Some(start),
+                    start: Some(run.start),
                     upper_bounds: Vec::new(),
-                });
+                }));
             }
             continue;
         };
         let kmax = MAX_CLUSTER.min(dim).min(max - 1).max(1);
-        if unseparated && total >= bounds_at + 8 && looks < 3 && !exhausted {
-            bounds = None;
+        if run.unseparated && total >= run.bounds_at + 8 && run.looks < 3 && !exhausted {
+            run.bounds = None;
         }
-        if bounds.is_none() && (rel < tol.clamp(1e-4, 1e-3) || exhausted) {
-            bounds = Some(top_bounds(grids, theta, kmax, &monitor.quiet())?);
-            (bounds_at, looks) = (total, looks + 1);
+        if run.bounds.is_none() && (rel < tol.clamp(1e-4, 1e-3) || exhausted) {
+            run.bounds = Some(top_bounds(grids, theta, kmax, &monitor.quiet())?);
+            run.times.lap(Phase::Bounds);
+            (run.bounds_at, run.looks) = (total, run.looks + 1);
         }
-        let Some(u_b) = &bounds else { continue };
+        let Some(u_b) = &run.bounds else { continue };
         // the cluster whose estimated certified width is smallest
         let estimate = |k: usize| -> Option<f64> {
             let c = u_b.get(k)?.powi(2) * (1.0 + ROUNDING);
@@ -698,17 +717,18 @@ fn norm_with(
         };
         let choice =
             (1..=kmax.min(theta.len())).filter_map(|k| estimate(k).map(|w| (k, w))).min_by(|a, b| a.1.total_cmp(&b.1));
-        progress.width = choice.map(|c| c.1);
+        run.progress.width = choice.map(|c| c.1);
         // bounds that separate no cluster at the current Ritz values (a threshold from values that
         // have moved since) are looked for again
-        unseparated =
+        run.unseparated =
             !(1..=kmax.min(theta.len())).any(|k| u_b.get(k).is_some_and(|&c| c < theta[k - 1] * (1.0 - 1e-5)));
         let stagnant = rel < 1e-14;
-        let ready = choice.is_some_and(|(_, w)| w <= tol / 2.0 && w < best_explicit / 4.0);
+        let ready = choice.is_some_and(|(_, w)| w <= tol / 2.0 && w < run.best_explicit / 4.0);
         if ready || exhausted || stagnant || (choice.is_none() && rel <= tol) {
             let k = choice.map_or(1, |c| c.0);
-            let x = ritz_vectors(&vs, cols, &ritz.right, k.max(b));
-            let e = explicit(&mut op.exact, &x[..cols * k], rows, cols)?;
+            let x = vs.combine(cols, ritz.right.as_ref().subcols(0, k.max(b)));
+            let e = explicit(exact, &x[..cols * k], rows, cols)?;
+            run.times.lap(Phase::Explicit);
             let lower = e.mu[0].max(0.0).sqrt() * (1.0 - ROUNDING);
             let c = u_b.get(k).map(|b| b * b * (1.0 + ROUNDING));
             let kt = c.and_then(|c| kato_temple(&e, c)).map(|l| l.sqrt() * (1.0 + ROUNDING));
@@ -718,20 +738,16 @@ fn norm_with(
             };
             let upper = upper.max(lower);
             let width = (upper - lower) / lower;
-            best_explicit = best_explicit.min(width);
-            if width > tol && op.fast.is_some() && choice.is_some() {
+            run.best_explicit = run.best_explicit.min(width);
+            if width > tol && fast && choice.is_some() {
                 // the f32 products' rounding stands between the Ritz vectors and the tolerance:
                 // restart from them with f64 products
-                op.fast = None;
-                earlier += steps;
-                (vs, us) = (Vec::new(), Vec::new());
-                (diag, uppers) = (Vec::new(), Vec::new());
-                (max_r, next_check, local) = (0.0, 1, policy.local);
-                v = qr(&x[..cols * b], cols)?.0;
-                continue;
+                run.earlier += steps;
+                return Ok(Outcome::Restart(x[..cols * b].to_vec()));
             }
             if width <= tol || exhausted || stagnant || choice.is_none() {
-                return Ok(NormInterval {
+                run.times.report(total);
+                return Ok(Outcome::Done(NormInterval {
                     value: theta[0].clamp(lower, upper),
                     lower,
                     upper: Some(upper),
@@ -739,17 +755,12 @@ fn norm_with(
                     cluster,
                     iterations: total,
                     residual: rel,
-                    start: Some(start),
+                    start: Some(run.start),
                     upper_bounds: u_b.clone(),
-                });
+                }));
             }
         }
     }
-}
-
-/// The last `len` values of a basis.
-fn last_block(basis: &[f64], len: usize) -> &[f64] {
-    &basis[basis.len().saturating_sub(len)..]
 }
 
 /// The first block: for a stride-1 layer the real and imaginary parts of the symbol mode (which span
@@ -769,18 +780,6 @@ fn start_block(conv: &Conv<f64>, start: Start) -> (Vec<f64>, StartVector) {
         }
     }
     (block, StartVector::Symbol)
-}
-
-/// The first `k` right Ritz vectors `V q_i`, column-major `cols x k`.
-fn ritz_vectors(vs: &[f64], cols: usize, right: &Mat<f64>, k: usize) -> Vec<f64> {
-    let steps = vs.len() / cols;
-    let vm = MatRef::from_column_major_slice(vs, cols, steps);
-    let x = vm * right.as_ref().subcols(0, k);
-    let mut out = Vec::with_capacity(cols * k);
-    for j in 0..k {
-        out.extend(x.col(j).iter());
-    }
-    out
 }
 
 /// Interlacing bounds of `σ_1..σ_{kmax+1}` from the hot blocks of the grids, the grids tried in turn

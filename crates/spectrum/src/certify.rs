@@ -205,12 +205,13 @@ fn hot_values(circ: &Circulant, tau: f64, monitor: &Monitor<'_>) -> Result<Vec<f
     crate::block_values(circ, |f, g| gram.below(circ, f, g, test), |_| true, &monitor.quiet())
 }
 
-/// The Gram matrices `G(f) = K(f)ᴴ K(f)` (or `K Kᴴ`, the smaller) of a stride-1 circulant's blocks
-/// as trigonometric polynomials: `K(f) = Σ_t W_t e^{iθ_f·o_t}` gives
-/// `G(f) = Σ_δ M_δ e^{iθ_f·δ}` over the differences `δ = o_t' - o_t` of tap offsets, with
-/// `M_δ = Σ_{o_t' - o_t = δ} W_tᵀ W_t'` precomputed once: one `G(f)` is then 2·(2k-1)^r real
+/// The Gram matrices `G(ω) = K(ω)ᴴ K(ω)` (or `K Kᴴ`, the smaller) of a stride-1 layer's symbol
+/// `K(ω) = Σ_t W_t e^{iω·o_t}` (per group) as trigonometric polynomials:
+/// `G(ω) = Σ_δ M_δ e^{iω·δ}` over the differences `δ = o_t' - o_t` of tap offsets, with
+/// `M_δ = Σ_{o_t' - o_t = δ} W_tᵀ W_t'` precomputed once: one `G(ω)` is then 2·(2k-1)^r real
 /// `n x n` multiply-adds (25 for 3x3) instead of building the block and its Gram (`n³` complex).
-struct GramSymbol {
+/// A circulant's blocks are the symbol at its grid's frequencies.
+pub(crate) struct GramSymbol {
     /// The Gram's side, `min(rows, cols)` of the blocks' shape (`C_out/g x C_in/g`).
     n: usize,
     /// Per group, the terms `(δ, M_δ)` with `M_δ` row-major `n x n`.
@@ -220,16 +221,18 @@ struct GramSymbol {
 impl GramSymbol {
     /// `None` for a strided (polyphase) circulant.
     fn new(circ: &Circulant) -> Option<Self> {
-        let spec = circ.conv().geometry().spec();
-        if circ.phases() != 1 {
-            return None;
-        }
+        (circ.phases() == 1).then(|| Self::of(circ.conv()))
+    }
+
+    /// The Gram symbol of a layer's kernel (its stride and padding play no part).
+    pub(crate) fn of(conv: &Conv<f64>) -> Self {
+        let spec = conv.geometry().spec();
         let g = spec.groups();
         let (rows, cols) = (spec.out_channels() / g, spec.in_channels() / g);
         let n = rows.min(cols);
         let offsets = spec.tap_offsets();
         let k = offsets.len();
-        let w = circ.conv().weight();
+        let w = conv.weight();
         let tap = |gi: usize, t: usize| Mat::<f64>::from_fn(rows, cols, |o, i| w[((gi * rows + o) * cols + i) * k + t]);
         let terms = (0..g)
             .map(|gi| {
@@ -250,7 +253,31 @@ impl GramSymbol {
                 terms.into_iter().map(|(d, m)| (d, (0..n * n).map(|i| m[(i / n, i % n)]).collect())).collect()
             })
             .collect();
-        Some(Self { n, terms })
+        Self { n, terms }
+    }
+
+    /// The Gram's side.
+    pub(crate) fn side(&self) -> usize {
+        self.n
+    }
+
+    /// Groups.
+    pub(crate) fn groups(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// `G(ω)` of group `g` as its real and imaginary parts (row-major, overwritten), with
+    /// `theta(δ) = ω·δ`.
+    pub(crate) fn eval(&self, g: usize, theta: impl Fn(&[isize]) -> f64, re: &mut [f64], im: &mut [f64]) {
+        re.fill(0.0);
+        im.fill(0.0);
+        for (delta, m) in &self.terms[g] {
+            let (s, c) = theta(delta).sin_cos();
+            for ((r, i), &v) in re.iter_mut().zip(im.iter_mut()).zip(m) {
+                *r += c * v;
+                *i += s * v;
+            }
+        }
     }
 
     /// Whether every singular value of block `(f, g)` is below `tau`: `tau² I - G(f)` has a Cholesky
@@ -261,8 +288,8 @@ impl GramSymbol {
         let lead = grid.len() - self.terms[g].first().map_or(0, |t| t.0.len());
         let fr = [f / (grid[1] * grid[2]), f / grid[2] % grid[1], f % grid[2]];
         let (mut re, mut im) = (vec![0.0; n * n], vec![0.0; n * n]);
-        for (delta, m) in &self.terms[g] {
-            let theta: f64 = delta
+        let theta = |delta: &[isize]| -> f64 {
+            delta
                 .iter()
                 .enumerate()
                 .map(|(a, &d)| {
@@ -270,13 +297,9 @@ impl GramSymbol {
                         * (fr[lead + a] * d.rem_euclid(grid[lead + a] as isize) as usize % grid[lead + a]) as f64
                         / grid[lead + a] as f64
                 })
-                .sum();
-            let (s, c) = theta.sin_cos();
-            for ((r, i), &v) in re.iter_mut().zip(im.iter_mut()).zip(m) {
-                *r += c * v;
-                *i += s * v;
-            }
-        }
+                .sum()
+        };
+        self.eval(g, theta, &mut re, &mut im);
         // tau² I - G = L Lᴴ, L lower triangular, row-major, in place of (re, im)
         let t2 = tau * tau;
         for j in 0..n {

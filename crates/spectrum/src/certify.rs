@@ -45,6 +45,7 @@ use crate::lanczos::{Start, StartVector};
 use crate::tall::qr;
 use crate::{Monitor, Progress, SpectrumError};
 use convmat_matrix::Operator;
+use rayon::prelude::*;
 use times::{Phase, Times};
 
 /// What a spectral norm's interval rests on.
@@ -202,7 +203,9 @@ fn hot_values(circ: &Circulant, tau: f64, monitor: &Monitor<'_>) -> Result<Vec<f
     };
     // rejected only when certainly below tau, rounding included; the rest are decomposed
     let test = tau * (1.0 - 1e-11);
-    crate::block_values(circ, |f, g| gram.below(circ, f, g, test), |_| true, &monitor.quiet())
+    let below = gram.below_all(circ, test, monitor)?;
+    let groups = gram.groups();
+    crate::block_values(circ, |f, g| below[f * groups + g], |_| true, &monitor.quiet())
 }
 
 /// The Gram matrices `G(ω) = K(ω)ᴴ K(ω)` (or `K Kᴴ`, the smaller) of a stride-1 layer's symbol
@@ -280,55 +283,69 @@ impl GramSymbol {
         }
     }
 
-    /// Whether every singular value of block `(f, g)` is below `tau`: `tau² I - G(f)` has a Cholesky
-    /// factorisation. Sequential.
-    fn below(&self, circ: &Circulant, f: usize, g: usize, tau: f64) -> bool {
-        let n = self.n;
+    /// For every block `(f, g)` of `circ` with `f <= conj(f)` (at `f · groups + g`), whether all its
+    /// singular values are below `tau`: `tau² I - G(f)` has a Cholesky factorisation (faer's, which
+    /// refuses a pivot that is not positive). The Gram matrices of a run of frequencies come from one
+    /// GEMM, `[M_δ] · [cos θ_δ(f), sin θ_δ(f)]`, with the angles reduced exactly on the grid.
+    fn below_all(&self, circ: &Circulant, tau: f64, monitor: &Monitor<'_>) -> Result<Vec<bool>, SpectrumError> {
+        const RUN: usize = 16;
+        let (n, groups) = (self.n, self.groups());
         let grid = circ.grid();
-        let lead = grid.len() - self.terms[g].first().map_or(0, |t| t.0.len());
-        let fr = [f / (grid[1] * grid[2]), f / grid[2] % grid[1], f % grid[2]];
-        let (mut re, mut im) = (vec![0.0; n * n], vec![0.0; n * n]);
-        let theta = |delta: &[isize]| -> f64 {
-            delta
-                .iter()
-                .enumerate()
-                .map(|(a, &d)| {
-                    std::f64::consts::TAU
-                        * (fr[lead + a] * d.rem_euclid(grid[lead + a] as isize) as usize % grid[lead + a]) as f64
-                        / grid[lead + a] as f64
-                })
-                .sum()
-        };
-        self.eval(g, theta, &mut re, &mut im);
-        // tau² I - G = L Lᴴ, L lower triangular, row-major, in place of (re, im)
+        let freqs: Vec<usize> = (0..circ.frequencies()).filter(|&f| f <= circ.conjugate(f)).collect();
+        // per group, the terms' matrices as the columns of one n² x T matrix
+        let stacks: Vec<Mat<f64>> = self.terms.iter().map(|t| Mat::from_fn(n * n, t.len(), |i, j| t[j].1[i])).collect();
         let t2 = tau * tau;
-        for j in 0..n {
-            let (rj, ij) = (j * n, j * n);
-            let mut d = t2 - re[rj + j];
-            for p in 0..j {
-                d -= re[rj + p] * re[rj + p] + im[ij + p] * im[ij + p];
-            }
-            // also catches NaN
-            if d.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-                return false;
-            }
-            let d = d.sqrt();
-            re[rj + j] = d;
-            im[ij + j] = 0.0;
-            for i in j + 1..n {
-                let ri = i * n;
-                // A_ij = -G_ij; L_ij = (A_ij - Σ_p L_ip conj(L_jp)) / d
-                let (mut sr, mut si) = (-re[ri + j], -im[ri + j]);
-                for p in 0..j {
-                    let (a, b, c, e) = (re[ri + p], im[ri + p], re[rj + p], im[rj + p]);
-                    sr -= a * c + b * e;
-                    si -= b * c - a * e;
+        let runs: Vec<Vec<bool>> = freqs
+            .par_chunks(RUN)
+            .map(|run| {
+                monitor.check()?;
+                let mut out = Vec::with_capacity(run.len() * groups);
+                let mut gram = Mat::<f64>::zeros(n * n, 2 * run.len());
+                for (g, stack) in stacks.iter().enumerate() {
+                    let terms = &self.terms[g];
+                    let lead = grid.len() - terms.first().map_or(0, |t| t.0.len());
+                    let angles = Mat::<f64>::from_fn(terms.len(), 2 * run.len(), |t, c| {
+                        let f = run[c / 2];
+                        let fr = [f / (grid[1] * grid[2]), f / grid[2] % grid[1], f % grid[2]];
+                        let theta: f64 = terms[t]
+                            .0
+                            .iter()
+                            .enumerate()
+                            .map(|(a, &d)| {
+                                let m = grid[lead + a];
+                                std::f64::consts::TAU * (fr[lead + a] * d.rem_euclid(m as isize) as usize % m) as f64
+                                    / m as f64
+                            })
+                            .sum();
+                        if c % 2 == 0 {
+                            theta.cos()
+                        } else {
+                            theta.sin()
+                        }
+                    });
+                    faer::linalg::matmul::matmul(gram.as_mut(), Accum::Replace, stack, &angles, 1.0, Par::Seq);
+                    for c in 0..run.len() {
+                        let (re, im) = (gram.col(2 * c), gram.col(2 * c + 1));
+                        let a = Mat::<c64>::from_fn(n, n, |i, j| {
+                            c64::new(if i == j { t2 } else { 0.0 } - re[i * n + j], -im[i * n + j])
+                        });
+                        out.push(a.llt(faer::Side::Lower).is_ok());
+                    }
                 }
-                re[ri + j] = sr / d;
-                im[ri + j] = si / d;
+                // group-major within the run: reorder to f · groups + g
+                Ok((0..run.len())
+                    .flat_map(|c| (0..groups).map(move |g| (c, g)))
+                    .map(|(c, g)| out[g * run.len() + c])
+                    .collect())
+            })
+            .collect::<Result<_, SpectrumError>>()?;
+        let mut below = vec![false; circ.frequencies() * groups];
+        for (&f, v) in freqs.iter().zip(runs.iter().flatten().collect::<Vec<_>>().chunks(groups)) {
+            for (g, &&b) in v.iter().enumerate() {
+                below[f * groups + g] = b;
             }
         }
-        true
+        Ok(below)
     }
 }
 
@@ -389,25 +406,30 @@ fn bounds_from_hot(hot: &[f64], tau: f64, count: usize) -> Vec<f64> {
 /// The largest cluster size tried.
 const MAX_CLUSTER: usize = 4;
 
-/// The Ritz triples of a block bidiagonalisation: values, right vectors (in the Lanczos basis) and
-/// residual estimates `||D_last p_last||`.
+/// The Ritz values of a block bidiagonalisation and their residual estimates `||D_last p_last||`.
 struct Ritz {
     values: Vec<f64>,
-    right: Mat<f64>,
     residuals: Vec<f64>,
 }
 
-/// Ritz triples of the block-bidiagonal `B` (`R_j` on the diagonal, `D_jᵀ` above).
+/// Ritz values and residuals of the block-bidiagonal `B` (`R_j` on the diagonal, `D_jᵀ` above):
+/// its singular values and left vectors only.
 fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>]) -> Result<Ritz, SpectrumError> {
     let b = diag[0].nrows();
     let n = diag.len() * b;
     let m = crate::lanczos::block_bidiagonal(diag, upper);
-    let svd = m.svd().map_err(|_| SpectrumError::Svd)?;
+    let (values, left) = crate::svd_left(m.as_ref(), true, Par::Seq)?;
+    let left = left.expect("left vectors were asked for");
     let d = upper.last().expect("one block at least");
-    let last = svd.U().subrows(n - b, b);
-    let values: Vec<f64> = (0..n).map(|i| svd.S().column_vector()[i]).collect();
+    let last = left.as_ref().subrows(n - b, b);
     let residuals = (0..n).map(|i| (d * last.col(i)).norm_l2()).collect();
-    Ok(Ritz { values, right: svd.V().to_owned(), residuals })
+    Ok(Ritz { values, residuals })
+}
+
+/// The first `k` right singular vectors of the block-bidiagonal `B`: the Ritz vectors' coordinates.
+fn block_right(diag: &[Mat<f64>], upper: &[Mat<f64>], k: usize) -> Result<Mat<f64>, SpectrumError> {
+    let svd = crate::lanczos::block_bidiagonal(diag, upper).svd().map_err(|_| SpectrumError::Svd)?;
+    Ok(svd.V().subcols(0, k).to_owned())
 }
 
 /// The explicit certificate of `k` Ritz vectors: `(μ descending, ||R||)` of `H = AᵀA` on `X`.
@@ -422,7 +444,7 @@ struct Explicit {
 fn explicit(op: &mut Operator<'_, f64>, x: &[f64], rows: usize, cols: usize) -> Result<Explicit, SpectrumError> {
     let k = x.len() / cols;
     let (x, _) = qr(x, cols)?;
-    let mut y = vec![0.0; rows * k];
+    let mut y = zeroed(rows * k);
     op.apply(&x, &mut y)?;
     let ym = MatRef::from_column_major_slice(&y, rows, k);
     let gram = ym.transpose() * ym;
@@ -436,13 +458,21 @@ fn explicit(op: &mut Operator<'_, f64>, x: &[f64], rows: usize, cols: usize) -> 
     for j in 0..k {
         yv.extend(yr.col(j).iter());
     }
-    let mut z = vec![0.0; cols * k];
+    let mut z = zeroed(cols * k);
     op.adjoint(&yv, &mut z)?;
     // R = Aᵀ Y - X diag(μ)
     let rm = Mat::<f64>::from_fn(cols, k, |i, j| z[j * cols + i] - xm[(i, j)] * mu[j]);
     let r = rm.singular_values().map_err(|_| SpectrumError::Svd)?[0];
     let rho = (0..k).map(|j| rm.col(j).norm_l2()).collect();
     Ok(Explicit { mu, r, rho })
+}
+
+/// Zeros for a product's output, written once: the product adds into it, and a fresh page read
+/// before it is written is mapped to the zero page, then copied on write with a TLB shootdown.
+fn zeroed(n: usize) -> Vec<f64> {
+    let mut v = vec![0.0; n];
+    v.fill(0.0);
+    v
 }
 
 /// The upper bound of `λ_1` from a separated cluster (see the module docs), `None` if not separated.
@@ -557,6 +587,8 @@ struct Run {
     /// Steps of the earlier (restarted) run.
     earlier: usize,
     start: StartVector,
+    /// The symbol's peak frequency, when the start searched for it.
+    peak: Option<Vec<f64>>,
     /// The interlacing bounds of `σ_1..σ_{MAX_CLUSTER+1}`, once computed.
     bounds: Option<Vec<f64>>,
     /// The step at which they were, whether they separated nothing at the Ritz values since, and how
@@ -588,12 +620,13 @@ fn norm_with(
 ) -> Result<NormInterval, SpectrumError> {
     monitor.check()?;
     let mut times = Times::new();
-    let (block, start) = start_block(conv, start);
+    let (block, start, peak) = start_block(conv, start);
     times.lap(Phase::Start);
     let mut run = Run {
         progress: Progress::new(1),
         earlier: 0,
         start,
+        peak,
         bounds: None,
         bounds_at: 0,
         unseparated: false,
@@ -704,7 +737,8 @@ fn lanczos_run<S: Real>(
         let Some(grids) = grids else {
             // residual-only
             if rel <= tol || exhausted {
-                let e = explicit(exact, &vs.combine(cols, ritz.right.as_ref().subcols(0, 1)), rows, cols)?;
+                let q = block_right(&diag, &uppers, 1)?;
+                let e = explicit(exact, &vs.combine(cols, q.as_ref()), rows, cols)?;
                 let lower = e.mu[0].max(0.0).sqrt() * (1.0 - ROUNDING);
                 return Ok(Outcome::Done(NormInterval {
                     value: theta[0],
@@ -725,7 +759,7 @@ fn lanczos_run<S: Real>(
             run.bounds = None;
         }
         if run.bounds.is_none() && (rel < tol.clamp(1e-4, 1e-3) || exhausted) {
-            run.bounds = Some(top_bounds(grids, theta, kmax, &monitor.quiet())?);
+            run.bounds = Some(top_bounds(conv, grids, theta, kmax, run.peak.as_deref(), &monitor.quiet())?);
             run.times.lap(Phase::Bounds);
             (run.bounds_at, run.looks) = (total, run.looks + 1);
         }
@@ -749,7 +783,8 @@ fn lanczos_run<S: Real>(
         let ready = choice.is_some_and(|(_, w)| w <= tol / 2.0 && w < run.best_explicit / 4.0);
         if ready || exhausted || stagnant || (choice.is_none() && rel <= tol) {
             let k = choice.map_or(1, |c| c.0);
-            let x = vs.combine(cols, ritz.right.as_ref().subcols(0, k.max(b)));
+            let q = block_right(&diag, &uppers, k.max(b))?;
+            let x = vs.combine(cols, q.as_ref());
             let e = explicit(exact, &x[..cols * k], rows, cols)?;
             run.times.lap(Phase::Explicit);
             let lower = e.mu[0].max(0.0).sqrt() * (1.0 - ROUNDING);
@@ -788,13 +823,14 @@ fn lanczos_run<S: Real>(
 
 /// The first block: for a stride-1 layer the real and imaginary parts of the symbol mode (which span
 /// the standing waves of the top pair), each with a random part of relative norm 1e-3; else two
-/// deterministic random vectors. One vector for a matrix with a single column or row.
-fn start_block(conv: &Conv<f64>, start: Start) -> (Vec<f64>, StartVector) {
+/// deterministic random vectors. One vector for a matrix with a single column or row. With the
+/// symbol's peak `ω` when it was searched for.
+fn start_block(conv: &Conv<f64>, start: Start) -> (Vec<f64>, StartVector, Option<Vec<f64>>) {
     let (cols, max) = (conv.cols(), conv.rows().min(conv.cols()));
     let b = max.min(2);
     let mut block = crate::lanczos::random_vector(cols * b);
     let modes = if start == Start::Auto && b == 2 { crate::start::symbol_modes(conv) } else { None };
-    let Some((re, im)) = modes else { return (block, StartVector::Random) };
+    let Some((re, im, peak)) = modes else { return (block, StartVector::Random, None) };
     for (j, mode) in [re, im].iter().enumerate() {
         let part = &mut block[j * cols..(j + 1) * cols];
         let (nm, nr) = (crate::lanczos::dot(mode, mode).sqrt(), crate::lanczos::dot(part, part).sqrt());
@@ -802,15 +838,18 @@ fn start_block(conv: &Conv<f64>, start: Start) -> (Vec<f64>, StartVector) {
             part.iter_mut().zip(mode).for_each(|(r, &s)| *r = s / nm + 1e-3 * *r / nr);
         }
     }
-    (block, StartVector::Symbol)
+    (block, StartVector::Symbol, Some(peak))
 }
 
 /// Interlacing bounds of `σ_1..σ_{kmax+1}` from the hot blocks of the grids, the grids tried in turn
-/// until one separates a cluster at the current Ritz values `theta`.
+/// until one separates a cluster at the current Ritz values `theta`: in the order [`grid_order`]
+/// predicts from the symbol's `peak` when it is known, else smallest first.
 fn top_bounds(
+    conv: &Conv<f64>,
     grids: &[Conv<f64>],
     theta: &[f64],
     kmax: usize,
+    peak: Option<&[f64]>,
     monitor: &Monitor<'_>,
 ) -> Result<Vec<f64>, SpectrumError> {
     let count = kmax + 1;
@@ -823,8 +862,12 @@ fn top_bounds(
     } else {
         theta[kmax.min(theta.len()) - 1] * (1.0 - 1e-6)
     };
+    let order = match peak {
+        Some(peak) if grids.len() > 1 => grid_order(conv, grids, theta, kmax, peak),
+        _ => (0..grids.len()).collect(),
+    };
     let mut best = vec![f64::INFINITY; count];
-    for c in grids {
+    for c in order.iter().map(|&i| &grids[i]) {
         let circ = Circulant::new(c).map_err(|e| SpectrumError::NotCircular { why: e.to_string() })?;
         let hot = hot_values(&circ, tau, monitor)?;
         for (b, v) in best.iter_mut().zip(bounds_from_hot(&hot, tau, count)) {
@@ -835,6 +878,45 @@ fn top_bounds(
         }
     }
     Ok(best)
+}
+
+/// The grids in the order in which they are likeliest to separate a cluster at the Ritz values
+/// `theta`: each grid's top singular values are predicted from the symbol at its frequencies next to
+/// the peak `±ω` (`3^r` each), and a grid scores the largest `θ_k - σ̂_{k+1}`. Only an order: every
+/// grid's bounds are still computed in full (the top values may come from elsewhere).
+fn grid_order(conv: &Conv<f64>, grids: &[Conv<f64>], theta: &[f64], kmax: usize, peak: &[f64]) -> Vec<usize> {
+    let gram = GramSymbol::of(conv);
+    let r = peak.len();
+    let score = |c: &Conv<f64>| -> f64 {
+        let m = c.geometry().input_spatial();
+        let mut seen: Vec<Vec<usize>> = Vec::new();
+        let mut values = Vec::new();
+        for sign in [1.0, -1.0] {
+            for i in 0..3usize.pow(r as u32) {
+                let f: Vec<usize> = (0..r)
+                    .map(|a| {
+                        let near = (sign * peak[a] * m[a] as f64 / std::f64::consts::TAU).round() as isize;
+                        (near + (i / 3usize.pow(a as u32) % 3) as isize - 1).rem_euclid(m[a] as isize) as usize
+                    })
+                    .collect();
+                if seen.contains(&f) {
+                    continue;
+                }
+                let w: Vec<f64> = (0..r).map(|a| std::f64::consts::TAU * f[a] as f64 / m[a] as f64).collect();
+                values.push(crate::start::top_squared(&gram, &w).max(0.0).sqrt());
+                seen.push(f);
+            }
+        }
+        values.sort_unstable_by(|a, b| b.total_cmp(a));
+        (1..=kmax.min(theta.len()))
+            .filter_map(|k| values.get(k).map(|v| theta[k - 1] - v))
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    let scores: Vec<f64> = grids.par_iter().map(score).collect();
+    let mut order: Vec<usize> = (0..grids.len()).collect();
+    // stable: ties keep the smaller grid first
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    order
 }
 
 #[cfg(test)]
@@ -949,6 +1031,46 @@ mod tests {
             assert!((got - top).abs() <= 1e-12 * top, "floor {floor}: {got} vs {top}");
         }
         assert_eq!(circulant_norm_at_least(&c, top * 1.01, &Monitor::new()).unwrap(), None);
+    }
+
+    /// The batched Gram-symbol test of every block against each block's largest singular value
+    /// (dense SVD of the circulant's block), for 1-d, 2-d with groups and wide blocks, and 3-d layers.
+    #[test]
+    fn gram_symbol_tests_agree_with_the_blocks_svds() {
+        let cases = [
+            (ConvSpec::new(1, 3, 5, [3]), vec![11]),
+            (ConvSpec::new(2, 4, 6, [3, 2]).with_groups(2).with_dilation([1, 2]), vec![7, 6]),
+            (ConvSpec::new(2, 5, 2, [3]), vec![6, 5]),
+            (ConvSpec::new(3, 2, 3, [2]), vec![4, 3, 5]),
+        ];
+        for (case, (spec, input)) in cases.into_iter().enumerate() {
+            let spec = spec.with_padding(Padding::Same).with_padding_mode(PaddingMode::Circular).with_bias(false);
+            let n: usize = spec.weight_shape().iter().product();
+            let w = convmat_numeric::Xorshift64::new(case as u64 * 2 + 1).half_vec(n);
+            let c = Conv::new(Geometry::new(&spec, &input).unwrap(), w, None).unwrap();
+            let circ = Circulant::new(&c).unwrap();
+            let gram = GramSymbol::new(&circ).unwrap();
+            let groups = spec.groups();
+            let (rows, cols) = (spec.out_channels() / groups, spec.in_channels() / groups);
+            let mut tops = Vec::new();
+            for f in (0..circ.frequencies()).filter(|&f| f <= circ.conjugate(f)) {
+                for g in 0..groups {
+                    let k = circ.block(f, g);
+                    let m = Mat::<c64>::from_fn(rows, cols, |i, j| c64::new(k[i * cols + j].re, k[i * cols + j].im));
+                    tops.push((f, g, crate::svd_values(m.as_ref()).unwrap()[0]));
+                }
+            }
+            let mut sorted: Vec<f64> = tops.iter().map(|t| t.2).collect();
+            sorted.sort_by(f64::total_cmp);
+            for tau in [sorted[0] * 0.5, sorted[sorted.len() / 2], sorted[sorted.len() - 1] * 1.01] {
+                let below = gram.below_all(&circ, tau, &Monitor::new()).unwrap();
+                for &(f, g, s) in &tops {
+                    if (s - tau).abs() > 1e-9 * tau {
+                        assert_eq!(below[f * groups + g], s < tau, "case {case}, tau {tau}, block ({f}, {g}): {s}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! A start vector for Lanczos near a stride-1 layer's top right singular vector.
 
 use convmat_matrix::Conv;
+
+use crate::certify::GramSymbol;
 use faer::{c64, Mat};
 use rayon::prelude::*;
 
@@ -10,20 +12,20 @@ use rayon::prelude::*;
 /// vector. A finite zero-padded section of the convolution has its top singular vectors near such
 /// modes, so Lanczos started here needs a fraction of the steps. `None` for other layers.
 pub(crate) fn symbol_start(conv: &Conv<f64>) -> Option<Vec<f64>> {
-    symbol_modes(conv).map(|(re, _)| re)
+    symbol_modes(conv).map(|(re, _, _)| re)
 }
 
 /// The real and imaginary parts of [`symbol_start`]'s mode, `Re(v_c e^{i ω·p})` and `Im(…)` under the
 /// same envelope: together they span the standing waves of the pair `±ω` (a real kernel's top
-/// singular values come in such nearly equal pairs).
-pub(crate) fn symbol_modes(conv: &Conv<f64>) -> Option<(Vec<f64>, Vec<f64>)> {
+/// singular values come in such nearly equal pairs). With the peak `ω` itself.
+pub(crate) fn symbol_modes(conv: &Conv<f64>) -> Option<(Vec<f64>, Vec<f64>, Vec<f64>)> {
     let geo = conv.geometry();
     let spec = geo.spec();
     if spec.is_transposed() || spec.stride().iter().any(|&s| s != 1) {
         return None;
     }
     let symbol = Symbol::new(conv);
-    let gram = crate::certify::GramSymbol::of(conv);
+    let gram = GramSymbol::of(conv);
     let rank = spec.rank();
     // coarse grid, then pattern search from its best point; the grid shrinks for wide layers (one
     // symbol evaluation is a Gram matrix and a short Lanczos run per group) and the start is skipped
@@ -38,17 +40,7 @@ pub(crate) fn symbol_modes(conv: &Conv<f64>) -> Option<(Vec<f64>, Vec<f64>)> {
     };
     let m = (m..=m).chain([8, 6, 4]).find(|&m| (m.pow(rank as u32) / 2 + 60) as f64 <= evals)?;
     let step = std::f64::consts::TAU / m as f64;
-    // σ_1(K(ω))² over the groups: the top eigenvalue of the Gram symbol
-    let value = |w: &[f64]| -> f64 {
-        let n = gram.side();
-        let (mut re, mut im) = (vec![0.0; n * n], vec![0.0; n * n]);
-        (0..gram.groups())
-            .map(|gi| {
-                gram.eval(gi, |d| d.iter().zip(w).map(|(&d, w)| d as f64 * w).sum(), &mut re, &mut im);
-                top_eigenvalue(n, &re, &im)
-            })
-            .fold(f64::NEG_INFINITY, f64::max)
-    };
+    let value = |w: &[f64]| top_squared(&gram, w);
     // K(-ω) is the conjugate of K(ω): half of the first axis suffices
     let half = m / 2 + 1;
     let points = half * m.pow(rank as u32 - 1);
@@ -109,7 +101,19 @@ pub(crate) fn symbol_modes(conv: &Conv<f64>) -> Option<(Vec<f64>, Vec<f64>)> {
             *im = vc.re * s + vc.im * c;
         }
     });
-    Some((x, y))
+    Some((x, y, at))
+}
+
+/// `σ_1(K(ω))²` over the groups: the top eigenvalue of the Gram symbol.
+pub(crate) fn top_squared(gram: &GramSymbol, w: &[f64]) -> f64 {
+    let n = gram.side();
+    let (mut re, mut im) = (vec![0.0; n * n], vec![0.0; n * n]);
+    (0..gram.groups())
+        .map(|gi| {
+            gram.eval(gi, |d| d.iter().zip(w).map(|(&d, w)| d as f64 * w).sum(), &mut re, &mut im);
+            top_eigenvalue(n, &re, &im)
+        })
+        .fold(f64::NEG_INFINITY, f64::max)
 }
 
 /// The largest eigenvalue of the Hermitian `n x n` matrix `re + i·im` (row-major) by Lanczos with

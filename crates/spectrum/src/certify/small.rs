@@ -96,6 +96,9 @@ impl<S: Real> Basis<S> {
         let mut out = vec![0.0; n * k];
         pieces_mut(&mut out, n).into_par_iter().enumerate().for_each(|(p, mut op)| {
             for (j, o) in op.iter_mut().enumerate() {
+                // written before it is read: a fresh page read first is mapped to the zero page and
+                // then copied on write, with a TLB shootdown
+                o.fill(0.0);
                 for (s, block) in blocks.iter().enumerate() {
                     for (c, col) in block[p].iter().enumerate() {
                         let f = q[(s * b + c, j)];

@@ -903,7 +903,7 @@ fn grid_order(conv: &Conv<f64>, grids: &[Conv<f64>], theta: &[f64], kmax: usize,
                     continue;
                 }
                 let w: Vec<f64> = (0..r).map(|a| std::f64::consts::TAU * f[a] as f64 / m[a] as f64).collect();
-                values.push(crate::start::top_squared(&gram, &w).max(0.0).sqrt());
+                values.push(crate::start::top_squared(&gram, &w, 12).max(0.0).sqrt());
                 seen.push(f);
             }
         }

@@ -40,7 +40,9 @@ pub(crate) fn symbol_modes(conv: &Conv<f64>) -> Option<(Vec<f64>, Vec<f64>, Vec<
     };
     let m = (m..=m).chain([8, 6, 4]).find(|&m| (m.pow(rank as u32) / 2 + 60) as f64 <= evals)?;
     let step = std::f64::consts::TAU / m as f64;
-    let value = |w: &[f64]| top_squared(&gram, w);
+    // the coarse grid ranks points (12 Lanczos steps), the pattern search compares near ones (24)
+    let rough = |w: &[f64]| top_squared(&gram, w, 12);
+    let value = |w: &[f64]| top_squared(&gram, w, 24);
     // K(-ω) is the conjugate of K(ω): half of the first axis suffices
     let half = m / 2 + 1;
     let points = half * m.pow(rank as u32 - 1);
@@ -50,10 +52,10 @@ pub(crate) fn symbol_modes(conv: &Conv<f64>) -> Option<(Vec<f64>, Vec<f64>, Vec<
             let w: Vec<f64> = (0..rank)
                 .map(|a| if a == 0 { i % half } else { i / half / m.pow(a as u32 - 1) % m } as f64 * step)
                 .collect();
-            (value(&w), w)
+            (rough(&w), w)
         })
         .reduce_with(|a, b| if b.0 > a.0 { b } else { a })?;
-    let (mut value_at, mut at) = best;
+    let (mut value_at, mut at) = (value(&best.1), best.1);
     let mut h = step / 2.0;
     let moves: Vec<Vec<f64>> = (0..3usize.pow(rank as u32))
         .map(|i| (0..rank).map(|a| (i / 3usize.pow(a as u32) % 3) as f64 - 1.0).collect())
@@ -104,33 +106,34 @@ pub(crate) fn symbol_modes(conv: &Conv<f64>) -> Option<(Vec<f64>, Vec<f64>, Vec<
     Some((x, y, at))
 }
 
-/// `σ_1(K(ω))²` over the groups: the top eigenvalue of the Gram symbol.
-pub(crate) fn top_squared(gram: &GramSymbol, w: &[f64]) -> f64 {
+/// `σ_1(K(ω))²` over the groups: the top eigenvalue of the Gram symbol, from `steps` Lanczos steps.
+pub(crate) fn top_squared(gram: &GramSymbol, w: &[f64], steps: usize) -> f64 {
     let n = gram.side();
     let (mut re, mut im) = (vec![0.0; n * n], vec![0.0; n * n]);
     (0..gram.groups())
         .map(|gi| {
             gram.eval(gi, |d| d.iter().zip(w).map(|(&d, w)| d as f64 * w).sum(), &mut re, &mut im);
-            top_eigenvalue(n, &re, &im)
+            top_eigenvalue(n, &re, &im, steps)
         })
         .fold(f64::NEG_INFINITY, f64::max)
 }
 
 /// The largest eigenvalue of the Hermitian `n x n` matrix `re + i·im` (row-major) by Lanczos with
-/// full reorthogonalisation, at most 24 steps from a fixed start: the top of a Gram symbol's
+/// full reorthogonalisation, at most `steps` steps from a fixed start: the top of a Gram symbol's
 /// spectrum is well separated from the rest, and the search needs it to ~1e-8.
-fn top_eigenvalue(n: usize, re: &[f64], im: &[f64]) -> f64 {
-    let steps = n.min(24);
+fn top_eigenvalue(n: usize, re: &[f64], im: &[f64], steps: usize) -> f64 {
+    let steps = n.min(steps);
+    // y = G x = Σ_j conj(G[j, :])ᵀ x_j (G is Hermitian): contiguous rows, no reductions
     let mul = |xr: &[f64], xi: &[f64], yr: &mut [f64], yi: &mut [f64]| {
-        for i in 0..n {
-            let (rr, ri) = (&re[i * n..(i + 1) * n], &im[i * n..(i + 1) * n]);
-            let (mut a, mut b) = (0.0, 0.0);
-            for j in 0..n {
-                a += rr[j] * xr[j] - ri[j] * xi[j];
-                b += rr[j] * xi[j] + ri[j] * xr[j];
+        yr.fill(0.0);
+        yi.fill(0.0);
+        for j in 0..n {
+            let (rr, ri) = (&re[j * n..(j + 1) * n], &im[j * n..(j + 1) * n]);
+            let (a, b) = (xr[j], xi[j]);
+            for (((yr, yi), &gr), &gi) in yr.iter_mut().zip(yi.iter_mut()).zip(rr).zip(ri) {
+                *yr += gr * a + gi * b;
+                *yi += gr * b - gi * a;
             }
-            yr[i] = a;
-            yi[i] = b;
         }
     };
     let norm = |xr: &[f64], xi: &[f64]| xr.iter().chain(xi).map(|v| v * v).sum::<f64>().sqrt();

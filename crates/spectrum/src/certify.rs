@@ -34,7 +34,7 @@
 
 use convmat_matrix::{Circulant, Conv};
 use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
-use faer::{c64, Accum, Mat, MatRef, Par};
+use faer::{c64, Accum, Mat, MatMut, MatRef, Par};
 
 mod small;
 mod times;
@@ -442,28 +442,38 @@ struct Explicit {
 }
 
 fn explicit(op: &mut Operator<'_, f64>, x: &[f64], rows: usize, cols: usize) -> Result<Explicit, SpectrumError> {
+    // the tall-skinny kernels: faer's `*` on these 2-column blocks would run its threaded GEMM
+    use crate::tall::{gram, mul};
     let k = x.len() / cols;
     let (x, _) = qr(x, cols)?;
     let mut y = zeroed(rows * k);
     op.apply(&x, &mut y)?;
     let ym = MatRef::from_column_major_slice(&y, rows, k);
-    let gram = ym.transpose() * ym;
-    let eig = gram.self_adjoint_eigen(faer::Side::Lower).map_err(|_| SpectrumError::Svd)?;
+    let eig = gram(ym, ym).self_adjoint_eigen(faer::Side::Lower).map_err(|_| SpectrumError::Svd)?;
     // ascending eigenvalues: rotate to descending
     let q = Mat::<f64>::from_fn(k, k, |i, j| eig.U()[(i, k - 1 - j)]);
     let mu: Vec<f64> = (0..k).map(|j| eig.S().column_vector()[k - 1 - j]).collect();
-    let xm = MatRef::from_column_major_slice(&x, cols, k) * &q;
-    let yr = ym * &q;
-    let mut yv = Vec::with_capacity(rows * k);
-    for j in 0..k {
-        yv.extend(yr.col(j).iter());
-    }
+    let (mut xr, mut yr) = (zeroed(cols * k), zeroed(rows * k));
+    mul(
+        MatMut::from_column_major_slice_mut(&mut xr, cols, k),
+        Accum::Replace,
+        MatRef::from_column_major_slice(&x, cols, k),
+        q.as_ref(),
+        1.0,
+    );
+    mul(MatMut::from_column_major_slice_mut(&mut yr, rows, k), Accum::Replace, ym, q.as_ref(), 1.0);
     let mut z = zeroed(cols * k);
-    op.adjoint(&yv, &mut z)?;
-    // R = Aᵀ Y - X diag(μ)
-    let rm = Mat::<f64>::from_fn(cols, k, |i, j| z[j * cols + i] - xm[(i, j)] * mu[j]);
-    let r = rm.singular_values().map_err(|_| SpectrumError::Svd)?[0];
-    let rho = (0..k).map(|j| rm.col(j).norm_l2()).collect();
+    op.adjoint(&yr, &mut z)?;
+    // R = Aᵀ Y - X diag(μ), in place of Aᵀ Y
+    for (j, (zj, xj)) in z.chunks_exact_mut(cols).zip(xr.chunks_exact(cols)).enumerate() {
+        zj.par_iter_mut().zip(xj).for_each(|(z, &x)| *z -= x * mu[j]);
+    }
+    let rm = MatRef::from_column_major_slice(&z, cols, k);
+    // ||R||₂² and ||R e_i||² from RᵀR
+    let rtr = gram(rm, rm);
+    let top = rtr.self_adjoint_eigen(faer::Side::Lower).map_err(|_| SpectrumError::Svd)?;
+    let r = top.S().column_vector().iter().copied().fold(0.0, f64::max).sqrt();
+    let rho = (0..k).map(|j| rtr[(j, j)].max(0.0).sqrt()).collect();
     Ok(Explicit { mu, r, rho })
 }
 

@@ -217,8 +217,11 @@ fn hot_values(circ: &Circulant, tau: f64, monitor: &Monitor<'_>) -> Result<Vec<f
 pub(crate) struct GramSymbol {
     /// The Gram's side, `min(rows, cols)` of the blocks' shape (`C_out/g x C_in/g`).
     n: usize,
-    /// Per group, the terms `(δ, M_δ)` with `M_δ` row-major `n x n`.
-    terms: Vec<Vec<(Vec<isize>, Vec<f64>)>>,
+    /// Per group, the differences `δ` of the terms.
+    deltas: Vec<Vec<Vec<isize>>>,
+    /// Per group, the terms' `M_δ` (each row-major `n x n`) as the columns of one column-major
+    /// `n² x T` matrix.
+    stacks: Vec<Vec<f64>>,
 }
 
 impl GramSymbol {
@@ -253,10 +256,12 @@ impl GramSymbol {
                         }
                     }
                 }
-                terms.into_iter().map(|(d, m)| (d, (0..n * n).map(|i| m[(i / n, i % n)]).collect())).collect()
+                let stack = terms.iter().flat_map(|(_, m)| (0..n * n).map(move |i| m[(i / n, i % n)])).collect();
+                (terms.into_iter().map(|(d, _)| d).collect(), stack)
             })
-            .collect();
-        Self { n, terms }
+            .collect::<Vec<(Vec<Vec<isize>>, Vec<f64>)>>();
+        let (deltas, stacks) = terms.into_iter().unzip();
+        Self { n, deltas, stacks }
     }
 
     /// The Gram's side.
@@ -266,7 +271,7 @@ impl GramSymbol {
 
     /// Groups.
     pub(crate) fn groups(&self) -> usize {
-        self.terms.len()
+        self.deltas.len()
     }
 
     /// `G(ω)` of group `g` as its real and imaginary parts (row-major, overwritten), with
@@ -274,7 +279,8 @@ impl GramSymbol {
     pub(crate) fn eval(&self, g: usize, theta: impl Fn(&[isize]) -> f64, re: &mut [f64], im: &mut [f64]) {
         re.fill(0.0);
         im.fill(0.0);
-        for (delta, m) in &self.terms[g] {
+        let nn = self.n * self.n;
+        for (delta, m) in self.deltas[g].iter().zip(self.stacks[g].chunks_exact(nn)) {
             let (s, c) = theta(delta).sin_cos();
             for ((r, i), &v) in re.iter_mut().zip(im.iter_mut()).zip(m) {
                 *r += c * v;
@@ -288,27 +294,25 @@ impl GramSymbol {
     /// refuses a pivot that is not positive). The Gram matrices of a run of frequencies come from one
     /// GEMM, `[M_δ] · [cos θ_δ(f), sin θ_δ(f)]`, with the angles reduced exactly on the grid.
     fn below_all(&self, circ: &Circulant, tau: f64, monitor: &Monitor<'_>) -> Result<Vec<bool>, SpectrumError> {
-        const RUN: usize = 16;
         let (n, groups) = (self.n, self.groups());
+        // frequencies per GEMM: up to 16, the Gram matrices of a run within 16 MiB
+        let run_len = ((1 << 20) / (n * n).max(1)).clamp(1, 16);
         let grid = circ.grid();
         let freqs: Vec<usize> = (0..circ.frequencies()).filter(|&f| f <= circ.conjugate(f)).collect();
-        // per group, the terms' matrices as the columns of one n² x T matrix
-        let stacks: Vec<Mat<f64>> = self.terms.iter().map(|t| Mat::from_fn(n * n, t.len(), |i, j| t[j].1[i])).collect();
         let t2 = tau * tau;
         let runs: Vec<Vec<bool>> = freqs
-            .par_chunks(RUN)
+            .par_chunks(run_len)
             .map(|run| {
                 monitor.check()?;
                 let mut out = Vec::with_capacity(run.len() * groups);
                 let mut gram = Mat::<f64>::zeros(n * n, 2 * run.len());
-                for (g, stack) in stacks.iter().enumerate() {
-                    let terms = &self.terms[g];
-                    let lead = grid.len() - terms.first().map_or(0, |t| t.0.len());
-                    let angles = Mat::<f64>::from_fn(terms.len(), 2 * run.len(), |t, c| {
+                for (deltas, stack) in self.deltas.iter().zip(&self.stacks) {
+                    let stack = MatRef::from_column_major_slice(stack, n * n, deltas.len());
+                    let lead = grid.len() - deltas.first().map_or(0, Vec::len);
+                    let angles = Mat::<f64>::from_fn(deltas.len(), 2 * run.len(), |t, c| {
                         let f = run[c / 2];
                         let fr = [f / (grid[1] * grid[2]), f / grid[2] % grid[1], f % grid[2]];
-                        let theta: f64 = terms[t]
-                            .0
+                        let theta: f64 = deltas[t]
                             .iter()
                             .enumerate()
                             .map(|(a, &d)| {

@@ -34,12 +34,19 @@
 
 use convmat_matrix::{Circulant, Conv};
 use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
-use faer::{c64, Accum, Mat, MatRef, Par};
+use faer::{c64, Accum, Mat, MatMut, MatRef, Par};
+
+mod small;
+mod times;
+
+use small::{Basis, HalfStep, Real};
 
 use crate::lanczos::{Start, StartVector};
-use crate::tall::{mul_add, orthogonalize, qr};
+use crate::tall::qr;
 use crate::{Monitor, Progress, SpectrumError};
 use convmat_matrix::Operator;
+use rayon::prelude::*;
+use times::{Phase, Times};
 
 /// What a spectral norm's interval rests on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,34 +203,42 @@ fn hot_values(circ: &Circulant, tau: f64, monitor: &Monitor<'_>) -> Result<Vec<f
     };
     // rejected only when certainly below tau, rounding included; the rest are decomposed
     let test = tau * (1.0 - 1e-11);
-    crate::block_values(circ, |f, g| gram.below(circ, f, g, test), |_| true, &monitor.quiet())
+    let below = gram.below_all(circ, test, monitor)?;
+    let groups = gram.groups();
+    crate::block_values(circ, |f, g| below[f * groups + g], |_| true, &monitor.quiet())
 }
 
-/// The Gram matrices `G(f) = K(f)ᴴ K(f)` (or `K Kᴴ`, the smaller) of a stride-1 circulant's blocks
-/// as trigonometric polynomials: `K(f) = Σ_t W_t e^{iθ_f·o_t}` gives
-/// `G(f) = Σ_δ M_δ e^{iθ_f·δ}` over the differences `δ = o_t' - o_t` of tap offsets, with
-/// `M_δ = Σ_{o_t' - o_t = δ} W_tᵀ W_t'` precomputed once: one `G(f)` is then 2·(2k-1)^r real
+/// The Gram matrices `G(ω) = K(ω)ᴴ K(ω)` (or `K Kᴴ`, the smaller) of a stride-1 layer's symbol
+/// `K(ω) = Σ_t W_t e^{iω·o_t}` (per group) as trigonometric polynomials:
+/// `G(ω) = Σ_δ M_δ e^{iω·δ}` over the differences `δ = o_t' - o_t` of tap offsets, with
+/// `M_δ = Σ_{o_t' - o_t = δ} W_tᵀ W_t'` precomputed once: one `G(ω)` is then 2·(2k-1)^r real
 /// `n x n` multiply-adds (25 for 3x3) instead of building the block and its Gram (`n³` complex).
-struct GramSymbol {
+/// A circulant's blocks are the symbol at its grid's frequencies.
+pub(crate) struct GramSymbol {
     /// The Gram's side, `min(rows, cols)` of the blocks' shape (`C_out/g x C_in/g`).
     n: usize,
-    /// Per group, the terms `(δ, M_δ)` with `M_δ` row-major `n x n`.
-    terms: Vec<Vec<(Vec<isize>, Vec<f64>)>>,
+    /// Per group, the differences `δ` of the terms.
+    deltas: Vec<Vec<Vec<isize>>>,
+    /// Per group, the terms' `M_δ` (each row-major `n x n`) as the columns of one column-major
+    /// `n² x T` matrix.
+    stacks: Vec<Vec<f64>>,
 }
 
 impl GramSymbol {
     /// `None` for a strided (polyphase) circulant.
     fn new(circ: &Circulant) -> Option<Self> {
-        let spec = circ.conv().geometry().spec();
-        if circ.phases() != 1 {
-            return None;
-        }
+        (circ.phases() == 1).then(|| Self::of(circ.conv()))
+    }
+
+    /// The Gram symbol of a layer's kernel (its stride and padding play no part).
+    pub(crate) fn of(conv: &Conv<f64>) -> Self {
+        let spec = conv.geometry().spec();
         let g = spec.groups();
         let (rows, cols) = (spec.out_channels() / g, spec.in_channels() / g);
         let n = rows.min(cols);
         let offsets = spec.tap_offsets();
         let k = offsets.len();
-        let w = circ.conv().weight();
+        let w = conv.weight();
         let tap = |gi: usize, t: usize| Mat::<f64>::from_fn(rows, cols, |o, i| w[((gi * rows + o) * cols + i) * k + t]);
         let terms = (0..g)
             .map(|gi| {
@@ -241,65 +256,100 @@ impl GramSymbol {
                         }
                     }
                 }
-                terms.into_iter().map(|(d, m)| (d, (0..n * n).map(|i| m[(i / n, i % n)]).collect())).collect()
+                let stack = terms.iter().flat_map(|(_, m)| (0..n * n).map(move |i| m[(i / n, i % n)])).collect();
+                (terms.into_iter().map(|(d, _)| d).collect(), stack)
             })
-            .collect();
-        Some(Self { n, terms })
+            .collect::<Vec<(Vec<Vec<isize>>, Vec<f64>)>>();
+        let (deltas, stacks) = terms.into_iter().unzip();
+        Self { n, deltas, stacks }
     }
 
-    /// Whether every singular value of block `(f, g)` is below `tau`: `tau² I - G(f)` has a Cholesky
-    /// factorisation. Sequential.
-    fn below(&self, circ: &Circulant, f: usize, g: usize, tau: f64) -> bool {
-        let n = self.n;
-        let grid = circ.grid();
-        let lead = grid.len() - self.terms[g].first().map_or(0, |t| t.0.len());
-        let fr = [f / (grid[1] * grid[2]), f / grid[2] % grid[1], f % grid[2]];
-        let (mut re, mut im) = (vec![0.0; n * n], vec![0.0; n * n]);
-        for (delta, m) in &self.terms[g] {
-            let theta: f64 = delta
-                .iter()
-                .enumerate()
-                .map(|(a, &d)| {
-                    std::f64::consts::TAU
-                        * (fr[lead + a] * d.rem_euclid(grid[lead + a] as isize) as usize % grid[lead + a]) as f64
-                        / grid[lead + a] as f64
-                })
-                .sum();
-            let (s, c) = theta.sin_cos();
+    /// The Gram's side.
+    pub(crate) fn side(&self) -> usize {
+        self.n
+    }
+
+    /// Groups.
+    pub(crate) fn groups(&self) -> usize {
+        self.deltas.len()
+    }
+
+    /// `G(ω)` of group `g` as its real and imaginary parts (row-major, overwritten), with
+    /// `theta(δ) = ω·δ`.
+    pub(crate) fn eval(&self, g: usize, theta: impl Fn(&[isize]) -> f64, re: &mut [f64], im: &mut [f64]) {
+        re.fill(0.0);
+        im.fill(0.0);
+        let nn = self.n * self.n;
+        for (delta, m) in self.deltas[g].iter().zip(self.stacks[g].chunks_exact(nn)) {
+            let (s, c) = theta(delta).sin_cos();
             for ((r, i), &v) in re.iter_mut().zip(im.iter_mut()).zip(m) {
                 *r += c * v;
                 *i += s * v;
             }
         }
-        // tau² I - G = L Lᴴ, L lower triangular, row-major, in place of (re, im)
+    }
+
+    /// For every block `(f, g)` of `circ` with `f <= conj(f)` (at `f · groups + g`), whether all its
+    /// singular values are below `tau`: `tau² I - G(f)` has a Cholesky factorisation (faer's, which
+    /// refuses a pivot that is not positive). The Gram matrices of a run of frequencies come from one
+    /// GEMM, `[M_δ] · [cos θ_δ(f), sin θ_δ(f)]`, with the angles reduced exactly on the grid.
+    fn below_all(&self, circ: &Circulant, tau: f64, monitor: &Monitor<'_>) -> Result<Vec<bool>, SpectrumError> {
+        let (n, groups) = (self.n, self.groups());
+        // frequencies per GEMM: up to 16, the Gram matrices of a run within 16 MiB
+        let run_len = ((1 << 20) / (n * n).max(1)).clamp(1, 16);
+        let grid = circ.grid();
+        let freqs: Vec<usize> = (0..circ.frequencies()).filter(|&f| f <= circ.conjugate(f)).collect();
         let t2 = tau * tau;
-        for j in 0..n {
-            let (rj, ij) = (j * n, j * n);
-            let mut d = t2 - re[rj + j];
-            for p in 0..j {
-                d -= re[rj + p] * re[rj + p] + im[ij + p] * im[ij + p];
-            }
-            // also catches NaN
-            if d.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-                return false;
-            }
-            let d = d.sqrt();
-            re[rj + j] = d;
-            im[ij + j] = 0.0;
-            for i in j + 1..n {
-                let ri = i * n;
-                // A_ij = -G_ij; L_ij = (A_ij - Σ_p L_ip conj(L_jp)) / d
-                let (mut sr, mut si) = (-re[ri + j], -im[ri + j]);
-                for p in 0..j {
-                    let (a, b, c, e) = (re[ri + p], im[ri + p], re[rj + p], im[rj + p]);
-                    sr -= a * c + b * e;
-                    si -= b * c - a * e;
+        let runs: Vec<Vec<bool>> = freqs
+            .par_chunks(run_len)
+            .map(|run| {
+                monitor.check()?;
+                let mut out = Vec::with_capacity(run.len() * groups);
+                let mut gram = Mat::<f64>::zeros(n * n, 2 * run.len());
+                for (deltas, stack) in self.deltas.iter().zip(&self.stacks) {
+                    let stack = MatRef::from_column_major_slice(stack, n * n, deltas.len());
+                    let lead = grid.len() - deltas.first().map_or(0, Vec::len);
+                    let angles = Mat::<f64>::from_fn(deltas.len(), 2 * run.len(), |t, c| {
+                        let f = run[c / 2];
+                        let fr = [f / (grid[1] * grid[2]), f / grid[2] % grid[1], f % grid[2]];
+                        let theta: f64 = deltas[t]
+                            .iter()
+                            .enumerate()
+                            .map(|(a, &d)| {
+                                let m = grid[lead + a];
+                                std::f64::consts::TAU * (fr[lead + a] * d.rem_euclid(m as isize) as usize % m) as f64
+                                    / m as f64
+                            })
+                            .sum();
+                        if c % 2 == 0 {
+                            theta.cos()
+                        } else {
+                            theta.sin()
+                        }
+                    });
+                    faer::linalg::matmul::matmul(gram.as_mut(), Accum::Replace, stack, &angles, 1.0, Par::Seq);
+                    for c in 0..run.len() {
+                        let (re, im) = (gram.col(2 * c), gram.col(2 * c + 1));
+                        let a = Mat::<c64>::from_fn(n, n, |i, j| {
+                            c64::new(if i == j { t2 } else { 0.0 } - re[i * n + j], -im[i * n + j])
+                        });
+                        out.push(a.llt(faer::Side::Lower).is_ok());
+                    }
                 }
-                re[ri + j] = sr / d;
-                im[ri + j] = si / d;
+                // group-major within the run: reorder to f · groups + g
+                Ok((0..run.len())
+                    .flat_map(|c| (0..groups).map(move |g| (c, g)))
+                    .map(|(c, g)| out[g * run.len() + c])
+                    .collect())
+            })
+            .collect::<Result<_, SpectrumError>>()?;
+        let mut below = vec![false; circ.frequencies() * groups];
+        for (&f, v) in freqs.iter().zip(runs.iter().flatten().collect::<Vec<_>>().chunks(groups)) {
+            for (g, &&b) in v.iter().enumerate() {
+                below[f * groups + g] = b;
             }
         }
-        true
+        Ok(below)
     }
 }
 
@@ -360,25 +410,30 @@ fn bounds_from_hot(hot: &[f64], tau: f64, count: usize) -> Vec<f64> {
 /// The largest cluster size tried.
 const MAX_CLUSTER: usize = 4;
 
-/// The Ritz triples of a block bidiagonalisation: values, right vectors (in the Lanczos basis) and
-/// residual estimates `||D_last p_last||`.
+/// The Ritz values of a block bidiagonalisation and their residual estimates `||D_last p_last||`.
 struct Ritz {
     values: Vec<f64>,
-    right: Mat<f64>,
     residuals: Vec<f64>,
 }
 
-/// Ritz triples of the block-bidiagonal `B` (`R_j` on the diagonal, `D_jᵀ` above).
+/// Ritz values and residuals of the block-bidiagonal `B` (`R_j` on the diagonal, `D_jᵀ` above):
+/// its singular values and left vectors only.
 fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>]) -> Result<Ritz, SpectrumError> {
     let b = diag[0].nrows();
     let n = diag.len() * b;
     let m = crate::lanczos::block_bidiagonal(diag, upper);
-    let svd = m.svd().map_err(|_| SpectrumError::Svd)?;
+    let (values, left) = crate::svd_left(m.as_ref(), true, Par::Seq)?;
+    let left = left.expect("left vectors were asked for");
     let d = upper.last().expect("one block at least");
-    let last = svd.U().subrows(n - b, b);
-    let values: Vec<f64> = (0..n).map(|i| svd.S().column_vector()[i]).collect();
+    let last = left.as_ref().subrows(n - b, b);
     let residuals = (0..n).map(|i| (d * last.col(i)).norm_l2()).collect();
-    Ok(Ritz { values, right: svd.V().to_owned(), residuals })
+    Ok(Ritz { values, residuals })
+}
+
+/// The first `k` right singular vectors of the block-bidiagonal `B`: the Ritz vectors' coordinates.
+fn block_right(diag: &[Mat<f64>], upper: &[Mat<f64>], k: usize) -> Result<Mat<f64>, SpectrumError> {
+    let svd = crate::lanczos::block_bidiagonal(diag, upper).svd().map_err(|_| SpectrumError::Svd)?;
+    Ok(svd.V().subcols(0, k).to_owned())
 }
 
 /// The explicit certificate of `k` Ritz vectors: `(μ descending, ||R||)` of `H = AᵀA` on `X`.
@@ -391,29 +446,47 @@ struct Explicit {
 }
 
 fn explicit(op: &mut Operator<'_, f64>, x: &[f64], rows: usize, cols: usize) -> Result<Explicit, SpectrumError> {
+    // the tall-skinny kernels: faer's `*` on these 2-column blocks would run its threaded GEMM
+    use crate::tall::{gram, mul};
     let k = x.len() / cols;
     let (x, _) = qr(x, cols)?;
-    let mut y = vec![0.0; rows * k];
+    let mut y = zeroed(rows * k);
     op.apply(&x, &mut y)?;
     let ym = MatRef::from_column_major_slice(&y, rows, k);
-    let gram = ym.transpose() * ym;
-    let eig = gram.self_adjoint_eigen(faer::Side::Lower).map_err(|_| SpectrumError::Svd)?;
+    let eig = gram(ym, ym).self_adjoint_eigen(faer::Side::Lower).map_err(|_| SpectrumError::Svd)?;
     // ascending eigenvalues: rotate to descending
     let q = Mat::<f64>::from_fn(k, k, |i, j| eig.U()[(i, k - 1 - j)]);
     let mu: Vec<f64> = (0..k).map(|j| eig.S().column_vector()[k - 1 - j]).collect();
-    let xm = MatRef::from_column_major_slice(&x, cols, k) * &q;
-    let yr = ym * &q;
-    let mut yv = Vec::with_capacity(rows * k);
-    for j in 0..k {
-        yv.extend(yr.col(j).iter());
+    let (mut xr, mut yr) = (zeroed(cols * k), zeroed(rows * k));
+    mul(
+        MatMut::from_column_major_slice_mut(&mut xr, cols, k),
+        Accum::Replace,
+        MatRef::from_column_major_slice(&x, cols, k),
+        q.as_ref(),
+        1.0,
+    );
+    mul(MatMut::from_column_major_slice_mut(&mut yr, rows, k), Accum::Replace, ym, q.as_ref(), 1.0);
+    let mut z = zeroed(cols * k);
+    op.adjoint(&yr, &mut z)?;
+    // R = Aᵀ Y - X diag(μ), in place of Aᵀ Y
+    for (j, (zj, xj)) in z.chunks_exact_mut(cols).zip(xr.chunks_exact(cols)).enumerate() {
+        zj.par_iter_mut().zip(xj).for_each(|(z, &x)| *z -= x * mu[j]);
     }
-    let mut z = vec![0.0; cols * k];
-    op.adjoint(&yv, &mut z)?;
-    // R = Aᵀ Y - X diag(μ)
-    let rm = Mat::<f64>::from_fn(cols, k, |i, j| z[j * cols + i] - xm[(i, j)] * mu[j]);
-    let r = rm.singular_values().map_err(|_| SpectrumError::Svd)?[0];
-    let rho = (0..k).map(|j| rm.col(j).norm_l2()).collect();
+    let rm = MatRef::from_column_major_slice(&z, cols, k);
+    // ||R||₂² and ||R e_i||² from RᵀR
+    let rtr = gram(rm, rm);
+    let top = rtr.self_adjoint_eigen(faer::Side::Lower).map_err(|_| SpectrumError::Svd)?;
+    let r = top.S().column_vector().iter().copied().fold(0.0, f64::max).sqrt();
+    let rho = (0..k).map(|j| rtr[(j, j)].max(0.0).sqrt()).collect();
     Ok(Explicit { mu, r, rho })
+}
+
+/// Zeros for a product's output, written once: the product adds into it, and a fresh page read
+/// before it is written is mapped to the zero page, then copied on write with a TLB shootdown.
+fn zeroed(n: usize) -> Vec<f64> {
+    let mut v = vec![0.0; n];
+    v.fill(0.0);
+    v
 }
 
 /// The upper bound of `λ_1` from a separated cluster (see the module docs), `None` if not separated.
@@ -522,36 +595,32 @@ fn f32_weights(conv: &Conv<f64>) -> Option<Conv<f32>> {
     Conv::new(conv.geometry().clone(), w, None).ok()
 }
 
-/// The Lanczos products: the f64 operator, or (fast) the f32 one on rounded copies of the vectors.
-struct Products<'a> {
-    exact: Operator<'a, f64>,
-    fast: Option<Operator<'a, f32>>,
-    input: Vec<f32>,
-    output: Vec<f32>,
+/// What persists across the restart of [`norm_with`]'s Lanczos run with f64 products.
+struct Run {
+    progress: Progress,
+    /// Steps of the earlier (restarted) run.
+    earlier: usize,
+    start: StartVector,
+    /// The symbol's peak frequency, when the start searched for it.
+    peak: Option<Vec<f64>>,
+    /// The interlacing bounds of `σ_1..σ_{MAX_CLUSTER+1}`, once computed.
+    bounds: Option<Vec<f64>>,
+    /// The step at which they were, whether they separated nothing at the Ritz values since, and how
+    /// many times they were looked for.
+    bounds_at: usize,
+    unseparated: bool,
+    looks: usize,
+    /// The smallest relative width an explicit check found.
+    best_explicit: f64,
+    times: Times,
 }
 
-impl<'a> Products<'a> {
-    fn run(&mut self, x: &[f64], y: &mut [f64], forward: bool) -> Result<(), SpectrumError> {
-        use rayon::prelude::*;
-        let Some(fast) = &mut self.fast else {
-            if forward {
-                self.exact.apply(x, y)?;
-            } else {
-                self.exact.adjoint(x, y)?;
-            }
-            return Ok(());
-        };
-        self.input.resize(x.len(), 0.0);
-        self.output.resize(y.len(), 0.0);
-        self.input.par_iter_mut().zip(x).for_each(|(a, &b)| *a = b as f32);
-        if forward {
-            fast.apply(&self.input, &mut self.output)?;
-        } else {
-            fast.adjoint(&self.input, &mut self.output)?;
-        }
-        y.par_iter_mut().zip(&self.output).for_each(|(a, &b)| *a = f64::from(b));
-        Ok(())
-    }
+/// How a Lanczos run of [`norm_with`] ended.
+enum Outcome {
+    Done(NormInterval),
+    /// The f32 products could not reach the tolerance: their Ritz vectors (column-major) start a run
+    /// with f64 products.
+    Restart(Vec<f64>),
 }
 
 /// [`certified_norm_with`] under a chosen [`Policy`].
@@ -564,108 +633,128 @@ fn norm_with(
     policy: Policy,
 ) -> Result<NormInterval, SpectrumError> {
     monitor.check()?;
-    let mut progress = Progress::new(1);
+    let mut times = Times::new();
+    let (block, start, peak) = start_block(conv, start);
+    times.lap(Phase::Start);
+    let mut run = Run {
+        progress: Progress::new(1),
+        earlier: 0,
+        start,
+        peak,
+        bounds: None,
+        bounds_at: 0,
+        unseparated: false,
+        looks: 0,
+        best_explicit: f64::INFINITY,
+        times,
+    };
+    let mut exact = Operator::new(conv);
+    let mut first = qr(&block, conv.cols())?.0;
+    if let Some(conv32) = policy.fast.then(|| f32_weights(conv)).flatten() {
+        let mut op = Operator::new(&conv32);
+        match lanczos_run(conv, &mut op, &mut exact, &first, tol, monitor, grids.as_deref(), policy, &mut run)? {
+            Outcome::Done(n) => return Ok(n),
+            Outcome::Restart(x) => first = qr(&x, conv.cols())?.0,
+        }
+    }
+    let mut op = Operator::new(conv);
+    match lanczos_run(conv, &mut op, &mut exact, &first, tol, monitor, grids.as_deref(), policy, &mut run)? {
+        Outcome::Done(n) => Ok(n),
+        Outcome::Restart(_) => unreachable!("f64 products do not restart"),
+    }
+}
+
+/// One Lanczos run of [`norm_with`] from the orthonormal block `first`, its products by `op` (f32:
+/// the fast products, which may end in [`Outcome::Restart`]; f64) and the certificates by `exact`.
+#[allow(clippy::too_many_arguments)]
+fn lanczos_run<S: Real>(
+    conv: &Conv<f64>,
+    op: &mut Operator<'_, S>,
+    exact: &mut Operator<'_, f64>,
+    first: &[f64],
+    tol: f64,
+    monitor: &Monitor<'_>,
+    grids: Option<&[Conv<f64>]>,
+    policy: Policy,
+    run: &mut Run,
+) -> Result<Outcome, SpectrumError> {
     let (rows, cols) = (conv.rows(), conv.cols());
     let max = rows.min(cols);
-    let (block, start) = start_block(conv, start);
-    let b = block.len() / cols;
-    let conv32 = if policy.fast { f32_weights(conv) } else { None };
-    let mut op = Products {
-        exact: Operator::new(conv),
-        fast: conv32.as_ref().map(Operator::new),
-        input: Vec::new(),
-        output: Vec::new(),
-    };
+    let b = first.len() / cols;
+    let fast = std::mem::size_of::<S>() < 8;
     let mut local = policy.local;
-    // steps of earlier (restarted) runs
-    let mut earlier = 0;
-    let mut v = qr(&block, cols)?.0;
-    let (mut vs, mut us) = (Vec::<f64>::new(), Vec::<f64>::new());
+    // the bases, in the products' precision; `vs` holds the next block too
+    let (mut vs, mut us) = (Basis::<S>::new(cols * b), Basis::<S>::new(rows * b));
+    vs.push(first);
+    let (mut left, mut right) = (HalfStep::new(rows, b), HalfStep::new(cols, b));
+    let (mut w, mut z) = (vec![S::ZERO; rows * b], vec![S::ZERO; cols * b]);
     let (mut diag, mut uppers) = (Vec::<Mat<f64>>::new(), Vec::<Mat<f64>>::new());
-    let (mut w, mut z) = (vec![0.0; rows * b], vec![0.0; cols * b]);
     let mut max_r = 0.0f64;
     let mut next_check = 1;
-    // the interlacing bounds of σ_1..σ_{MAX_CLUSTER+1}, once computed
-    let mut bounds: Option<Vec<f64>> = None;
-    let mut best_explicit = f64::INFINITY;
-    // the step at which the bounds were computed
-    let (mut bounds_at, mut unseparated, mut looks) = (0, false, 0);
     loop {
-        progress.steps = earlier + diag.len();
-        monitor.step(&progress)?;
-        vs.extend_from_slice(&v);
-        let vm = MatRef::from_column_major_slice(&v, cols, b);
+        run.progress.steps = run.earlier + diag.len();
+        monitor.step(&run.progress)?;
         // W = A V_j - U_{j-1} D_{j-1}ᵀ, reorthogonalised, = U_j R_j
-        op.run(&v, &mut w, true)?;
-        if let Some(d) = uppers.last() {
-            let prev = MatRef::from_column_major_slice(&us[us.len() - rows * b..], rows, b);
-            mul_add(faer::MatMut::from_column_major_slice_mut(&mut w, rows, b), prev, d.transpose(), -1.0);
-        }
+        op.apply(vs.last(), &mut w)?;
+        run.times.lap(Phase::Products);
         // a block step is several products: look at the flag between them too
         monitor.check()?;
-        if local {
-            orthogonalize(last_block(&us, rows * b), rows, &mut w);
-        } else {
-            orthogonalize(&us, rows, &mut w);
-        }
+        let t = uppers.last().map(|d| d.transpose().to_owned());
+        let r = left.run(&w, t.as_ref(), !local, &mut us)?;
+        run.times.lap(Phase::Block);
         monitor.check()?;
-        let (u, r) = qr(&w, rows)?;
-        us.extend_from_slice(&u);
         // Z = Aᵀ U_j - V_j R_jᵀ, reorthogonalised, = V_{j+1} D_j
-        op.run(&u, &mut z, false)?;
-        mul_add(faer::MatMut::from_column_major_slice_mut(&mut z, cols, b), vm, r.transpose(), -1.0);
+        op.adjoint(us.last(), &mut z)?;
+        run.times.lap(Phase::Products);
         max_r = max_r.max(r.norm_l2());
-        diag.push(r);
         monitor.check()?;
-        if local {
-            orthogonalize(last_block(&vs, cols * b), cols, &mut z);
-        } else {
-            orthogonalize(&vs, cols, &mut z);
-        }
-        let (next, d) = qr(&z, cols)?;
+        let d = right.run(&z, Some(&r.transpose().to_owned()), !local, &mut vs)?;
+        diag.push(r);
         let dnorm = d.norm_l2();
         uppers.push(d);
+        run.times.lap(Phase::Block);
         let dim = diag.len() * b;
         let exhausted = dim + b > max || dnorm <= 1e-14 * max_r;
+        let total = run.earlier + diag.len();
         if exhausted && rows.saturating_mul(cols) <= crate::DENSE_LIMIT {
             // the Krylov space is (nearly) the whole small matrix
             let s = crate::dense_singular_values(conv)?;
-            let upper_bounds = match &grids {
+            let upper_bounds = match grids {
                 Some(_) => interlacing_upper_bounds(conv, (MAX_CLUSTER + 1).min(max))?.unwrap_or_default(),
                 None => Vec::new(),
             };
-            return Ok(NormInterval {
+            return Ok(Outcome::Done(NormInterval {
                 value: s[0],
                 lower: s[0],
                 upper: Some(s[0]),
                 certificate: Certificate::Exact,
                 cluster: 0,
-                iterations: earlier + diag.len(),
+                iterations: total,
                 residual: 0.0,
-                start: Some(start),
+                start: Some(run.start),
                 upper_bounds,
-            });
+            }));
         }
-        v = next;
         if diag.len() < next_check && !exhausted {
             continue;
         }
         let steps = diag.len();
         next_check = steps + (steps / 20).max(1);
-        let total = earlier + steps;
         let ritz = block_ritz(&diag, &uppers)?;
+        run.times.lap(Phase::Ritz);
         let theta = &ritz.values;
         let scale = theta[0].max(f64::MIN_POSITIVE);
         let rel = ritz.residuals[0] / scale;
         // a Ritz value converging far enough to pull the basis off orthogonality: keep it orthogonal
         local &= ritz.residuals.iter().all(|&r| r > SEMI_ORTHOGONAL * scale);
-        (progress.residual, progress.converged) = (rel, usize::from(rel <= tol));
-        let Some(grids) = &grids else {
+        (run.progress.residual, run.progress.converged) = (rel, usize::from(rel <= tol));
+        let Some(grids) = grids else {
             // residual-only
             if rel <= tol || exhausted {
-                let e = explicit(&mut op.exact, &ritz_vectors(&vs, cols, &ritz.right, 1), rows, cols)?;
+                let q = block_right(&diag, &uppers, 1)?;
+                let e = explicit(exact, &vs.combine(cols, q.as_ref()), rows, cols)?;
                 let lower = e.mu[0].max(0.0).sqrt() * (1.0 - ROUNDING);
-                return Ok(NormInterval {
+                return Ok(Outcome::Done(NormInterval {
                     value: theta[0],
                     lower,
                     upper: None,
@@ -673,21 +762,22 @@ fn norm_with(
                     cluster: 0,
                     iterations: total,
                     residual: rel,
-                    start: Some(start),
+                    start: Some(run.start),
                     upper_bounds: Vec::new(),
-                });
+                }));
             }
             continue;
         };
         let kmax = MAX_CLUSTER.min(dim).min(max - 1).max(1);
-        if unseparated && total >= bounds_at + 8 && looks < 3 && !exhausted {
-            bounds = None;
+        if run.unseparated && total >= run.bounds_at + 8 && run.looks < 3 && !exhausted {
+            run.bounds = None;
         }
-        if bounds.is_none() && (rel < tol.clamp(1e-4, 1e-3) || exhausted) {
-            bounds = Some(top_bounds(grids, theta, kmax, &monitor.quiet())?);
-            (bounds_at, looks) = (total, looks + 1);
+        if run.bounds.is_none() && (rel < tol.clamp(1e-4, 1e-3) || exhausted) {
+            run.bounds = Some(top_bounds(conv, grids, theta, kmax, run.peak.as_deref(), &monitor.quiet())?);
+            run.times.lap(Phase::Bounds);
+            (run.bounds_at, run.looks) = (total, run.looks + 1);
         }
-        let Some(u_b) = &bounds else { continue };
+        let Some(u_b) = &run.bounds else { continue };
         // the cluster whose estimated certified width is smallest
         let estimate = |k: usize| -> Option<f64> {
             let c = u_b.get(k)?.powi(2) * (1.0 + ROUNDING);
@@ -698,17 +788,19 @@ fn norm_with(
         };
         let choice =
             (1..=kmax.min(theta.len())).filter_map(|k| estimate(k).map(|w| (k, w))).min_by(|a, b| a.1.total_cmp(&b.1));
-        progress.width = choice.map(|c| c.1);
+        run.progress.width = choice.map(|c| c.1);
         // bounds that separate no cluster at the current Ritz values (a threshold from values that
         // have moved since) are looked for again
-        unseparated =
+        run.unseparated =
             !(1..=kmax.min(theta.len())).any(|k| u_b.get(k).is_some_and(|&c| c < theta[k - 1] * (1.0 - 1e-5)));
         let stagnant = rel < 1e-14;
-        let ready = choice.is_some_and(|(_, w)| w <= tol / 2.0 && w < best_explicit / 4.0);
+        let ready = choice.is_some_and(|(_, w)| w <= tol / 2.0 && w < run.best_explicit / 4.0);
         if ready || exhausted || stagnant || (choice.is_none() && rel <= tol) {
             let k = choice.map_or(1, |c| c.0);
-            let x = ritz_vectors(&vs, cols, &ritz.right, k.max(b));
-            let e = explicit(&mut op.exact, &x[..cols * k], rows, cols)?;
+            let q = block_right(&diag, &uppers, k.max(b))?;
+            let x = vs.combine(cols, q.as_ref());
+            let e = explicit(exact, &x[..cols * k], rows, cols)?;
+            run.times.lap(Phase::Explicit);
             let lower = e.mu[0].max(0.0).sqrt() * (1.0 - ROUNDING);
             let c = u_b.get(k).map(|b| b * b * (1.0 + ROUNDING));
             let kt = c.and_then(|c| kato_temple(&e, c)).map(|l| l.sqrt() * (1.0 + ROUNDING));
@@ -718,20 +810,16 @@ fn norm_with(
             };
             let upper = upper.max(lower);
             let width = (upper - lower) / lower;
-            best_explicit = best_explicit.min(width);
-            if width > tol && op.fast.is_some() && choice.is_some() {
+            run.best_explicit = run.best_explicit.min(width);
+            if width > tol && fast && choice.is_some() {
                 // the f32 products' rounding stands between the Ritz vectors and the tolerance:
                 // restart from them with f64 products
-                op.fast = None;
-                earlier += steps;
-                (vs, us) = (Vec::new(), Vec::new());
-                (diag, uppers) = (Vec::new(), Vec::new());
-                (max_r, next_check, local) = (0.0, 1, policy.local);
-                v = qr(&x[..cols * b], cols)?.0;
-                continue;
+                run.earlier += steps;
+                return Ok(Outcome::Restart(x[..cols * b].to_vec()));
             }
             if width <= tol || exhausted || stagnant || choice.is_none() {
-                return Ok(NormInterval {
+                run.times.report(total);
+                return Ok(Outcome::Done(NormInterval {
                     value: theta[0].clamp(lower, upper),
                     lower,
                     upper: Some(upper),
@@ -739,28 +827,24 @@ fn norm_with(
                     cluster,
                     iterations: total,
                     residual: rel,
-                    start: Some(start),
+                    start: Some(run.start),
                     upper_bounds: u_b.clone(),
-                });
+                }));
             }
         }
     }
 }
 
-/// The last `len` values of a basis.
-fn last_block(basis: &[f64], len: usize) -> &[f64] {
-    &basis[basis.len().saturating_sub(len)..]
-}
-
 /// The first block: for a stride-1 layer the real and imaginary parts of the symbol mode (which span
 /// the standing waves of the top pair), each with a random part of relative norm 1e-3; else two
-/// deterministic random vectors. One vector for a matrix with a single column or row.
-fn start_block(conv: &Conv<f64>, start: Start) -> (Vec<f64>, StartVector) {
+/// deterministic random vectors. One vector for a matrix with a single column or row. With the
+/// symbol's peak `ω` when it was searched for.
+fn start_block(conv: &Conv<f64>, start: Start) -> (Vec<f64>, StartVector, Option<Vec<f64>>) {
     let (cols, max) = (conv.cols(), conv.rows().min(conv.cols()));
     let b = max.min(2);
     let mut block = crate::lanczos::random_vector(cols * b);
     let modes = if start == Start::Auto && b == 2 { crate::start::symbol_modes(conv) } else { None };
-    let Some((re, im)) = modes else { return (block, StartVector::Random) };
+    let Some((re, im, peak)) = modes else { return (block, StartVector::Random, None) };
     for (j, mode) in [re, im].iter().enumerate() {
         let part = &mut block[j * cols..(j + 1) * cols];
         let (nm, nr) = (crate::lanczos::dot(mode, mode).sqrt(), crate::lanczos::dot(part, part).sqrt());
@@ -768,27 +852,18 @@ fn start_block(conv: &Conv<f64>, start: Start) -> (Vec<f64>, StartVector) {
             part.iter_mut().zip(mode).for_each(|(r, &s)| *r = s / nm + 1e-3 * *r / nr);
         }
     }
-    (block, StartVector::Symbol)
-}
-
-/// The first `k` right Ritz vectors `V q_i`, column-major `cols x k`.
-fn ritz_vectors(vs: &[f64], cols: usize, right: &Mat<f64>, k: usize) -> Vec<f64> {
-    let steps = vs.len() / cols;
-    let vm = MatRef::from_column_major_slice(vs, cols, steps);
-    let x = vm * right.as_ref().subcols(0, k);
-    let mut out = Vec::with_capacity(cols * k);
-    for j in 0..k {
-        out.extend(x.col(j).iter());
-    }
-    out
+    (block, StartVector::Symbol, Some(peak))
 }
 
 /// Interlacing bounds of `σ_1..σ_{kmax+1}` from the hot blocks of the grids, the grids tried in turn
-/// until one separates a cluster at the current Ritz values `theta`.
+/// until one separates a cluster at the current Ritz values `theta`: in the order [`grid_order`]
+/// predicts from the symbol's `peak` when it is known, else smallest first.
 fn top_bounds(
+    conv: &Conv<f64>,
     grids: &[Conv<f64>],
     theta: &[f64],
     kmax: usize,
+    peak: Option<&[f64]>,
     monitor: &Monitor<'_>,
 ) -> Result<Vec<f64>, SpectrumError> {
     let count = kmax + 1;
@@ -801,8 +876,12 @@ fn top_bounds(
     } else {
         theta[kmax.min(theta.len()) - 1] * (1.0 - 1e-6)
     };
+    let order = match peak {
+        Some(peak) if grids.len() > 1 => grid_order(conv, grids, theta, kmax, peak),
+        _ => (0..grids.len()).collect(),
+    };
     let mut best = vec![f64::INFINITY; count];
-    for c in grids {
+    for c in order.iter().map(|&i| &grids[i]) {
         let circ = Circulant::new(c).map_err(|e| SpectrumError::NotCircular { why: e.to_string() })?;
         let hot = hot_values(&circ, tau, monitor)?;
         for (b, v) in best.iter_mut().zip(bounds_from_hot(&hot, tau, count)) {
@@ -813,6 +892,45 @@ fn top_bounds(
         }
     }
     Ok(best)
+}
+
+/// The grids in the order in which they are likeliest to separate a cluster at the Ritz values
+/// `theta`: each grid's top singular values are predicted from the symbol at its frequencies next to
+/// the peak `±ω` (`3^r` each), and a grid scores the largest `θ_k - σ̂_{k+1}`. Only an order: every
+/// grid's bounds are still computed in full (the top values may come from elsewhere).
+fn grid_order(conv: &Conv<f64>, grids: &[Conv<f64>], theta: &[f64], kmax: usize, peak: &[f64]) -> Vec<usize> {
+    let gram = GramSymbol::of(conv);
+    let r = peak.len();
+    let score = |c: &Conv<f64>| -> f64 {
+        let m = c.geometry().input_spatial();
+        let mut seen: Vec<Vec<usize>> = Vec::new();
+        let mut values = Vec::new();
+        for sign in [1.0, -1.0] {
+            for i in 0..3usize.pow(r as u32) {
+                let f: Vec<usize> = (0..r)
+                    .map(|a| {
+                        let near = (sign * peak[a] * m[a] as f64 / std::f64::consts::TAU).round() as isize;
+                        (near + (i / 3usize.pow(a as u32) % 3) as isize - 1).rem_euclid(m[a] as isize) as usize
+                    })
+                    .collect();
+                if seen.contains(&f) {
+                    continue;
+                }
+                let w: Vec<f64> = (0..r).map(|a| std::f64::consts::TAU * f[a] as f64 / m[a] as f64).collect();
+                values.push(crate::start::top_squared(&gram, &w, 12).max(0.0).sqrt());
+                seen.push(f);
+            }
+        }
+        values.sort_unstable_by(|a, b| b.total_cmp(a));
+        (1..=kmax.min(theta.len()))
+            .filter_map(|k| values.get(k).map(|v| theta[k - 1] - v))
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    let scores: Vec<f64> = grids.par_iter().map(score).collect();
+    let mut order: Vec<usize> = (0..grids.len()).collect();
+    // stable: ties keep the smaller grid first
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    order
 }
 
 #[cfg(test)]
@@ -927,6 +1045,46 @@ mod tests {
             assert!((got - top).abs() <= 1e-12 * top, "floor {floor}: {got} vs {top}");
         }
         assert_eq!(circulant_norm_at_least(&c, top * 1.01, &Monitor::new()).unwrap(), None);
+    }
+
+    /// The batched Gram-symbol test of every block against each block's largest singular value
+    /// (dense SVD of the circulant's block), for 1-d, 2-d with groups and wide blocks, and 3-d layers.
+    #[test]
+    fn gram_symbol_tests_agree_with_the_blocks_svds() {
+        let cases = [
+            (ConvSpec::new(1, 3, 5, [3]), vec![11]),
+            (ConvSpec::new(2, 4, 6, [3, 2]).with_groups(2).with_dilation([1, 2]), vec![7, 6]),
+            (ConvSpec::new(2, 5, 2, [3]), vec![6, 5]),
+            (ConvSpec::new(3, 2, 3, [2]), vec![4, 3, 5]),
+        ];
+        for (case, (spec, input)) in cases.into_iter().enumerate() {
+            let spec = spec.with_padding(Padding::Same).with_padding_mode(PaddingMode::Circular).with_bias(false);
+            let n: usize = spec.weight_shape().iter().product();
+            let w = convmat_numeric::Xorshift64::new(case as u64 * 2 + 1).half_vec(n);
+            let c = Conv::new(Geometry::new(&spec, &input).unwrap(), w, None).unwrap();
+            let circ = Circulant::new(&c).unwrap();
+            let gram = GramSymbol::new(&circ).unwrap();
+            let groups = spec.groups();
+            let (rows, cols) = (spec.out_channels() / groups, spec.in_channels() / groups);
+            let mut tops = Vec::new();
+            for f in (0..circ.frequencies()).filter(|&f| f <= circ.conjugate(f)) {
+                for g in 0..groups {
+                    let k = circ.block(f, g);
+                    let m = Mat::<c64>::from_fn(rows, cols, |i, j| c64::new(k[i * cols + j].re, k[i * cols + j].im));
+                    tops.push((f, g, crate::svd_values(m.as_ref()).unwrap()[0]));
+                }
+            }
+            let mut sorted: Vec<f64> = tops.iter().map(|t| t.2).collect();
+            sorted.sort_by(f64::total_cmp);
+            for tau in [sorted[0] * 0.5, sorted[sorted.len() / 2], sorted[sorted.len() - 1] * 1.01] {
+                let below = gram.below_all(&circ, tau, &Monitor::new()).unwrap();
+                for &(f, g, s) in &tops {
+                    if (s - tau).abs() > 1e-9 * tau {
+                        assert_eq!(below[f * groups + g], s < tau, "case {case}, tau {tau}, block ({f}, {g}): {s}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -215,7 +215,10 @@ impl Lanczos {
 
     fn restart(&mut self, pairs: &Pairs, keep: usize) {
         let s = pairs.vectors.as_ref().subcols(0, keep);
-        self.x = combine(&self.x, self.n, s);
+        // into the reserved basis (a new vector would lose the capacity and grow again)
+        let kept = combine(&self.x, self.n, s);
+        self.x.clear();
+        self.x.extend_from_slice(&kept);
         let from = self.g_from;
         self.g = self.g.as_ref().subcols(from, self.dim() - from) * s.subrows(from, self.dim() - from);
         self.g_from = 0;
@@ -343,16 +346,22 @@ fn rayleigh_ritz(
 ) -> Result<Found, SpectrumError> {
     let (rows, cols) = (products.rows, products.cols);
     let s = s.min(lanczos.dim());
-    let y = combine(&lanczos.x, cols, pairs.vectors.as_ref().subcols(0, s));
+    // three buffers of s vectors, each reused once (fresh pages cost a fault each)
+    let mut y = combine(&lanczos.x, cols, pairs.vectors.as_ref().subcols(0, s));
     let mut z = vec![0.0; rows * s];
     products.op.apply(&y, &mut z)?;
-    let (qz, r) = qr(&z, rows)?;
+    let mut q = Vec::new();
+    let r = qr_into(&z, rows, &mut q)?;
     let svd = r.svd().map_err(|_| SpectrumError::Svd)?;
     let values: Vec<f64> = svd.S().column_vector().iter().take(k).copied().collect();
-    let left = combine(&qz, rows, svd.U().subcols(0, k));
-    let right = combine(&y, cols, svd.V().subcols(0, k));
-    let mut back = vec![0.0; cols * k];
-    products.op.adjoint(&left, &mut back)?;
+    // left vectors Q_z U into z, right ones Y V into q, Aᵀ·left into y
+    let qm = MatRef::from_column_major_slice(&q, rows, s);
+    mul(MatMut::from_column_major_slice_mut(&mut z[..rows * k], rows, k), Accum::Replace, qm, svd.U().subcols(0, k), 1.0);
+    q.resize(cols * k, 0.0);
+    let ym = MatRef::from_column_major_slice(&y, cols, s);
+    mul(MatMut::from_column_major_slice_mut(&mut q, cols, k), Accum::Replace, ym, svd.V().subcols(0, k), 1.0);
+    let (left, right, back) = (&z[..rows * k], &q, &mut y[..cols * k]);
+    products.op.adjoint(left, back)?;
     products.count += s.max(k);
     let sigma1 = values[0].max(f64::MIN_POSITIVE);
     let residuals: Vec<f64> = (0..k)

@@ -356,7 +356,13 @@ fn rayleigh_ritz(
     let values: Vec<f64> = svd.S().column_vector().iter().take(k).copied().collect();
     // left vectors Q_z U into z, right ones Y V into q, Aᵀ·left into y
     let qm = MatRef::from_column_major_slice(&q, rows, s);
-    mul(MatMut::from_column_major_slice_mut(&mut z[..rows * k], rows, k), Accum::Replace, qm, svd.U().subcols(0, k), 1.0);
+    mul(
+        MatMut::from_column_major_slice_mut(&mut z[..rows * k], rows, k),
+        Accum::Replace,
+        qm,
+        svd.U().subcols(0, k),
+        1.0,
+    );
     q.resize(cols * k, 0.0);
     let ym = MatRef::from_column_major_slice(&y, cols, s);
     mul(MatMut::from_column_major_slice_mut(&mut q, cols, k), Accum::Replace, ym, svd.V().subcols(0, k), 1.0);

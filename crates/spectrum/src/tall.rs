@@ -112,19 +112,24 @@ fn cholesky_qr(m: &[f64], n: usize, q: &mut [f64]) -> Option<(Mat<f64>, bool)> {
     let mm = MatRef::from_column_major_slice(m, n, b);
     let g = gram(mm, mm);
     let (r, inv) = cholesky_factors(&g)?;
-    let well = g.self_adjoint_eigen(faer::Side::Lower).is_ok_and(|e| {
-        let s = e.S().column_vector();
-        let (lo, hi) = (s.iter().copied().fold(f64::INFINITY, f64::min), s.iter().copied().fold(0.0, f64::max));
-        // also refuses NaN
-        (hi / lo).partial_cmp(&1e4) == Some(std::cmp::Ordering::Less)
-    });
+    let well = well_conditioned(&g);
     mul(MatMut::from_column_major_slice_mut(q, n, b), Accum::Replace, mm, inv.as_ref(), 1.0);
     Some((r, well))
 }
 
+/// Whether a small Gram matrix is positive definite with condition below `1e4`: one
+/// Cholesky QR pass then leaves `Q` orthonormal to ~eps·1e8 (false for NaN).
+pub(crate) fn well_conditioned(g: &Mat<f64>) -> bool {
+    g.self_adjoint_eigen(faer::Side::Lower).is_ok_and(|e| {
+        let s = e.S().column_vector();
+        let (lo, hi) = (s.iter().copied().fold(f64::INFINITY, f64::min), s.iter().copied().fold(0.0, f64::max));
+        lo > 0.0 && (hi / lo).partial_cmp(&1e4) == Some(std::cmp::Ordering::Less)
+    })
+}
+
 /// `G = Rᵀ R` and `R⁻¹` for a small Gram matrix, `None` when a pivot is below `1e-12` of the largest
 /// diagonal (or NaN).
-fn cholesky_factors(g: &Mat<f64>) -> Option<(Mat<f64>, Mat<f64>)> {
+pub(crate) fn cholesky_factors(g: &Mat<f64>) -> Option<(Mat<f64>, Mat<f64>)> {
     let b = g.nrows();
     let scale = (0..b).map(|j| g[(j, j)]).fold(0.0, f64::max);
     let mut r = Mat::<f64>::zeros(b, b);

@@ -274,37 +274,12 @@ fn finish<O: Real, S: Real>(out: &[O], prev: Prev<'_, S>, rinv: &Mat<f64>, n: us
 }
 
 /// `G = Rᵀ R` (`R` upper triangular) and `R⁻¹`, `None` unless `G` is well conditioned (condition
-/// below `1e4`, as [`qr`] asks for one Cholesky QR pass) and its pivots are positive.
+/// below `1e4`, as [`qr`] asks for one Cholesky QR pass).
 fn well_conditioned_cholesky(g: &Mat<f64>) -> Option<(Mat<f64>, Mat<f64>)> {
-    let b = g.nrows();
-    let eig = g.self_adjoint_eigen(faer::Side::Lower).ok()?;
-    let s = eig.S().column_vector();
-    let (lo, hi) = (s.iter().copied().fold(f64::INFINITY, f64::min), s.iter().copied().fold(0.0, f64::max));
-    // also refuses NaN
-    let positive = lo.partial_cmp(&0.0) == Some(std::cmp::Ordering::Greater);
-    if !positive || (hi / lo).partial_cmp(&1e4) != Some(std::cmp::Ordering::Less) {
+    if !crate::tall::well_conditioned(g) {
         return None;
     }
-    let mut r = Mat::<f64>::zeros(b, b);
-    for j in 0..b {
-        let d = g[(j, j)] - (0..j).map(|p| r[(p, j)] * r[(p, j)]).sum::<f64>();
-        if d.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-            return None;
-        }
-        let d = d.sqrt();
-        r[(j, j)] = d;
-        for i in j + 1..b {
-            r[(j, i)] = (g[(j, i)] - (0..j).map(|p| r[(p, j)] * r[(p, i)]).sum::<f64>()) / d;
-        }
-    }
-    let mut inv = Mat::<f64>::zeros(b, b);
-    for j in 0..b {
-        inv[(j, j)] = 1.0 / r[(j, j)];
-        for i in (0..j).rev() {
-            inv[(i, j)] = -(i + 1..=j).map(|p| r[(i, p)] * inv[(p, j)]).sum::<f64>() / r[(i, i)];
-        }
-    }
-    Some((r, inv))
+    crate::tall::cholesky_factors(g)
 }
 
 /// One side of the bidiagonalisation (`n` rows, `b` columns), with a buffer for the general route.

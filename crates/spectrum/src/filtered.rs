@@ -71,9 +71,8 @@ struct Products<'a> {
     filter: Filter,
     /// `A v` for a block (`rows x b`).
     image: Vec<f64>,
-    /// The recurrence's previous and current terms (`cols x b`).
-    prev: Vec<f64>,
-    cur: Vec<f64>,
+    /// The recurrence's terms (`cols x b` each), rotated instead of copied.
+    terms: [Vec<f64>; 3],
     /// Products with `A` (as many with `Aᵀ`).
     count: usize,
 }
@@ -86,8 +85,7 @@ impl<'a> Products<'a> {
             cols: conv.cols(),
             filter,
             image: vec![0.0; conv.rows() * b],
-            prev: vec![0.0; conv.cols() * b],
-            cur: vec![0.0; conv.cols() * b],
+            terms: std::array::from_fn(|_| vec![0.0; conv.cols() * b]),
             count: 0,
         }
     }
@@ -102,20 +100,20 @@ impl<'a> Products<'a> {
         Ok(())
     }
 
-    /// `out = M x` by the three-term recurrence `T_{j+1} = 2 L T_j - T_{j-1}`.
+    /// `out = M x` by the three-term recurrence `T_{j+1} = 2 L T_j - T_{j-1}` (`T_0 = x`).
     fn filter(&mut self, x: &[f64], out: &mut [f64]) -> Result<(), SpectrumError> {
-        let (mut prev, mut cur) = (std::mem::take(&mut self.prev), std::mem::take(&mut self.cur));
-        prev.copy_from_slice(x);
+        let [mut prev, mut cur, mut next] = std::mem::take(&mut self.terms);
         self.shifted(x, &mut cur)?;
-        for _ in 1..self.filter.degree {
-            // out = 2 L cur - prev
-            self.shifted(&cur, out)?;
-            out.par_iter_mut().zip(&prev).for_each(|(o, p)| *o = 2.0 * *o - p);
+        for j in 1..self.filter.degree {
+            self.shifted(&cur, &mut next)?;
+            let before: &[f64] = if j == 1 { x } else { &prev };
+            next.par_iter_mut().zip(before).for_each(|(n, p)| *n = 2.0 * *n - p);
+            // (prev, cur, next) <- (cur, next, prev)
             std::mem::swap(&mut prev, &mut cur);
-            cur.copy_from_slice(out);
+            std::mem::swap(&mut cur, &mut next);
         }
         out.copy_from_slice(&cur);
-        (self.prev, self.cur) = (prev, cur);
+        self.terms = [prev, cur, next];
         Ok(())
     }
 }
@@ -383,6 +381,30 @@ fn rayleigh_ritz(
         products: products.count,
         restarts: 0,
     })
+}
+
+/// The top `k` of `conv` by the filter where it applies ([`choose`]), `None` where it does not or
+/// where no filtered run can finish (then the caller runs the unfiltered method): a block of `b`
+/// vectors, the first `start`, the others random; a basis cap of `cap` (at least `k + 200`: room for
+/// the vectors a run needs before its first values converge, ~200 on the layers measured). A run whose
+/// cut is above `σ_k²` is repeated with degree 1 (`AᵀA` itself, which needs no cut).
+pub(crate) fn top_k(
+    conv: &Conv<f64>,
+    start: &[f64],
+    k: usize,
+    tol: f64,
+    b: usize,
+    cap: usize,
+    monitor: &Monitor<'_>,
+) -> Result<Option<Found>, SpectrumError> {
+    let Some(filter) = choose(conv, k, monitor)? else { return Ok(None) };
+    let mut block = crate::lanczos::random_vector(conv.cols() * b);
+    block[..conv.cols()].copy_from_slice(start);
+    let cap = cap.max(k + 200);
+    match filtered_top(conv, filter, &block, k, tol, cap, monitor)? {
+        None if filter.degree > 1 => filtered_top(conv, Filter { degree: 1, ..filter }, &block, k, tol, cap, monitor),
+        found => Ok(found),
+    }
 }
 
 /// The filter for the top `k` of `conv` (see the module docs), `None` where it does not apply: `k`

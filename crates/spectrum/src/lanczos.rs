@@ -123,25 +123,7 @@ pub fn lanczos_with(
     } else {
         let b = block_size(k).min(max);
         let cap = basis_cap(k, b);
-        let found = match filtered::choose(conv, k, monitor)? {
-            Some(filter) => {
-                let mut block = random_vector(conv.cols() * b);
-                block[..conv.cols()].copy_from_slice(&v);
-                // a small k gets room for the vectors a filtered run needs before its first values
-                // converge (~200 on the layers measured), so that it does not restart early
-                let cap = cap.max(k + 200);
-                match filtered::filtered_top(conv, filter, &block, k, tol, cap, monitor)? {
-                    // a cut above σ_k²: the degree-1 filter (AᵀA itself) needs none
-                    None if filter.degree > 1 => {
-                        let linear = filtered::Filter { degree: 1, ..filter };
-                        filtered::filtered_top(conv, linear, &block, k, tol, cap, monitor)?
-                    }
-                    found => found,
-                }
-            }
-            None => None,
-        };
-        match found {
+        match filtered::top_k(conv, &v, k, tol, b, cap, monitor)? {
             Some(f) => {
                 (Ritz { values: f.values, residual: f.residual, converged: f.converged }, f.products, f.restarts)
             }

@@ -34,17 +34,17 @@
 
 use convmat_matrix::{Circulant, Conv};
 use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
-use faer::{c64, Accum, Mat, MatMut, MatRef, Par};
+use faer::{c64, Accum, Mat, MatRef, Par};
 
 mod small;
 mod times;
 
-use small::{Basis, HalfStep, Real};
+use small::{Basis, HalfStep};
 
 use crate::lanczos::{Start, StartVector};
 use crate::tall::qr;
 use crate::{Monitor, Progress, SpectrumError};
-use convmat_matrix::Operator;
+use convmat_matrix::{Float, Operator};
 use rayon::prelude::*;
 use times::{Phase, Times};
 
@@ -197,8 +197,15 @@ pub fn interlacing_upper_bounds_with(
 /// The singular values of the blocks of `circ` whose largest singular value reaches `tau` (each
 /// conjugate pair counted twice), descending: every singular value of the circulant that is `>= tau`
 /// is among them. Blocks below `tau` are rejected by a Cholesky factorisation of `tau² I - KᴴK`.
-fn hot_values(circ: &Circulant, tau: f64, monitor: &Monitor<'_>) -> Result<Vec<f64>, SpectrumError> {
-    let Some(gram) = GramSymbol::new(circ) else {
+/// `gram` is the circulant's Gram symbol (`None` for a strided one: then each block is tested by its
+/// own Cholesky factorisation).
+fn hot_values(
+    circ: &Circulant,
+    gram: Option<&GramSymbol>,
+    tau: f64,
+    monitor: &Monitor<'_>,
+) -> Result<Vec<f64>, SpectrumError> {
+    let Some(gram) = gram else {
         return crate::block_values(circ, |_, _| false, |m| !below(m, tau), monitor);
     };
     // rejected only when certainly below tau, rounding included; the rest are decomposed
@@ -365,7 +372,7 @@ pub(crate) fn circulant_norm_at_least(
     monitor: &Monitor<'_>,
 ) -> Result<Option<f64>, SpectrumError> {
     let Ok(circ) = Circulant::new(c) else { return Ok(None) };
-    Ok(hot_values(&circ, floor * (1.0 - 1e-9), monitor)?.first().copied())
+    Ok(hot_values(&circ, GramSymbol::new(&circ).as_ref(), floor * (1.0 - 1e-9), monitor)?.first().copied())
 }
 
 /// Whether every singular value of `k` is below `tau`: `tau² I - KᴴK` (the smaller Gram) has a
@@ -447,7 +454,7 @@ struct Explicit {
 
 fn explicit(op: &mut Operator<'_, f64>, x: &[f64], rows: usize, cols: usize) -> Result<Explicit, SpectrumError> {
     // the tall-skinny kernels: faer's `*` on these 2-column blocks would run its threaded GEMM
-    use crate::tall::{gram, mul};
+    use crate::tall::{combine, gram};
     let k = x.len() / cols;
     let (x, _) = qr(x, cols)?;
     let mut y = zeroed(rows * k);
@@ -457,15 +464,7 @@ fn explicit(op: &mut Operator<'_, f64>, x: &[f64], rows: usize, cols: usize) -> 
     // ascending eigenvalues: rotate to descending
     let q = Mat::<f64>::from_fn(k, k, |i, j| eig.U()[(i, k - 1 - j)]);
     let mu: Vec<f64> = (0..k).map(|j| eig.S().column_vector()[k - 1 - j]).collect();
-    let (mut xr, mut yr) = (zeroed(cols * k), zeroed(rows * k));
-    mul(
-        MatMut::from_column_major_slice_mut(&mut xr, cols, k),
-        Accum::Replace,
-        MatRef::from_column_major_slice(&x, cols, k),
-        q.as_ref(),
-        1.0,
-    );
-    mul(MatMut::from_column_major_slice_mut(&mut yr, rows, k), Accum::Replace, ym, q.as_ref(), 1.0);
+    let (xr, yr) = (combine(&x, cols, q.as_ref()), combine(&y, rows, q.as_ref()));
     let mut z = zeroed(cols * k);
     op.adjoint(&yr, &mut z)?;
     // R = Aᵀ Y - X diag(μ), in place of Aᵀ Y
@@ -653,13 +652,19 @@ fn norm_with(
     if let Some(conv32) = policy.fast.then(|| f32_weights(conv)).flatten() {
         let mut op = Operator::new(&conv32);
         match lanczos_run(conv, &mut op, &mut exact, &first, tol, monitor, grids.as_deref(), policy, &mut run)? {
-            Outcome::Done(n) => return Ok(n),
+            Outcome::Done(n) => {
+                run.times.report(n.iterations);
+                return Ok(n);
+            }
             Outcome::Restart(x) => first = qr(&x, conv.cols())?.0,
         }
     }
     let mut op = Operator::new(conv);
     match lanczos_run(conv, &mut op, &mut exact, &first, tol, monitor, grids.as_deref(), policy, &mut run)? {
-        Outcome::Done(n) => Ok(n),
+        Outcome::Done(n) => {
+            run.times.report(n.iterations);
+            Ok(n)
+        }
         Outcome::Restart(_) => unreachable!("f64 products do not restart"),
     }
 }
@@ -667,7 +672,7 @@ fn norm_with(
 /// One Lanczos run of [`norm_with`] from the orthonormal block `first`, its products by `op` (f32:
 /// the fast products, which may end in [`Outcome::Restart`]; f64) and the certificates by `exact`.
 #[allow(clippy::too_many_arguments)]
-fn lanczos_run<S: Real>(
+fn lanczos_run<S: Float>(
     conv: &Conv<f64>,
     op: &mut Operator<'_, S>,
     exact: &mut Operator<'_, f64>,
@@ -773,7 +778,7 @@ fn lanczos_run<S: Real>(
             run.bounds = None;
         }
         if run.bounds.is_none() && (rel < tol.clamp(1e-4, 1e-3) || exhausted) {
-            run.bounds = Some(top_bounds(conv, grids, theta, kmax, run.peak.as_deref(), &monitor.quiet())?);
+            run.bounds = Some(top_bounds(grids, theta, kmax, run.peak.as_deref(), &monitor.quiet())?);
             run.times.lap(Phase::Bounds);
             (run.bounds_at, run.looks) = (total, run.looks + 1);
         }
@@ -818,7 +823,6 @@ fn lanczos_run<S: Real>(
                 return Ok(Outcome::Restart(x[..cols * b].to_vec()));
             }
             if width <= tol || exhausted || stagnant || choice.is_none() {
-                run.times.report(total);
                 return Ok(Outcome::Done(NormInterval {
                     value: theta[0].clamp(lower, upper),
                     lower,
@@ -859,7 +863,6 @@ fn start_block(conv: &Conv<f64>, start: Start) -> (Vec<f64>, StartVector, Option
 /// until one separates a cluster at the current Ritz values `theta`: in the order [`grid_order`]
 /// predicts from the symbol's `peak` when it is known, else smallest first.
 fn top_bounds(
-    conv: &Conv<f64>,
     grids: &[Conv<f64>],
     theta: &[f64],
     kmax: usize,
@@ -876,14 +879,16 @@ fn top_bounds(
     } else {
         theta[kmax.min(theta.len()) - 1] * (1.0 - 1e-6)
     };
-    let order = match peak {
-        Some(peak) if grids.len() > 1 => grid_order(conv, grids, theta, kmax, peak),
+    // one Gram symbol for every grid: they share the kernel and differ in size only (none when strided)
+    let gram = grids.first().filter(|c| c.geometry().spec().stride().iter().all(|&s| s == 1)).map(GramSymbol::of);
+    let order = match (peak, &gram) {
+        (Some(peak), Some(gram)) if grids.len() > 1 => grid_order(gram, grids, theta, kmax, peak),
         _ => (0..grids.len()).collect(),
     };
     let mut best = vec![f64::INFINITY; count];
     for c in order.iter().map(|&i| &grids[i]) {
         let circ = Circulant::new(c).map_err(|e| SpectrumError::NotCircular { why: e.to_string() })?;
-        let hot = hot_values(&circ, tau, monitor)?;
+        let hot = hot_values(&circ, gram.as_ref(), tau, monitor)?;
         for (b, v) in best.iter_mut().zip(bounds_from_hot(&hot, tau, count)) {
             *b = b.min(v);
         }
@@ -898,8 +903,7 @@ fn top_bounds(
 /// `theta`: each grid's top singular values are predicted from the symbol at its frequencies next to
 /// the peak `±ω` (`3^r` each), and a grid scores the largest `θ_k - σ̂_{k+1}`. Only an order: every
 /// grid's bounds are still computed in full (the top values may come from elsewhere).
-fn grid_order(conv: &Conv<f64>, grids: &[Conv<f64>], theta: &[f64], kmax: usize, peak: &[f64]) -> Vec<usize> {
-    let gram = GramSymbol::of(conv);
+fn grid_order(gram: &GramSymbol, grids: &[Conv<f64>], theta: &[f64], kmax: usize, peak: &[f64]) -> Vec<usize> {
     let r = peak.len();
     let score = |c: &Conv<f64>| -> f64 {
         let m = c.geometry().input_spatial();
@@ -917,7 +921,7 @@ fn grid_order(conv: &Conv<f64>, grids: &[Conv<f64>], theta: &[f64], kmax: usize,
                     continue;
                 }
                 let w: Vec<f64> = (0..r).map(|a| std::f64::consts::TAU * f[a] as f64 / m[a] as f64).collect();
-                values.push(crate::start::top_squared(&gram, &w, 12).max(0.0).sqrt());
+                values.push(crate::start::top_squared(gram, &w, 12).max(0.0).sqrt());
                 seen.push(f);
             }
         }

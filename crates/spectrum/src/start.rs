@@ -76,7 +76,7 @@ pub(crate) fn symbol_modes(conv: &Conv<f64>) -> Option<(Vec<f64>, Vec<f64>, Vec<
             h /= 2.0;
         }
     }
-    let v = symbol.top(&at, true).1;
+    let v = symbol.top_vector(&at);
     // the mode on the input grid: the phase and the envelope per position, then per channel
     let n = geo.input_spatial();
     let len: usize = n.iter().product();
@@ -196,9 +196,9 @@ impl<'a> Symbol<'a> {
         Self { conv, offsets }
     }
 
-    /// The largest singular value of `K(ω)` over the groups, with (if asked) its right singular vector
-    /// spread over all input channels (zero outside its group).
-    fn top(&self, w: &[f64], vector: bool) -> (f64, Vec<c64>) {
+    /// The right singular vector of the largest singular value of `K(ω)` over the groups, spread over
+    /// all input channels (zero outside its group).
+    fn top_vector(&self, w: &[f64]) -> Vec<c64> {
         let spec = self.conv.geometry().spec();
         let g = spec.groups();
         let (co_g, ci_g) = (spec.out_channels() / g, spec.in_channels() / g);
@@ -218,12 +218,6 @@ impl<'a> Symbol<'a> {
                 let base = ((gi * co_g + o) * ci_g + i) * k;
                 weight[base..base + k].iter().zip(&phases).map(|(&wv, &p)| p * wv).sum()
             });
-            if !vector {
-                // sequential: the callers evaluate many frequencies in parallel
-                let s = crate::svd_values(m.as_ref()).map_or(f64::NEG_INFINITY, |s| s[0]);
-                best.0 = best.0.max(s);
-                continue;
-            }
             let Ok(svd) = m.svd() else { continue };
             let s = svd.S().column_vector()[0].re;
             if s > best.0 {
@@ -234,6 +228,6 @@ impl<'a> Symbol<'a> {
                 best = (s, v);
             }
         }
-        best
+        best.1
     }
 }

@@ -27,30 +27,6 @@ use crate::SpectrumError;
 /// Rows per parallel piece.
 const PIECE: usize = 4096;
 
-/// A real scalar of the products and of the stored basis: `f32` or `f64`.
-pub(crate) trait Real: Float + Send + Sync + 'static {
-    fn get(self) -> f64;
-    fn put(v: f64) -> Self;
-}
-
-impl Real for f32 {
-    fn get(self) -> f64 {
-        f64::from(self)
-    }
-    fn put(v: f64) -> Self {
-        v as f32
-    }
-}
-
-impl Real for f64 {
-    fn get(self) -> f64 {
-        self
-    }
-    fn put(v: f64) -> Self {
-        v
-    }
-}
-
 /// A basis of `n x b` blocks (each column-major).
 pub(crate) struct Basis<S> {
     /// Values per block.
@@ -58,7 +34,7 @@ pub(crate) struct Basis<S> {
     blocks: Vec<Vec<S>>,
 }
 
-impl<S: Real> Basis<S> {
+impl<S: Float> Basis<S> {
     pub(crate) fn new(len: usize) -> Self {
         Self { len, blocks: Vec::new() }
     }
@@ -83,7 +59,7 @@ impl<S: Real> Basis<S> {
     /// Appends `block` (rounded to the storage's precision).
     pub(crate) fn push(&mut self, block: &[f64]) {
         let (_, next) = self.last_and_next();
-        next.iter_mut().zip(block).for_each(|(d, &v)| *d = S::put(v));
+        next.iter_mut().zip(block).for_each(|(d, &v)| *d = S::from_f64(v));
     }
 
     /// `X q` for the first `q.nrows() / b` blocks (`q` in the basis' coordinates), column-major
@@ -102,7 +78,7 @@ impl<S: Real> Basis<S> {
                 for (s, block) in blocks.iter().enumerate() {
                     for (c, col) in block[p].iter().enumerate() {
                         let f = q[(s * b + c, j)];
-                        o.iter_mut().zip(col.iter()).for_each(|(d, &x)| *d += f * x.get());
+                        o.iter_mut().zip(col.iter()).for_each(|(d, &x)| *d += f * x.to_f64());
                     }
                 }
             }
@@ -144,7 +120,7 @@ impl<S: Real> Basis<S> {
                     for (i, col) in cols.iter().enumerate() {
                         let f = c[i * bm + j];
                         let x = &col[lo..lo + o.len()];
-                        o.iter_mut().zip(x).for_each(|(d, &x)| *d -= f * x.get());
+                        o.iter_mut().zip(x).for_each(|(d, &x)| *d -= f * x.to_f64());
                     }
                 }
             });
@@ -187,26 +163,26 @@ fn pieces_mut<T>(data: &mut [T], n: usize) -> Vec<Vec<&mut [T]>> {
 }
 
 /// `Σ a_i b_i` in eight lanes.
-fn dot<A: Real>(a: &[A], b: &[f64]) -> f64 {
+fn dot<A: Float>(a: &[A], b: &[f64]) -> f64 {
     let mut acc = [0.0f64; 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ar, br) = (ac.remainder(), bc.remainder());
     for (x, y) in ac.zip(bc) {
         for l in 0..8 {
-            acc[l] += x[l].get() * y[l];
+            acc[l] += x[l].to_f64() * y[l];
         }
     }
-    let tail: f64 = ar.iter().zip(br).map(|(x, y)| x.get() * y).sum();
+    let tail: f64 = ar.iter().zip(br).map(|(x, y)| x.to_f64() * y).sum();
     acc.iter().sum::<f64>() + tail
 }
 
 /// `dst = out_j - Σ_i P_i T[i][j]` on one row piece (`P` absent: `dst = out_j`).
-fn residual_piece<O: Real, S: Real>(dst: &mut [f64], out: &[O], prev: Option<(&[&[S]], &Mat<f64>)>, j: usize) {
-    dst.iter_mut().zip(out).for_each(|(d, &o)| *d = o.get());
+fn residual_piece<O: Float, S: Float>(dst: &mut [f64], out: &[O], prev: Option<(&[&[S]], &Mat<f64>)>, j: usize) {
+    dst.iter_mut().zip(out).for_each(|(d, &o)| *d = o.to_f64());
     if let Some((prev, t)) = prev {
         for (i, p) in prev.iter().enumerate() {
             let c = t[(i, j)];
-            dst.iter_mut().zip(p.iter()).for_each(|(d, &p)| *d -= c * p.get());
+            dst.iter_mut().zip(p.iter()).for_each(|(d, &p)| *d -= c * p.to_f64());
         }
     }
 }
@@ -215,7 +191,7 @@ fn residual_piece<O: Real, S: Real>(dst: &mut [f64], out: &[O], prev: Option<(&[
 type Prev<'a, S> = Option<(&'a [S], &'a Mat<f64>)>;
 
 /// `(C, G)` with `w = out - P T`, `C = Pᵀw` (zero without `P`) and `G = wᵀw`.
-fn grams<O: Real, S: Real>(out: &[O], prev: Prev<'_, S>, n: usize, b: usize) -> (Mat<f64>, Mat<f64>) {
+fn grams<O: Float, S: Float>(out: &[O], prev: Prev<'_, S>, n: usize, b: usize) -> (Mat<f64>, Mat<f64>) {
     let out_p = pieces(out, n);
     let prev_p = prev.map(|(p, _)| pieces(p, n));
     let sums = (0..out_p.len())
@@ -248,7 +224,7 @@ fn grams<O: Real, S: Real>(out: &[O], prev: Prev<'_, S>, n: usize, b: usize) -> 
 }
 
 /// `next = (out - P T) R⁻¹`.
-fn finish<O: Real, S: Real>(out: &[O], prev: Prev<'_, S>, rinv: &Mat<f64>, n: usize, b: usize, next: &mut [S]) {
+fn finish<O: Float, S: Float>(out: &[O], prev: Prev<'_, S>, rinv: &Mat<f64>, n: usize, b: usize, next: &mut [S]) {
     let out_p = pieces(out, n);
     let prev_p = prev.map(|(p, _)| pieces(p, n));
     pieces_mut(next, n).into_par_iter().enumerate().for_each_init(Vec::new, |buf: &mut Vec<f64>, (p, mut np)| {
@@ -268,7 +244,7 @@ fn finish<O: Real, S: Real>(out: &[O], prev: Prev<'_, S>, rinv: &Mat<f64>, n: us
                 let c = rinv[(i, j)];
                 acc.iter_mut().zip(&w[i * len..(i + 1) * len]).for_each(|(a, &x)| *a += c * x);
             }
-            nj.iter_mut().zip(acc.iter()).for_each(|(d, &a)| *d = S::put(a));
+            nj.iter_mut().zip(acc.iter()).for_each(|(d, &a)| *d = S::from_f64(a));
         }
     });
 }
@@ -296,7 +272,7 @@ impl HalfStep {
 
     /// `out - P T`, reorthogonalised (against `P`, or against the whole of `basis` when `full`),
     /// `= u R`: appends `u` to `basis`, returns `R`. `P` is the basis' last block when `t` is given.
-    pub(crate) fn run<O: Real, S: Real>(
+    pub(crate) fn run<O: Float, S: Float>(
         &mut self,
         out: &[O],
         t: Option<&Mat<f64>>,
@@ -332,17 +308,17 @@ impl HalfStep {
         w.resize(n * b, 0.0);
         materialise(out, prev, n, b, w);
         if let Some((p, _)) = prev {
-            let p: Vec<f64> = p.iter().map(|x| x.get()).collect();
+            let p: Vec<f64> = p.iter().map(|x| x.to_f64()).collect();
             orthogonalize(&p, n, w);
         }
         let (q, r) = qr(w, n)?;
-        next.iter_mut().zip(&q).for_each(|(d, &v)| *d = S::put(v));
+        next.iter_mut().zip(&q).for_each(|(d, &v)| *d = S::from_f64(v));
         Ok(r)
     }
 }
 
 /// `dst = out - P T` (column-major `n x b`).
-fn materialise<O: Real, S: Real>(out: &[O], prev: Prev<'_, S>, n: usize, b: usize, dst: &mut [f64]) {
+fn materialise<O: Float, S: Float>(out: &[O], prev: Prev<'_, S>, n: usize, b: usize, dst: &mut [f64]) {
     let out_p = pieces(out, n);
     let prev_p = prev.map(|(p, _)| pieces(p, n));
     pieces_mut(dst, n).into_par_iter().enumerate().for_each(|(p, mut dp)| {
@@ -363,7 +339,7 @@ mod tests {
     /// the whole basis, which leaves the new block orthogonal to it;
     #[test]
     fn fused_half_step_matches_the_general_kernels() {
-        fn check<S: Real>(tol: f64) {
+        fn check<S: Float>(tol: f64) {
             let (n, b) = (3 * PIECE + 17, 2);
             let p = qr(&random_vector(n * b), n).unwrap().0;
             let out: Vec<f64> = random_vector(n * b * 2)[n * b..].to_vec();
@@ -371,7 +347,7 @@ mod tests {
             let mut basis = Basis::<S>::new(n * b);
             basis.push(&p);
             // the general route on the stored (rounded) P
-            let ps: Vec<f64> = basis.last().iter().map(|x| x.get()).collect();
+            let ps: Vec<f64> = basis.last().iter().map(|x| x.to_f64()).collect();
             let mut w = out.clone();
             for j in 0..b {
                 for r in 0..n {
@@ -382,7 +358,7 @@ mod tests {
             let (q_ref, r_ref) = qr(&w, n).unwrap();
             let r = HalfStep::new(n, b).run(&out, Some(&t), false, &mut basis).unwrap();
             assert!((&r - &r_ref).norm_l2() <= 1e-12 * r_ref.norm_l2(), "R: {r:?} vs {r_ref:?}");
-            let err = basis.last().iter().zip(&q_ref).map(|(a, b)| (a.get() - b).abs()).fold(0.0, f64::max);
+            let err = basis.last().iter().zip(&q_ref).map(|(a, b)| (a.to_f64() - b).abs()).fold(0.0, f64::max);
             assert!(err <= tol, "u differs by {err}");
             // against the whole basis
             let mut small = Basis::<S>::new(n * b);

@@ -26,10 +26,10 @@ const PHASES: [(Phase, &str); 6] = [
 
 /// Accumulated wall and CPU seconds per phase; inert unless `CERT_TIMES` is set.
 pub(crate) struct Times {
-    on: bool,
-    wall: [f64; 6],
-    cpu: [f64; 6],
+    wall: [f64; PHASES.len()],
+    cpu: [f64; PHASES.len()],
     since: Option<(Instant, f64)>,
+    /// When the run started; `None` when `CERT_TIMES` is not set.
     first: Option<(Instant, f64)>,
 }
 
@@ -46,14 +46,13 @@ fn cpu_seconds() -> f64 {
 
 impl Times {
     pub(crate) fn new() -> Self {
-        let on = std::env::var_os("CERT_TIMES").is_some();
-        let now = on.then(|| (Instant::now(), cpu_seconds()));
-        Self { on, wall: [0.0; 6], cpu: [0.0; 6], since: now, first: now }
+        let now = std::env::var_os("CERT_TIMES").is_some().then(|| (Instant::now(), cpu_seconds()));
+        Self { wall: [0.0; PHASES.len()], cpu: [0.0; PHASES.len()], since: now, first: now }
     }
 
     /// Charges the time since the last call to `phase`.
     pub(crate) fn lap(&mut self, phase: Phase) {
-        if !self.on {
+        if self.first.is_none() {
             return;
         }
         let now = (Instant::now(), cpu_seconds());
@@ -66,7 +65,7 @@ impl Times {
 
     /// Prints the table (once per run).
     pub(crate) fn report(&self, steps: usize) {
-        let (Some((t0, c0)), true) = (self.first, self.on) else { return };
+        let Some((t0, c0)) = self.first else { return };
         let mut line = format!("cert times ({steps} steps):");
         for (p, name) in PHASES {
             line += &format!(" {name} {:.3}/{:.2}", self.wall[p as usize], self.cpu[p as usize]);

@@ -14,6 +14,7 @@ mod onnx;
 mod shape;
 mod spy;
 mod svd;
+mod times;
 mod watch;
 
 /// Turn a convolution layer into the exact matrix it applies (PyTorch semantics), and characterize it.

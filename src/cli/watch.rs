@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
-use convmat_spectrum::{Monitor, Progress};
+use convmat_spectrum::{Monitor, Phase, Progress};
+
+use super::times::PhaseTimes;
 use indicatif::ProgressBar;
 
 /// Set by the first Ctrl-C; the library stops at its next step and the command exits with 130.
@@ -63,7 +65,12 @@ impl Watch {
     /// Runs `f` with a monitor that shows progress and stops on Ctrl-C.
     pub fn run<T>(&self, f: impl FnOnce(&Monitor<'_>) -> T) -> T {
         let show = |p: &Progress| self.show(p);
-        f(&Monitor::new().cancel_on(&INTERRUPTED).on_progress(&show))
+        let monitor = Monitor::new().cancel_on(&INTERRUPTED).on_progress(&show);
+        let Some(times) = PhaseTimes::from_env() else { return f(&monitor) };
+        let phase = |p: Phase| times.finished(p);
+        let out = f(&monitor.on_phase(&phase));
+        times.report();
+        out
     }
 
     /// Clears the progress line.

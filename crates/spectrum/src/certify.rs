@@ -32,21 +32,20 @@
 //!
 //! Everything is computed in floating point; both ends are padded by `1e-13` relative for rounding.
 
-use convmat_matrix::{Circulant, Conv};
-use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
-use faer::{c64, Accum, Mat, MatRef, Par};
+use convmat_matrix::Conv;
+use faer::{Mat, MatRef, Par};
 
 mod small;
-mod times;
 
 use small::{Basis, HalfStep};
 
-use crate::lanczos::{Start, StartVector};
+use crate::dense::{block_bidiagonal, svd_left};
+use crate::embed::{embedding_grids, interlacing_upper_bounds, top_bounds, GRIDS};
+use crate::start::{start_block, Start, StartVector};
 use crate::tall::qr;
-use crate::{Monitor, Progress, SpectrumError};
+use crate::{Monitor, Phase, Progress, SpectrumError};
 use convmat_matrix::{Float, Operator};
 use rayon::prelude::*;
-use times::{Phase, Times};
 
 /// What a spectral norm's interval rests on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,317 +102,6 @@ pub struct NormInterval {
     pub upper_bounds: Vec<f64>,
 }
 
-/// How many grids each bound takes its minimum over.
-const GRIDS: usize = 4;
-
-/// The circular convolutions `C_m` whose singular values bound the layer's index by index (see the
-/// module docs), `None` when no embedding exists. `grids` candidate grids, smallest first.
-pub(crate) fn embedding_grids(conv: &Conv<f64>, grids: usize) -> Option<Vec<Conv<f64>>> {
-    let geo = conv.geometry();
-    let spec = geo.spec();
-    let r = spec.rank();
-    let (k, s, dil) = (spec.kernel_size(), spec.stride(), spec.dilation());
-    let eff: Vec<usize> = (0..r).map(|d| dil[d] * (k[d] - 1) + 1).collect();
-    let (grid, windows) = (geo.grid(), geo.windows());
-    let circular = |m: &[usize], stride: &[usize]| -> Option<Conv<f64>> {
-        let c = ConvSpec::new(r, geo.grid_channels(), geo.window_channels(), k)
-            .with_stride(stride)
-            .with_dilation(dil)
-            .with_groups(spec.groups())
-            .with_bias(false)
-            .with_padding(Padding::Explicit { begin: eff.iter().map(|e| e - 1).collect(), end: vec![0; r] })
-            .with_padding_mode(PaddingMode::Circular);
-        Conv::new(Geometry::new(&c, m).ok()?, conv.weight().to_vec(), None).ok()
-    };
-    match spec.padding_mode() {
-        PaddingMode::Zeros => {
-            let least: Vec<usize> = (0..r)
-                .map(|d| {
-                    let (g, b, nw) = (grid[d], geo.pad_begin()[d], windows[d]);
-                    let reads = (nw - 1) * s[d] + eff[d];
-                    let m = (g + b).max(reads.saturating_sub(b)).max((nw - 1) * s[d] + 1);
-                    m.div_ceil(s[d]) * s[d]
-                })
-                .collect();
-            let convs: Vec<Conv<f64>> = (0..grids)
-                .filter_map(|e| {
-                    let m: Vec<usize> = (0..r).map(|d| least[d] + e * s[d]).collect();
-                    circular(&m, s)
-                })
-                .collect();
-            (!convs.is_empty()).then_some(convs)
-        }
-        PaddingMode::Circular if !spec.is_transposed() => {
-            if Circulant::new(conv).is_ok() {
-                return Some(vec![conv.clone()]);
-            }
-            // a row selection of the stride-1 circular layer on the same grid
-            if (0..r).any(|d| (windows[d] - 1) * s[d] >= grid[d]) {
-                return None;
-            }
-            circular(grid, &vec![1; r]).map(|c| vec![c])
-        }
-        _ => None,
-    }
-}
-
-/// Upper bounds of `σ_1, …, σ_count` by Cauchy interlacing with the circular convolutions the layer
-/// embeds in (the minimum over several grids; see the module docs), `None` for a layer that embeds in
-/// none (reflect or replicate padding, or a circular layer whose strided windows wrap around).
-///
-/// # Errors
-/// `count` beyond `min(rows, cols)`; a layer whose vectors do not fit in the memory available.
-pub fn interlacing_upper_bounds(conv: &Conv<f64>, count: usize) -> Result<Option<Vec<f64>>, SpectrumError> {
-    interlacing_upper_bounds_with(conv, count, &Monitor::new())
-}
-
-/// [`interlacing_upper_bounds`] watched by a [`Monitor`] (progress per frequency block, cancelled
-/// between blocks).
-///
-/// # Errors
-/// `count` beyond `min(rows, cols)`; [`SpectrumError::Cancelled`].
-pub fn interlacing_upper_bounds_with(
-    conv: &Conv<f64>,
-    count: usize,
-    monitor: &Monitor<'_>,
-) -> Result<Option<Vec<f64>>, SpectrumError> {
-    let max = conv.rows().min(conv.cols());
-    if count == 0 || count > max {
-        return Err(SpectrumError::TooMany { k: count, max });
-    }
-    // the embeddings' spectra (complex, on grids at least the layer's): more than two vectors
-    crate::check_working_set(conv, 2)?;
-    let Some(grids) = embedding_grids(conv, GRIDS) else { return Ok(None) };
-    let mut best = vec![f64::INFINITY; count];
-    for c in &grids {
-        let s = crate::fft_singular_values_with(c, monitor)?;
-        for (b, v) in best.iter_mut().zip(s) {
-            *b = b.min(v);
-        }
-    }
-    Ok(Some(best))
-}
-
-/// The singular values of the blocks of `circ` whose largest singular value reaches `tau` (each
-/// conjugate pair counted twice), descending: every singular value of the circulant that is `>= tau`
-/// is among them. Blocks below `tau` are rejected by a Cholesky factorisation of `tau² I - KᴴK`.
-/// `gram` is the circulant's Gram symbol (`None` for a strided one: then each block is tested by its
-/// own Cholesky factorisation).
-fn hot_values(
-    circ: &Circulant,
-    gram: Option<&GramSymbol>,
-    tau: f64,
-    monitor: &Monitor<'_>,
-) -> Result<Vec<f64>, SpectrumError> {
-    let Some(gram) = gram else {
-        return crate::block_values(circ, |_, _| false, |m| !below(m, tau), monitor);
-    };
-    // rejected only when certainly below tau, rounding included; the rest are decomposed
-    let test = tau * (1.0 - 1e-11);
-    let below = gram.below_all(circ, test, monitor)?;
-    let groups = gram.groups();
-    crate::block_values(circ, |f, g| below[f * groups + g], |_| true, &monitor.quiet())
-}
-
-/// The Gram matrices `G(ω) = K(ω)ᴴ K(ω)` (or `K Kᴴ`, the smaller) of a stride-1 layer's symbol
-/// `K(ω) = Σ_t W_t e^{iω·o_t}` (per group) as trigonometric polynomials:
-/// `G(ω) = Σ_δ M_δ e^{iω·δ}` over the differences `δ = o_t' - o_t` of tap offsets, with
-/// `M_δ = Σ_{o_t' - o_t = δ} W_tᵀ W_t'` precomputed once: one `G(ω)` is then 2·(2k-1)^r real
-/// `n x n` multiply-adds (25 for 3x3) instead of building the block and its Gram (`n³` complex).
-/// A circulant's blocks are the symbol at its grid's frequencies.
-pub(crate) struct GramSymbol {
-    /// The Gram's side, `min(rows, cols)` of the blocks' shape (`C_out/g x C_in/g`).
-    n: usize,
-    /// Per group, the differences `δ` of the terms.
-    deltas: Vec<Vec<Vec<isize>>>,
-    /// Per group, the terms' `M_δ` (each row-major `n x n`) as the columns of one column-major
-    /// `n² x T` matrix.
-    stacks: Vec<Vec<f64>>,
-}
-
-impl GramSymbol {
-    /// `None` for a strided (polyphase) circulant.
-    fn new(circ: &Circulant) -> Option<Self> {
-        (circ.phases() == 1).then(|| Self::of(circ.conv()))
-    }
-
-    /// The Gram symbol of a layer's kernel (its stride and padding play no part).
-    pub(crate) fn of(conv: &Conv<f64>) -> Self {
-        let spec = conv.geometry().spec();
-        let g = spec.groups();
-        let (rows, cols) = (spec.out_channels() / g, spec.in_channels() / g);
-        let n = rows.min(cols);
-        let offsets = spec.tap_offsets();
-        let k = offsets.len();
-        let w = conv.weight();
-        let tap = |gi: usize, t: usize| Mat::<f64>::from_fn(rows, cols, |o, i| w[((gi * rows + o) * cols + i) * k + t]);
-        let terms = (0..g)
-            .map(|gi| {
-                let taps: Vec<Mat<f64>> = (0..k).map(|t| tap(gi, t)).collect();
-                let mut terms: Vec<(Vec<isize>, Mat<f64>)> = Vec::new();
-                for (t, wt) in taps.iter().enumerate() {
-                    for (u, wu) in taps.iter().enumerate() {
-                        // KᴴK = Σ W_tᵀ W_u e^{iθ·(o_u - o_t)}; K Kᴴ = Σ W_u W_tᵀ e^{iθ·(o_u - o_t)}
-                        let delta: Vec<isize> =
-                            offsets[u].iter().zip(&offsets[t]).map(|(&a, &b)| a as isize - b as isize).collect();
-                        let m = if cols <= rows { wt.transpose() * wu } else { wu * wt.transpose() };
-                        match terms.iter_mut().find(|(d, _)| *d == delta) {
-                            Some((_, acc)) => *acc += m,
-                            None => terms.push((delta, m)),
-                        }
-                    }
-                }
-                let stack = terms.iter().flat_map(|(_, m)| (0..n * n).map(move |i| m[(i / n, i % n)])).collect();
-                (terms.into_iter().map(|(d, _)| d).collect(), stack)
-            })
-            .collect::<Vec<(Vec<Vec<isize>>, Vec<f64>)>>();
-        let (deltas, stacks) = terms.into_iter().unzip();
-        Self { n, deltas, stacks }
-    }
-
-    /// The Gram's side.
-    pub(crate) fn side(&self) -> usize {
-        self.n
-    }
-
-    /// Groups.
-    pub(crate) fn groups(&self) -> usize {
-        self.deltas.len()
-    }
-
-    /// `G(ω)` of group `g` as its real and imaginary parts (row-major, overwritten), with
-    /// `theta(δ) = ω·δ`.
-    pub(crate) fn eval(&self, g: usize, theta: impl Fn(&[isize]) -> f64, re: &mut [f64], im: &mut [f64]) {
-        re.fill(0.0);
-        im.fill(0.0);
-        let nn = self.n * self.n;
-        for (delta, m) in self.deltas[g].iter().zip(self.stacks[g].chunks_exact(nn)) {
-            let (s, c) = theta(delta).sin_cos();
-            for ((r, i), &v) in re.iter_mut().zip(im.iter_mut()).zip(m) {
-                *r += c * v;
-                *i += s * v;
-            }
-        }
-    }
-
-    /// For every block `(f, g)` of `circ` with `f <= conj(f)` (at `f · groups + g`), whether all its
-    /// singular values are below `tau`: `tau² I - G(f)` has a Cholesky factorisation (faer's, which
-    /// refuses a pivot that is not positive). The Gram matrices of a run of frequencies come from one
-    /// GEMM, `[M_δ] · [cos θ_δ(f), sin θ_δ(f)]`, with the angles reduced exactly on the grid.
-    fn below_all(&self, circ: &Circulant, tau: f64, monitor: &Monitor<'_>) -> Result<Vec<bool>, SpectrumError> {
-        let (n, groups) = (self.n, self.groups());
-        // frequencies per GEMM: up to 16, the Gram matrices of a run within 16 MiB
-        let run_len = ((1 << 20) / (n * n).max(1)).clamp(1, 16);
-        let grid = circ.grid();
-        let freqs: Vec<usize> = (0..circ.frequencies()).filter(|&f| f <= circ.conjugate(f)).collect();
-        let t2 = tau * tau;
-        let runs: Vec<Vec<bool>> = freqs
-            .par_chunks(run_len)
-            .map(|run| {
-                monitor.check()?;
-                let mut out = Vec::with_capacity(run.len() * groups);
-                let mut gram = Mat::<f64>::zeros(n * n, 2 * run.len());
-                for (deltas, stack) in self.deltas.iter().zip(&self.stacks) {
-                    let stack = MatRef::from_column_major_slice(stack, n * n, deltas.len());
-                    let lead = grid.len() - deltas.first().map_or(0, Vec::len);
-                    let angles = Mat::<f64>::from_fn(deltas.len(), 2 * run.len(), |t, c| {
-                        let f = run[c / 2];
-                        let fr = [f / (grid[1] * grid[2]), f / grid[2] % grid[1], f % grid[2]];
-                        let theta: f64 = deltas[t]
-                            .iter()
-                            .enumerate()
-                            .map(|(a, &d)| {
-                                let m = grid[lead + a];
-                                std::f64::consts::TAU * (fr[lead + a] * d.rem_euclid(m as isize) as usize % m) as f64
-                                    / m as f64
-                            })
-                            .sum();
-                        if c % 2 == 0 {
-                            theta.cos()
-                        } else {
-                            theta.sin()
-                        }
-                    });
-                    faer::linalg::matmul::matmul(gram.as_mut(), Accum::Replace, stack, &angles, 1.0, Par::Seq);
-                    for c in 0..run.len() {
-                        let (re, im) = (gram.col(2 * c), gram.col(2 * c + 1));
-                        let a = Mat::<c64>::from_fn(n, n, |i, j| {
-                            c64::new(if i == j { t2 } else { 0.0 } - re[i * n + j], -im[i * n + j])
-                        });
-                        out.push(a.llt(faer::Side::Lower).is_ok());
-                    }
-                }
-                // group-major within the run: reorder to f · groups + g
-                Ok((0..run.len())
-                    .flat_map(|c| (0..groups).map(move |g| (c, g)))
-                    .map(|(c, g)| out[g * run.len() + c])
-                    .collect())
-            })
-            .collect::<Result<_, SpectrumError>>()?;
-        let mut below = vec![false; circ.frequencies() * groups];
-        for (&f, v) in freqs.iter().zip(runs.iter().flatten().collect::<Vec<_>>().chunks(groups)) {
-            for (g, &&b) in v.iter().enumerate() {
-                below[f * groups + g] = b;
-            }
-        }
-        Ok(below)
-    }
-}
-
-/// `σ_1` of a circular layer known to be at least `floor` (up to rounding): the largest singular
-/// value among the blocks that reach `floor`, without decomposing the others. `None` when no block
-/// does (a `floor` above the norm) or the layer is not a circulant.
-///
-/// # Errors
-/// [`SpectrumError::Cancelled`]; an SVD that fails to converge.
-pub(crate) fn circulant_norm_at_least(
-    c: &Conv<f64>,
-    floor: f64,
-    monitor: &Monitor<'_>,
-) -> Result<Option<f64>, SpectrumError> {
-    let Ok(circ) = Circulant::new(c) else { return Ok(None) };
-    Ok(hot_values(&circ, GramSymbol::new(&circ).as_ref(), floor * (1.0 - 1e-9), monitor)?.first().copied())
-}
-
-/// Whether every singular value of `k` is below `tau`: `tau² I - KᴴK` (the smaller Gram) has a
-/// Cholesky factorisation. Sequential (callers run many in parallel).
-fn below(k: MatRef<'_, c64>, tau: f64) -> bool {
-    let n = k.nrows().min(k.ncols());
-    let mut g = Mat::<c64>::zeros(n, n);
-    if k.ncols() <= k.nrows() {
-        faer::linalg::matmul::matmul(g.as_mut(), Accum::Replace, k.adjoint(), k, c64::new(-1.0, 0.0), Par::Seq);
-    } else {
-        faer::linalg::matmul::matmul(g.as_mut(), Accum::Replace, k, k.adjoint(), c64::new(-1.0, 0.0), Par::Seq);
-    }
-    let t2 = tau * tau;
-    // in place, lower triangle: g = tau² I - KᴴK = L Lᴴ
-    for j in 0..n {
-        let mut d = t2 + g[(j, j)].re;
-        for p in 0..j {
-            d -= g[(j, p)].norm_sqr();
-        }
-        // also catches NaN
-        if d.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-            return false;
-        }
-        let d = d.sqrt();
-        g[(j, j)] = c64::new(d, 0.0);
-        for i in j + 1..n {
-            let mut v = g[(i, j)];
-            for p in 0..j {
-                v -= g[(i, p)] * g[(j, p)].conj();
-            }
-            g[(i, j)] = v / d;
-        }
-    }
-    true
-}
-
-/// Interlacing bounds of `σ_1..σ_count` from the singular values `>= tau` of one circulant.
-fn bounds_from_hot(hot: &[f64], tau: f64, count: usize) -> Vec<f64> {
-    (0..count).map(|j| hot.get(j).copied().filter(|&v| v >= tau).unwrap_or(tau)).collect()
-}
-
 /// The largest cluster size tried.
 const MAX_CLUSTER: usize = 4;
 
@@ -428,8 +116,8 @@ struct Ritz {
 fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>]) -> Result<Ritz, SpectrumError> {
     let b = diag[0].nrows();
     let n = diag.len() * b;
-    let m = crate::lanczos::block_bidiagonal(diag, upper);
-    let (values, left) = crate::svd_left(m.as_ref(), true, Par::Seq)?;
+    let m = block_bidiagonal(diag, upper);
+    let (values, left) = svd_left(m.as_ref(), true, Par::Seq)?;
     let left = left.expect("left vectors were asked for");
     let d = upper.last().expect("one block at least");
     let last = left.as_ref().subrows(n - b, b);
@@ -439,7 +127,7 @@ fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>]) -> Result<Ritz, SpectrumErr
 
 /// The first `k` right singular vectors of the block-bidiagonal `B`: the Ritz vectors' coordinates.
 fn block_right(diag: &[Mat<f64>], upper: &[Mat<f64>], k: usize) -> Result<Mat<f64>, SpectrumError> {
-    let svd = crate::lanczos::block_bidiagonal(diag, upper).svd().map_err(|_| SpectrumError::Svd)?;
+    let svd = block_bidiagonal(diag, upper).svd().map_err(|_| SpectrumError::Svd)?;
     Ok(svd.V().subcols(0, k).to_owned())
 }
 
@@ -611,7 +299,6 @@ struct Run {
     looks: usize,
     /// The smallest relative width an explicit check found.
     best_explicit: f64,
-    times: Times,
 }
 
 /// How a Lanczos run of [`norm_with`] ended.
@@ -632,9 +319,8 @@ fn norm_with(
     policy: Policy,
 ) -> Result<NormInterval, SpectrumError> {
     monitor.check()?;
-    let mut times = Times::new();
     let (block, start, peak) = start_block(conv, start);
-    times.lap(Phase::Start);
+    monitor.finished(Phase::Start);
     let mut run = Run {
         progress: Progress::new(1),
         earlier: 0,
@@ -645,26 +331,19 @@ fn norm_with(
         unseparated: false,
         looks: 0,
         best_explicit: f64::INFINITY,
-        times,
     };
     let mut exact = Operator::new(conv);
     let mut first = qr(&block, conv.cols())?.0;
     if let Some(conv32) = policy.fast.then(|| f32_weights(conv)).flatten() {
         let mut op = Operator::new(&conv32);
         match lanczos_run(conv, &mut op, &mut exact, &first, tol, monitor, grids.as_deref(), policy, &mut run)? {
-            Outcome::Done(n) => {
-                run.times.report(n.iterations);
-                return Ok(n);
-            }
+            Outcome::Done(n) => return Ok(n),
             Outcome::Restart(x) => first = qr(&x, conv.cols())?.0,
         }
     }
     let mut op = Operator::new(conv);
     match lanczos_run(conv, &mut op, &mut exact, &first, tol, monitor, grids.as_deref(), policy, &mut run)? {
-        Outcome::Done(n) => {
-            run.times.report(n.iterations);
-            Ok(n)
-        }
+        Outcome::Done(n) => Ok(n),
         Outcome::Restart(_) => unreachable!("f64 products do not restart"),
     }
 }
@@ -701,23 +380,23 @@ fn lanczos_run<S: Float>(
         monitor.step(&run.progress)?;
         // W = A V_j - U_{j-1} D_{j-1}ᵀ, reorthogonalised, = U_j R_j
         op.apply(vs.last(), &mut w)?;
-        run.times.lap(Phase::Products);
+        monitor.finished(Phase::Products);
         // a block step is several products: look at the flag between them too
         monitor.check()?;
         let t = uppers.last().map(|d| d.transpose().to_owned());
         let r = left.run(&w, t.as_ref(), !local, &mut us)?;
-        run.times.lap(Phase::Block);
+        monitor.finished(Phase::Orthogonalize);
         monitor.check()?;
         // Z = Aᵀ U_j - V_j R_jᵀ, reorthogonalised, = V_{j+1} D_j
         op.adjoint(us.last(), &mut z)?;
-        run.times.lap(Phase::Products);
+        monitor.finished(Phase::Products);
         max_r = max_r.max(r.norm_l2());
         monitor.check()?;
         let d = right.run(&z, Some(&r.transpose().to_owned()), !local, &mut vs)?;
         diag.push(r);
         let dnorm = d.norm_l2();
         uppers.push(d);
-        run.times.lap(Phase::Block);
+        monitor.finished(Phase::Orthogonalize);
         let dim = diag.len() * b;
         let exhausted = dim + b > max || dnorm <= 1e-14 * max_r;
         let total = run.earlier + diag.len();
@@ -746,7 +425,7 @@ fn lanczos_run<S: Float>(
         let steps = diag.len();
         next_check = steps + (steps / 20).max(1);
         let ritz = block_ritz(&diag, &uppers)?;
-        run.times.lap(Phase::Ritz);
+        monitor.finished(Phase::Ritz);
         let theta = &ritz.values;
         let scale = theta[0].max(f64::MIN_POSITIVE);
         let rel = ritz.residuals[0] / scale;
@@ -779,7 +458,7 @@ fn lanczos_run<S: Float>(
         }
         if run.bounds.is_none() && (rel < tol.clamp(1e-4, 1e-3) || exhausted) {
             run.bounds = Some(top_bounds(grids, theta, kmax, run.peak.as_deref(), &monitor.quiet())?);
-            run.times.lap(Phase::Bounds);
+            monitor.finished(Phase::Bounds);
             (run.bounds_at, run.looks) = (total, run.looks + 1);
         }
         let Some(u_b) = &run.bounds else { continue };
@@ -805,7 +484,7 @@ fn lanczos_run<S: Float>(
             let q = block_right(&diag, &uppers, k.max(b))?;
             let x = vs.combine(cols, q.as_ref());
             let e = explicit(exact, &x[..cols * k], rows, cols)?;
-            run.times.lap(Phase::Explicit);
+            monitor.finished(Phase::Explicit);
             let lower = e.mu[0].max(0.0).sqrt() * (1.0 - ROUNDING);
             let c = u_b.get(k).map(|b| b * b * (1.0 + ROUNDING));
             let kt = c.and_then(|c| kato_temple(&e, c)).map(|l| l.sqrt() * (1.0 + ROUNDING));
@@ -839,107 +518,14 @@ fn lanczos_run<S: Float>(
     }
 }
 
-/// The first block: for a stride-1 layer the real and imaginary parts of the symbol mode (which span
-/// the standing waves of the top pair), each with a random part of relative norm 1e-3; else two
-/// deterministic random vectors. One vector for a matrix with a single column or row. With the
-/// symbol's peak `ω` when it was searched for.
-fn start_block(conv: &Conv<f64>, start: Start) -> (Vec<f64>, StartVector, Option<Vec<f64>>) {
-    let (cols, max) = (conv.cols(), conv.rows().min(conv.cols()));
-    let b = max.min(2);
-    let mut block = crate::lanczos::random_vector(cols * b);
-    let modes = if start == Start::Auto && b == 2 { crate::start::symbol_modes(conv) } else { None };
-    let Some((re, im, peak)) = modes else { return (block, StartVector::Random, None) };
-    for (j, mode) in [re, im].iter().enumerate() {
-        let part = &mut block[j * cols..(j + 1) * cols];
-        let (nm, nr) = (crate::lanczos::dot(mode, mode).sqrt(), crate::lanczos::dot(part, part).sqrt());
-        if nm > 0.0 {
-            part.iter_mut().zip(mode).for_each(|(r, &s)| *r = s / nm + 1e-3 * *r / nr);
-        }
-    }
-    (block, StartVector::Symbol, Some(peak))
-}
-
-/// Interlacing bounds of `σ_1..σ_{kmax+1}` from the hot blocks of the grids, the grids tried in turn
-/// until one separates a cluster at the current Ritz values `theta`: in the order [`grid_order`]
-/// predicts from the symbol's `peak` when it is known, else smallest first.
-fn top_bounds(
-    grids: &[Conv<f64>],
-    theta: &[f64],
-    kmax: usize,
-    peak: Option<&[f64]>,
-    monitor: &Monitor<'_>,
-) -> Result<Vec<f64>, SpectrumError> {
-    let count = kmax + 1;
-    // values at or above the threshold are computed exactly, the rest bounded by it: halfway across
-    // the widest gap among the top Ritz values, where a cluster is likeliest to separate
-    let tau = if theta.len() > kmax {
-        let k =
-            (1..=kmax).max_by(|&a, &b| (theta[a - 1] - theta[a]).total_cmp(&(theta[b - 1] - theta[b]))).unwrap_or(1);
-        (theta[k - 1] + theta[k]) / 2.0
-    } else {
-        theta[kmax.min(theta.len()) - 1] * (1.0 - 1e-6)
-    };
-    // one Gram symbol for every grid: they share the kernel and differ in size only (none when strided)
-    let gram = grids.first().filter(|c| c.geometry().spec().stride().iter().all(|&s| s == 1)).map(GramSymbol::of);
-    let order = match (peak, &gram) {
-        (Some(peak), Some(gram)) if grids.len() > 1 => grid_order(gram, grids, theta, kmax, peak),
-        _ => (0..grids.len()).collect(),
-    };
-    let mut best = vec![f64::INFINITY; count];
-    for c in order.iter().map(|&i| &grids[i]) {
-        let circ = Circulant::new(c).map_err(|e| SpectrumError::NotCircular { why: e.to_string() })?;
-        let hot = hot_values(&circ, gram.as_ref(), tau, monitor)?;
-        for (b, v) in best.iter_mut().zip(bounds_from_hot(&hot, tau, count)) {
-            *b = b.min(v);
-        }
-        if (1..=kmax).any(|k| best[k] < theta[k - 1] * (1.0 - 1e-5)) {
-            break;
-        }
-    }
-    Ok(best)
-}
-
-/// The grids in the order in which they are likeliest to separate a cluster at the Ritz values
-/// `theta`: each grid's top singular values are predicted from the symbol at its frequencies next to
-/// the peak `±ω` (`3^r` each), and a grid scores the largest `θ_k - σ̂_{k+1}`. Only an order: every
-/// grid's bounds are still computed in full (the top values may come from elsewhere).
-fn grid_order(gram: &GramSymbol, grids: &[Conv<f64>], theta: &[f64], kmax: usize, peak: &[f64]) -> Vec<usize> {
-    let r = peak.len();
-    let score = |c: &Conv<f64>| -> f64 {
-        let m = c.geometry().input_spatial();
-        let mut seen: Vec<Vec<usize>> = Vec::new();
-        let mut values = Vec::new();
-        for sign in [1.0, -1.0] {
-            for i in 0..3usize.pow(r as u32) {
-                let f: Vec<usize> = (0..r)
-                    .map(|a| {
-                        let near = (sign * peak[a] * m[a] as f64 / std::f64::consts::TAU).round() as isize;
-                        (near + (i / 3usize.pow(a as u32) % 3) as isize - 1).rem_euclid(m[a] as isize) as usize
-                    })
-                    .collect();
-                if seen.contains(&f) {
-                    continue;
-                }
-                let w: Vec<f64> = (0..r).map(|a| std::f64::consts::TAU * f[a] as f64 / m[a] as f64).collect();
-                values.push(crate::start::top_squared(gram, &w, 12).max(0.0).sqrt());
-                seen.push(f);
-            }
-        }
-        values.sort_unstable_by(|a, b| b.total_cmp(a));
-        (1..=kmax.min(theta.len()))
-            .filter_map(|k| values.get(k).map(|v| theta[k - 1] - v))
-            .fold(f64::NEG_INFINITY, f64::max)
-    };
-    let scores: Vec<f64> = grids.par_iter().map(score).collect();
-    let mut order: Vec<usize> = (0..grids.len()).collect();
-    // stable: ties keep the smaller grid first
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    order
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::embed::{below, circulant_norm_at_least};
+    use crate::symbol::GramSymbol;
+    use convmat_matrix::Circulant;
+    use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
+    use faer::c64;
 
     /// The derivation's claim, checked entry by entry: the layer's matrix (for a transposed layer, its
     /// matching convolution's) is the sub-block of each `C_m` at the rows of its windows and the
@@ -1075,7 +661,7 @@ mod tests {
                 for g in 0..groups {
                     let k = circ.block(f, g);
                     let m = Mat::<c64>::from_fn(rows, cols, |i, j| c64::new(k[i * cols + j].re, k[i * cols + j].im));
-                    tops.push((f, g, crate::svd_values(m.as_ref()).unwrap()[0]));
+                    tops.push((f, g, crate::dense::svd_values(m.as_ref()).unwrap()[0]));
                 }
             }
             let mut sorted: Vec<f64> = tops.iter().map(|t| t.2).collect();
@@ -1094,7 +680,7 @@ mod tests {
     #[test]
     fn cholesky_test_agrees_with_the_svd() {
         let k = Mat::<c64>::from_fn(5, 3, |i, j| c64::new((i * 3 + j) as f64 % 4.0 - 1.5, (i + 2 * j) as f64 % 3.0));
-        let s = crate::svd_values(k.as_ref()).unwrap()[0];
+        let s = crate::dense::svd_values(k.as_ref()).unwrap()[0];
         assert!(below(k.as_ref(), s * (1.0 + 1e-9)));
         assert!(!below(k.as_ref(), s * (1.0 - 1e-9)));
         assert!(!below(k.transpose(), s * (1.0 - 1e-9)));

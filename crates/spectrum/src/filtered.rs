@@ -398,7 +398,7 @@ pub(crate) fn top_k(
     monitor: &Monitor<'_>,
 ) -> Result<Option<Found>, SpectrumError> {
     let Some(filter) = choose(conv, k, monitor)? else { return Ok(None) };
-    let mut block = crate::lanczos::random_vector(conv.cols() * b);
+    let mut block = crate::vector::random_vector(conv.cols() * b);
     block[..conv.cols()].copy_from_slice(start);
     let cap = cap.max(k + 200);
     match filtered_top(conv, filter, &block, k, tol, cap, monitor)? {
@@ -419,8 +419,8 @@ pub(crate) fn choose(conv: &Conv<f64>, k: usize, monitor: &Monitor<'_>) -> Resul
     if k < MIN_K || 2 * k > max {
         return Ok(None);
     }
-    let Some(grids) = crate::certify::embedding_grids(conv, 1) else { return Ok(None) };
-    let values = crate::fft_singular_values_with(&grids[0], &monitor.quiet())?;
+    let Some(grids) = crate::embed::embedding_grids(conv, 1) else { return Ok(None) };
+    let values = crate::fft::fft_singular_values_with(&grids[0], &monitor.quiet())?;
     let scale = values.len() as f64 / max as f64;
     let at = |j: f64| values.get((j * scale).ceil() as usize).map_or(0.0, |v| v * v);
     let cut = at(1.5 * k as f64).min(0.95 * at(k as f64));
@@ -449,7 +449,7 @@ pub(crate) fn degree(conv: &Conv<f64>, k: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lanczos::random_vector;
+    use crate::vector::random_vector;
     use convmat_shape::{ConvSpec, Geometry, Padding};
 
     fn layer(spec: ConvSpec, input: &[usize]) -> Conv<f64> {

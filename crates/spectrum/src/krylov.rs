@@ -145,7 +145,7 @@ impl<'a> Bidiagonalization<'a> {
             let values = svd.S().column_vector().iter().copied().collect();
             (values, svd.U().to_owned(), Some(svd.V().to_owned()))
         } else {
-            let (s, u) = crate::svd_left(b, true, Par::rayon(0))?;
+            let (s, u) = crate::dense::svd_left(b, true, Par::rayon(0))?;
             (s, u.expect("left vectors were asked for"), None)
         };
         let from = self.coupling_from;
@@ -205,7 +205,7 @@ fn dist(a: &[f64], s: f64, b: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lanczos::random_vector;
+    use crate::vector::random_vector;
     use convmat_shape::{ConvSpec, Geometry, Padding};
 
     /// `A V = U B` and `Aᵀ U = V Bᵀ + N G` with orthonormal `[V N]` and `U`, after plain steps and

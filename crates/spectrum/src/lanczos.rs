@@ -2,12 +2,15 @@
 
 use convmat_matrix::{Conv, Operator};
 use faer::{Mat, Par};
-use rayon::prelude::*;
 
 use crate::filtered;
 use crate::krylov::Bidiagonalization;
 // the certified norm's own block loop (certify.rs) takes these from here
-use crate::{start, Monitor, Progress, SpectrumError};
+use crate::dense::{block_bidiagonal, svd_left};
+use crate::limits::check_count;
+use crate::start::{start_vector, Start, StartVector};
+use crate::vector::{axpy, normalize, random_vector};
+use crate::{Monitor, Progress, SpectrumError};
 
 /// The result of [`lanczos`].
 #[derive(Clone, Debug, PartialEq)]
@@ -68,32 +71,6 @@ pub fn lanczos(conv: &Conv<f64>, k: usize, tol: f64) -> Result<LanczosResult, Sp
     lanczos_from(conv, k, tol, Start::Auto)
 }
 
-/// The start vector a run used (see [`lanczos`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum StartVector {
-    /// The kernel's top Fourier mode (stride-1 layers), with a small random part.
-    Symbol,
-    /// A deterministic random vector.
-    Random,
-}
-
-names! {
-    /// `symbol` or `random` (the names `convmat svd --json` prints).
-    StartVector { Symbol => "symbol", Random => "random" }
-}
-
-/// How [`lanczos_from`] starts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Start {
-    /// The symbol start where it applies (see [`lanczos`]), else random.
-    #[default]
-    Auto,
-    /// A deterministic random vector.
-    Random,
-}
-
 /// [`lanczos`] with the start chosen.
 ///
 /// # Errors
@@ -114,7 +91,7 @@ pub fn lanczos_with(
     start: Start,
     monitor: &Monitor<'_>,
 ) -> Result<LanczosResult, SpectrumError> {
-    let max = crate::check_count(conv, k)?;
+    let max = check_count(conv, k)?;
     monitor.check()?;
     let (v, start) = start_vector(conv, start);
     let (Ritz { values, residual, .. }, iterations, restarts) = if k == 1 {
@@ -131,21 +108,6 @@ pub fn lanczos_with(
         }
     };
     Ok(LanczosResult { values, iterations, residual, start, restarts })
-}
-
-/// The start vector (not normalised) and its name: the symbol start where it applies and is asked
-/// for (with a random part of relative norm 1e-3), else a deterministic random vector.
-pub(crate) fn start_vector(conv: &Conv<f64>, start: Start) -> (Vec<f64>, StartVector) {
-    let mut v = random_vector(conv.cols());
-    let symbol = if start == Start::Auto { start::symbol_start(conv) } else { None };
-    match symbol {
-        Some(s) => {
-            let (ns, nr) = (dot(&s, &s).sqrt(), dot(&v, &v).sqrt());
-            v.par_iter_mut().zip(&s).for_each(|(r, &s)| *r = s / ns + 1e-3 * *r / nr);
-            (v, StartVector::Symbol)
-        }
-        None => (v, StartVector::Random),
-    }
 }
 
 /// The block size for `k > 1` values: repeated singular values up to this multiplicity are all found.
@@ -236,20 +198,6 @@ struct Ritz {
     converged: usize,
 }
 
-/// The block-bidiagonal `B`: `R_j` on the diagonal, `D_jᵀ` above it.
-pub(crate) fn block_bidiagonal(diag: &[Mat<f64>], upper: &[Mat<f64>]) -> Mat<f64> {
-    let b = diag[0].nrows();
-    let n = diag.len() * b;
-    let mut m = Mat::<f64>::zeros(n, n);
-    for (j, r) in diag.iter().enumerate() {
-        m.as_mut().submatrix_mut(j * b, j * b, b, b).copy_from(r);
-        if j + 1 < diag.len() {
-            m.as_mut().submatrix_mut(j * b, (j + 1) * b, b, b).copy_from(upper[j].transpose());
-        }
-    }
-    m
-}
-
 /// Singular values of the block-bidiagonal `B` with the residuals of the top `k` (and how many are
 /// within `tol`).
 fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>], k: usize, tol: f64) -> Result<Ritz, SpectrumError> {
@@ -257,7 +205,7 @@ fn block_ritz(diag: &[Mat<f64>], upper: &[Mat<f64>], k: usize, tol: f64) -> Resu
     let n = diag.len() * b;
     let m = block_bidiagonal(diag, upper);
     // singular values and left vectors only (the residuals need the last block row of U)
-    let (s, u) = crate::svd_left(m.as_ref(), true, Par::rayon(0))?;
+    let (s, u) = svd_left(m.as_ref(), true, Par::rayon(0))?;
     let u = u.expect("left vectors were asked for");
     let last = u.subrows(n - b, b);
     let d = upper.last().expect("one block at least");
@@ -331,27 +279,6 @@ fn norm_lanczos(
         std::mem::swap(&mut v, &mut w);
         op.apply(&v, &mut u)?;
     }
-}
-
-/// A deterministic pseudo-random vector, uniform in [-0.5, 0.5).
-pub(crate) fn random_vector(n: usize) -> Vec<f64> {
-    convmat_numeric::Xorshift64::new(0x9E3779B97F4A7C15).half_vec(n)
-}
-
-pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.par_iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-pub(crate) fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
-    y.par_iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
-}
-
-pub(crate) fn normalize(v: &mut [f64]) -> f64 {
-    let n = dot(v, v).sqrt();
-    if n > 0.0 {
-        v.par_iter_mut().for_each(|x| *x /= n);
-    }
-    n
 }
 
 #[cfg(test)]

@@ -29,6 +29,44 @@ impl Progress {
     }
 }
 
+/// A stretch of the certified norm's work, reported to [`Monitor::on_phase`]'s callback each time one
+/// ends: a caller that wants to know where the time goes charges the time since the previous report
+/// to it (`convmat svd`'s `CERT_TIMES=1` does, with wall and CPU time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Phase {
+    /// The start block (the symbol's peak search and the first orthonormal block).
+    Start,
+    /// Products with `A` and `Aᵀ`.
+    Products,
+    /// Block QR and reorthogonalisation of the new Lanczos blocks.
+    Orthogonalize,
+    /// Ritz values of the projected block-bidiagonal matrix.
+    Ritz,
+    /// Interlacing upper bounds (the hot blocks of the circulant embeddings).
+    Bounds,
+    /// The explicit certificate (`R = AᵀAX - XM` and its norms).
+    Explicit,
+}
+
+names! {
+    /// `start`, `products`, `orthogonalize`, `ritz`, `bounds` or `explicit`.
+    Phase {
+        Start => "start",
+        Products => "products",
+        Orthogonalize => "orthogonalize",
+        Ritz => "ritz",
+        Bounds => "bounds",
+        Explicit => "explicit",
+    }
+}
+
+impl Phase {
+    /// Every phase, in the order a run first reaches them.
+    pub const ALL: [Phase; 6] =
+        [Phase::Start, Phase::Products, Phase::Orthogonalize, Phase::Ritz, Phase::Bounds, Phase::Explicit];
+}
+
 /// A caller's hold on a long computation: an optional cancel flag, checked between steps (a run
 /// that finds it set returns [`SpectrumError::Cancelled`]), and an optional callback that receives
 /// [`Progress`] after every step. The default watches nothing.
@@ -52,6 +90,7 @@ impl Progress {
 pub struct Monitor<'a> {
     cancel: Option<&'a AtomicBool>,
     progress: Option<&'a (dyn Fn(&Progress) + Sync)>,
+    phase: Option<&'a (dyn Fn(Phase) + Sync)>,
 }
 
 impl std::fmt::Debug for Monitor<'_> {
@@ -59,6 +98,7 @@ impl std::fmt::Debug for Monitor<'_> {
         f.debug_struct("Monitor")
             .field("cancel", &self.cancel)
             .field("progress", &self.progress.map(|_| "callback"))
+            .field("phase", &self.phase.map(|_| "callback"))
             .finish()
     }
 }
@@ -82,6 +122,20 @@ impl<'a> Monitor<'a> {
         self
     }
 
+    /// Calls `f` each time a [`Phase`] of the work ends (from the computing thread; the library
+    /// measures nothing itself).
+    pub fn on_phase(mut self, f: &'a (dyn Fn(Phase) + Sync)) -> Self {
+        self.phase = Some(f);
+        self
+    }
+
+    /// Reports that a stretch of `phase` just ended.
+    pub(crate) fn finished(&self, phase: Phase) {
+        if let Some(f) = self.phase {
+            f(phase);
+        }
+    }
+
     /// Whether the cancel flag is set.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
@@ -90,7 +144,7 @@ impl<'a> Monitor<'a> {
     /// The same cancel flag without the callback: for work nested in a run that reports its own
     /// progress (the FFT blocks of the certified norm's bounds).
     pub(crate) fn quiet(&self) -> Monitor<'a> {
-        Monitor { cancel: self.cancel, progress: None }
+        Monitor { cancel: self.cancel, progress: None, phase: None }
     }
 
     /// `Err(Cancelled)` when the cancel flag is set.

@@ -4,7 +4,7 @@
 use faer::Mat;
 use rayon::prelude::*;
 
-use crate::lanczos::{dot, normalize, random_vector};
+use crate::vector::{dot, normalize, random_vector};
 use crate::{Certificate, Monitor, NormInterval, Progress, SpectrumError};
 
 /// A CSR matrix borrowed as its three arrays (row offsets, column indices, values), as SciPy and

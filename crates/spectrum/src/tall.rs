@@ -157,7 +157,7 @@ pub(crate) fn cholesky_factors(g: &Mat<f64>) -> Option<(Mat<f64>, Mat<f64>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lanczos::random_vector;
+    use crate::vector::random_vector;
 
     /// `Q R = M` with orthonormal `Q` and upper triangular `R`, for a well-conditioned block (Cholesky QR)
     /// and for blocks too ill-conditioned for it (Householder): nearly dependent and rank-deficient.

@@ -332,7 +332,7 @@ fn materialise<O: Float, S: Float>(out: &[O], prev: Prev<'_, S>, n: usize, b: us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lanczos::random_vector;
+    use crate::vector::random_vector;
 
     /// The fused half-step against the general kernels on a block with a previous block and
     /// recurrence coefficients (f64 storage: to rounding; f32: to f32's), then a half-step against

@@ -46,4 +46,26 @@ pub enum NumericError {
         /// The format, as written.
         format: String,
     },
+    /// A rounding or overflow given beside a type that carries a different one.
+    #[error("{what} '{given}' conflicts with the {what} '{carried}' of the type {text}: drop one or make them agree")]
+    ModeConflict {
+        /// `rounding` or `overflow`.
+        what: &'static str,
+        /// The mode given separately.
+        given: String,
+        /// The mode the type carries.
+        carried: String,
+        /// The type.
+        text: String,
+    },
+    /// A mode or parameter a dialect cannot express.
+    #[error("{dialect} has no {what} {value}")]
+    Unsupported {
+        /// The dialect.
+        dialect: &'static str,
+        /// What kind of thing.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
 }

@@ -30,15 +30,19 @@ use std::fmt::Debug;
 use num_traits::ConstOne;
 pub use num_traits::{AsPrimitive, ConstZero, NumOps};
 
+mod dialect;
 mod dtype;
 mod error;
 pub mod fixed_facade;
+mod modes;
 mod qformat;
 mod rng;
 
+pub use dialect::{Dialect, FixedType, QonnxQuant};
 pub use dtype::Dtype;
 pub use error::NumericError;
-pub use qformat::{Overflow, QFormat, Quantizer, Rounding, MAX_FRAC_BITS, MAX_WORD_BITS};
+pub use modes::{Modes, Overflow, Rounding};
+pub use qformat::{QFormat, Quantizer, MAX_FRAC_BITS, MAX_WORD_BITS};
 pub use rng::{SeededRng, Xorshift64};
 
 mod sealed {

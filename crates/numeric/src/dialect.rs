@@ -302,7 +302,8 @@ impl FromStr for FixedType {
 
     /// Any dialect's type: see the table on [`FixedType`].
     fn from_str(text: &str) -> Result<Self, NumericError> {
-        let t: String = text.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+        let spelled: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let t = spelled.to_ascii_lowercase(); // the same byte offsets as `spelled`
         let bad = || NumericError::Parse { what: "fixed-point format", text: text.to_string(), valid: VALID };
         let int = |s: &str| s.parse::<i32>().map_err(|_| bad());
         let word = |s: &str| s.parse::<u32>().map_err(|_| bad());
@@ -310,8 +311,9 @@ impl FromStr for FixedType {
 
         // <...> families: ap_fixed, ap_ufixed, fixed, ufixed, ap_int, ap_uint, int, uint
         if let Some((family, rest)) = t.split_once('<') {
-            let args = rest.strip_suffix('>').ok_or_else(bad)?;
-            let args: Vec<&str> = args.split(',').collect();
+            rest.strip_suffix('>').ok_or_else(bad)?;
+            // the arguments as written: mode names keep their case in error messages
+            let args: Vec<&str> = spelled[family.len() + 1..spelled.len() - 1].split(',').collect();
             let (signed, fixed) = match family {
                 "ap_fixed" | "fixed" => (true, true),
                 "ap_ufixed" | "ufixed" => (false, true),

@@ -210,7 +210,8 @@ impl FixedType {
     ///
     /// # Errors
     /// A rounding or overflow given separately that differs from the one the type carries
-    /// ([`NumericError::ModeConflict`]): convmat refuses to guess which one was meant.
+    /// ([`NumericError::ModeConflict`]): convmat refuses to guess which one was meant. A sign-magnitude
+    /// wrap on an unsigned format (Vitis HLS refuses it too).
     pub fn modes(self, rounding: Option<Rounding>, overflow: Option<Overflow>) -> Result<Modes, NumericError> {
         let conflict = |what: &'static str, given: String, carried: String| NumericError::ModeConflict {
             what,
@@ -226,10 +227,19 @@ impl FixedType {
             (Some(g), Some(c)) if g != c => return Err(conflict("overflow", g.to_string(), c.to_string())),
             _ => {}
         }
-        Ok(Modes {
+        let m = Modes {
             rounding: self.rounding.or(rounding).unwrap_or(Modes::MATLAB.rounding),
             overflow: self.overflow.or(overflow).unwrap_or(Modes::MATLAB.overflow),
-        })
+        };
+        if m.overflow == Overflow::WrapSignMagnitude && !self.format.signed() {
+            // as Vitis HLS refuses ap_ufixed<..., AP_WRAP_SM>
+            return Err(NumericError::Unsupported {
+                dialect: "an unsigned type",
+                what: "overflow",
+                value: format!("wrap_sm ({}: sign-magnitude needs a sign)", self.format),
+            });
+        }
+        Ok(m)
     }
 
     /// The type in `dialect`'s syntax. `q` and MATLAB's `numerictype` print the format only (their type

@@ -19,7 +19,8 @@ pub const MAX_FRAC_BITS: i32 = 65535;
 /// `q1.7` is `fi(v, 1, 8, 7)`, `q8.8` is `fi(v, 1, 16, 8)`, `uq4.4` is `fi(v, 0, 8, 4)`. (TI's Q
 /// notation counts integer bits without the sign; ours follows MATLAB's word length.) MATLAB's
 /// shorthand `s8,7` / `u8,4` is read too. Fraction lengths may be negative or exceed the word, as
-/// MATLAB allows: `q10.-2` is `fi(v, 1, 8, -2)`.
+/// MATLAB allows: `q10.-2` is `fi(v, 1, 8, -2)`. Every dialect's type syntax is read as well
+/// (`fi(1,8,7)`, `int8`, `ap_fixed<8,1>`: see [`FixedType`](crate::FixedType)).
 ///
 /// ```
 /// use convmat_numeric::{QFormat, Rounding, Overflow};

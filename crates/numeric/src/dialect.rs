@@ -213,18 +213,13 @@ impl FixedType {
     /// ([`NumericError::ModeConflict`]): convmat refuses to guess which one was meant. A sign-magnitude
     /// wrap on an unsigned format (Vitis HLS refuses it too).
     pub fn modes(self, rounding: Option<Rounding>, overflow: Option<Overflow>) -> Result<Modes, NumericError> {
-        let conflict = |what: &'static str, given: String, carried: String| NumericError::ModeConflict {
-            what,
-            given,
-            carried,
-            text: self.to_string(),
-        };
+        let conflict = |overflow, given, carried| NumericError::ModeConflict { overflow, given, carried, ty: self };
         match (rounding, self.rounding) {
-            (Some(g), Some(c)) if g != c => return Err(conflict("rounding", g.to_string(), c.to_string())),
+            (Some(g), Some(c)) if g != c => return Err(conflict(false, g.as_str(), c.as_str())),
             _ => {}
         }
         match (overflow, self.overflow) {
-            (Some(g), Some(c)) if g != c => return Err(conflict("overflow", g.to_string(), c.to_string())),
+            (Some(g), Some(c)) if g != c => return Err(conflict(true, g.as_str(), c.as_str())),
             _ => {}
         }
         let m = Modes {

@@ -47,16 +47,16 @@ pub enum NumericError {
         format: String,
     },
     /// A rounding or overflow given beside a type that carries a different one.
-    #[error("{what} '{given}' conflicts with the {what} '{carried}' of the type {text}: drop one or make them agree")]
+    #[error("{} '{given}' conflicts with the {} '{carried}' of the type {ty}: drop one or make them agree", mode_word(.overflow), mode_word(.overflow))]
     ModeConflict {
-        /// `rounding` or `overflow`.
-        what: &'static str,
+        /// Whether the overflow (else the rounding) conflicts.
+        overflow: bool,
         /// The mode given separately.
-        given: String,
+        given: &'static str,
         /// The mode the type carries.
-        carried: String,
+        carried: &'static str,
         /// The type.
-        text: String,
+        ty: crate::FixedType,
     },
     /// A mode or parameter a dialect cannot express.
     #[error("{dialect} has no {what} {value}")]
@@ -68,4 +68,12 @@ pub enum NumericError {
         /// The value.
         value: String,
     },
+}
+
+fn mode_word(overflow: &bool) -> &'static str {
+    if *overflow {
+        "overflow"
+    } else {
+        "rounding"
+    }
 }

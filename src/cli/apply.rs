@@ -6,10 +6,11 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use convmat_io::{read_array, write_npy_slice, AtomicFile};
-use convmat_matrix::{Applied, ApplyOptions, MatrixError, Output};
-use convmat_numeric::{Dtype, QFormat};
+use convmat_matrix::{Applied, ApplyOptions, ApplyTypes, MatrixError, Output};
+use convmat_numeric::FixedType;
 use serde::Serialize;
 
+use super::args::TypedDtype;
 use super::layer::LayerArgs;
 
 /// Apply a layer to an input batch: float, or fixed point bit-exact with MATLAB's fi/fimath.
@@ -24,6 +25,11 @@ channel, kernel rows, columns). Without --out-dtype Y is the exact accumulator; 
 --overflow apply to the output cast (and to the narrow accumulator's casts). Y holds real values
 as float64, or the stored integers as int64 with --raw.
 
+Types may be written in any dialect: q1.7, fi(1,8,7), numerictype(1,8,7), int8, ap_fixed<8,1>,
+ap_ufixed<8,0>, ap_int<8>, fixed<8,1>. An ap_fixed type carries its rounding and overflow (written,
+or Vitis's defaults AP_TRN, AP_WRAP): every cast into it uses them, inputs and weights included, and
+a --rounding or --overflow that differs from them is an error.
+
 Examples:
   # MATLAB: y = fi(conv(fi(x,1,8,7), fi(w,1,8,7)), 1, 8, 7) as im2col + matrix multiply
   convmat apply --weight w.npy --input x.npy --padding 1 --dtype q1.7 --out-dtype q1.7 -o y.npy
@@ -31,6 +37,10 @@ Examples:
   # 16-bit weights, 8-bit activations, a 16-bit accumulator that wraps, stored integers out
   convmat apply --weight w.npy --input x.npy --dtype q1.7 --weight-dtype q1.15 --acc-dtype q4.12 \\
       --overflow wrap --out-dtype q1.7 --rounding floor --raw -o y.npy
+
+  # Vitis HLS semantics: ap_fixed inputs, an 18-bit accumulator rounding ties to -inf, symmetric saturation
+  convmat apply --weight w.npy --input x.npy --dtype 'ap_fixed<8,1,AP_RND,AP_SAT>' \\
+      --acc-dtype 'ap_fixed<18,4>' --out-dtype q1.7 --rounding AP_RND_MIN_INF --overflow AP_SAT_SYM -o y.npy
 
   # plain float32 convolution
   convmat apply --weight w.npy --bias b.npy --input x.npy --stride 2 -o y.npy")]
@@ -43,23 +53,25 @@ pub struct ApplyArgs {
     /// Output .npy file.
     #[arg(short, long, value_name = "Y.npy")]
     output: PathBuf,
-    /// f32, f64, or the inputs' fixed-point format qI.F (e.g. q1.7).
-    #[arg(long, default_value = "f32", value_name = "DTYPE", value_parser = super::args::parse_dtype)]
-    dtype: Dtype,
-    /// Fixed-point format of the weights (default: --dtype).
+    /// f32, f64, or the inputs' fixed-point type in any dialect (q1.7, fi(1,8,7), int8, ap_fixed<8,1>).
+    #[arg(long, default_value = "f32", value_name = "DTYPE", value_parser = super::args::parse_typed_dtype)]
+    dtype: TypedDtype,
+    /// Fixed-point type of the weights (default: --dtype).
     #[arg(long, value_name = "qI.F")]
     weight_dtype: Option<String>,
-    /// Cast the result to this fixed-point format (default: the exact accumulator).
+    /// Cast the result to this fixed-point type (default: the exact accumulator).
     #[arg(long, value_name = "qI.F")]
     out_dtype: Option<String>,
-    /// Rounding of the output cast: nearest (MATLAB's default: ties toward +inf), round, convergent,
-    /// floor, ceil or zero.
-    #[arg(long, default_value = "nearest")]
-    rounding: String,
-    /// Overflow of the output cast: saturate (default) or wrap.
-    #[arg(long, default_value = "saturate")]
-    overflow: String,
-    /// A narrow accumulator format: every product and partial sum is re-cast to it.
+    /// Rounding of the output cast [default: nearest, MATLAB's: ties toward +inf]: nearest, round,
+    /// convergent, floor, ceil, zero, away, nearest_zero, nearest_min_inf, or any dialect's name
+    /// (AP_RND_MIN_INF, HALF_DOWN, ...). A type that carries its own (ap_fixed) must agree.
+    #[arg(long)]
+    rounding: Option<String>,
+    /// Overflow of the output cast [default: saturate]: saturate, wrap, saturate_zero, saturate_sym,
+    /// wrap_sm, or ap_fixed's AP_SAT, AP_WRAP, AP_SAT_ZERO, AP_SAT_SYM, AP_WRAP_SM.
+    #[arg(long)]
+    overflow: Option<String>,
+    /// A narrow accumulator type: every product and partial sum is re-cast to it.
     #[arg(long, value_name = "qI.F")]
     acc_dtype: Option<String>,
     /// Write the stored integers (int64) instead of real values.
@@ -81,8 +93,8 @@ struct Report {
     seconds: f64,
 }
 
-fn qformat(flag: &str, text: &str) -> Result<QFormat> {
-    text.parse::<QFormat>().with_context(|| format!("invalid --{flag} '{text}'"))
+fn fixed_type(flag: &str, text: &str) -> Result<FixedType> {
+    text.parse::<FixedType>().with_context(|| format!("invalid --{flag} '{text}'"))
 }
 
 pub fn run(args: ApplyArgs) -> Result<()> {
@@ -130,12 +142,14 @@ fn finish(args: &ApplyArgs, x: convmat_io::Tensor, r: convmat_matrix::ConvLayer,
     let n = if batched { x.shape[0] } else { 1 };
     let mut out_shape = vec![n];
     out_shape.extend(r.geometry().output_shape());
-    let mut options = ApplyOptions::new(args.dtype);
-    options.rounding = args.rounding.parse()?;
-    options.overflow = args.overflow.parse()?;
-    options.weight_format = args.weight_dtype.as_deref().map(|w| qformat("weight-dtype", w)).transpose()?;
-    options.accumulator = args.acc_dtype.as_deref().map(|a| qformat("acc-dtype", a)).transpose()?;
-    options.out_format = args.out_dtype.as_deref().map(|o| qformat("out-dtype", o)).transpose()?;
+    let mut types = ApplyTypes::default();
+    types.rounding = args.rounding.as_deref().map(str::parse).transpose()?;
+    types.overflow = args.overflow.as_deref().map(str::parse).transpose()?;
+    types.input = args.dtype.fixed;
+    types.weight = args.weight_dtype.as_deref().map(|w| fixed_type("weight-dtype", w)).transpose()?;
+    types.accumulator = args.acc_dtype.as_deref().map(|a| fixed_type("acc-dtype", a)).transpose()?;
+    types.out = args.out_dtype.as_deref().map(|o| fixed_type("out-dtype", o)).transpose()?;
+    let mut options = ApplyOptions::new(args.dtype.dtype).with_types(&types)?;
     options.raw = args.raw;
     let t = Instant::now();
     let Output { values, format, .. } = r.apply(&x.data, n, &options).map_err(|e| match e {

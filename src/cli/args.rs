@@ -22,3 +22,20 @@ pub fn show_shape(shape: &[usize]) -> String {
 pub fn parse_dtype(text: &str) -> Result<convmat_numeric::Dtype, String> {
     text.parse().map_err(|e: convmat_numeric::NumericError| e.to_string())
 }
+
+/// A `--dtype` with the rounding and overflow its text carries (`ap_fixed<8,3>`'s), for `apply`.
+#[derive(Clone, Copy, Debug)]
+pub struct TypedDtype {
+    /// The element type.
+    pub dtype: convmat_numeric::Dtype,
+    /// The fixed-point type as written, if fixed point.
+    pub fixed: Option<convmat_numeric::FixedType>,
+}
+
+/// Parses `--dtype` as [`parse_dtype`], keeping a fixed-point type's modes (the library's `FixedType`).
+pub fn parse_typed_dtype(text: &str) -> Result<TypedDtype, String> {
+    let dtype = parse_dtype(text)?;
+    let fixed =
+        dtype.fixed().map(|_| text.parse().map_err(|e: convmat_numeric::NumericError| e.to_string())).transpose()?;
+    Ok(TypedDtype { dtype, fixed })
+}

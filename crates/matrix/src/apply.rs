@@ -1,10 +1,10 @@
 //! [`ConvLayer::apply`]: a resolved layer applied to a batch, in float or fixed point — what
 //! `convmat apply` and the Python package's `convmat.apply` both call.
 
-use convmat_numeric::{Dtype, Overflow, QFormat, Rounding};
+use convmat_numeric::{Dtype, FixedType, Modes, Overflow, QFormat, Rounding};
 
 use crate::fixed::Fused;
-use crate::{Accumulation, ConvLayer, MatrixError};
+use crate::{Accumulation, ConvLayer, FixedConv, MatrixError};
 
 /// How [`ConvLayer::apply`] computes: the dtype and, for fixed point, MATLAB `fi`'s options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +24,15 @@ pub struct ApplyOptions {
     pub overflow: Overflow,
     /// Fixed point: return the stored integers instead of real values.
     pub raw: bool,
+    /// Fixed point: how the inputs are quantized to `dtype` (MATLAB's constructor: Nearest, Saturate;
+    /// a type such as `ap_fixed<8,3>` brings its own, [`FixedType::modes`](convmat_numeric::FixedType::modes)).
+    pub input_modes: Modes,
+    /// Fixed point: how the weights are quantized (default: `input_modes`).
+    pub weight_modes: Option<Modes>,
+    /// Fixed point: the narrow accumulator's casts (default: `rounding`, `overflow`).
+    pub accumulator_modes: Option<Modes>,
+    /// Fixed point: the output cast (default: `rounding`, `overflow`).
+    pub out_modes: Option<Modes>,
 }
 
 impl Default for ApplyOptions {
@@ -36,6 +45,10 @@ impl Default for ApplyOptions {
             rounding: Rounding::Nearest,
             overflow: Overflow::Saturate,
             raw: false,
+            input_modes: Modes::MATLAB,
+            weight_modes: None,
+            accumulator_modes: None,
+            out_modes: None,
         }
     }
 }
@@ -45,6 +58,58 @@ impl ApplyOptions {
     pub fn new(dtype: Dtype) -> Self {
         Self { dtype, ..Self::default() }
     }
+
+    /// These options with the fixed-point types a user wrote, in any dialect: the input's (`dtype`'s
+    /// text), the weights', the accumulator's and the output's, and a rounding and overflow named
+    /// separately (`--rounding`, `rounding=`).
+    ///
+    /// The rule, one place for every front end: a type that carries modes (`ap_fixed<8,3,AP_RND,AP_SAT>`,
+    /// or `ap_fixed<8,3>` with Vitis's defaults `AP_TRN`, `AP_WRAP`) quantizes every value cast into it
+    /// with them, inputs and weights included; a type without (`q1.7`, `int8`) takes MATLAB's constructor
+    /// (Nearest, Saturate) for inputs and weights and the separate rounding and overflow (default
+    /// Nearest, Saturate) for the accumulator's and the output's casts.
+    ///
+    /// # Errors
+    /// A separate rounding or overflow that differs from the one the accumulator's or the output's type
+    /// carries, and a sign-magnitude wrap on an unsigned type ([`FixedType::modes`]).
+    pub fn with_types(mut self, types: &ApplyTypes) -> Result<Self, MatrixError> {
+        let (r, o) = (types.rounding, types.overflow);
+        self.rounding = r.unwrap_or_default();
+        self.overflow = o.unwrap_or_default();
+        if let Some(t) = types.input {
+            self.input_modes = t.modes(None, None)?;
+        }
+        if let Some(t) = types.weight {
+            (self.weight_format, self.weight_modes) = (Some(t.format), Some(t.modes(None, None)?));
+        }
+        if let Some(t) = types.accumulator {
+            (self.accumulator, self.accumulator_modes) = (Some(t.format), Some(t.modes(r, o)?));
+        }
+        if let Some(t) = types.out {
+            (self.out_format, self.out_modes) = (Some(t.format), Some(t.modes(r, o)?));
+        }
+        Ok(self)
+    }
+}
+
+/// The fixed-point types of [`ConvLayer::apply`] as a user wrote them, each perhaps carrying its own
+/// rounding and overflow, and the rounding and overflow named separately: see
+/// [`ApplyOptions::with_types`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApplyTypes {
+    /// The inputs' type (`dtype`'s text, when fixed point).
+    pub input: Option<FixedType>,
+    /// The weights' type (default: the inputs').
+    pub weight: Option<FixedType>,
+    /// A narrow accumulator's type.
+    pub accumulator: Option<FixedType>,
+    /// The output cast's type.
+    pub out: Option<FixedType>,
+    /// The rounding named separately.
+    pub rounding: Option<Rounding>,
+    /// The overflow named separately.
+    pub overflow: Option<Overflow>,
 }
 
 /// The values [`ConvLayer::apply`] computed, row-major `(N, C_out, *out)`.
@@ -127,8 +192,16 @@ impl ConvLayer {
                 (Applied::F32(y), "f32".to_string())
             }
             Dtype::Fixed(xf) => {
-                let fc = self.fixed(o.weight_format.unwrap_or(xf), xf)?;
-                let cast = o.out_format.map(|f| (f, o.rounding, o.overflow));
+                let fc = FixedConv::with_modes(
+                    self.geometry().clone(),
+                    self.weight(),
+                    self.bias(),
+                    (o.weight_format.unwrap_or(xf), o.weight_modes.unwrap_or(o.input_modes)),
+                    (xf, o.input_modes),
+                )?;
+                let casts = Modes::new(o.rounding, o.overflow);
+                let out_modes = o.out_modes.unwrap_or(casts);
+                let cast = o.out_format.map(|f| (f, out_modes.rounding, out_modes.overflow));
                 if o.accumulator.is_none() {
                     if let Some((v, f)) = fc.apply_fused(x, n, cast, o.raw) {
                         let values = match v {
@@ -141,12 +214,15 @@ impl ConvLayer {
                 let xq = ndarray::Array2::from_shape_vec((n, fc.raw_conv().cols()), fc.quantize_input(x))
                     .expect("length checked");
                 let acc = match o.accumulator {
-                    Some(format) => Accumulation::Narrow { format, rounding: o.rounding, overflow: o.overflow },
+                    Some(format) => {
+                        let Modes { rounding, overflow } = o.accumulator_modes.unwrap_or(casts);
+                        Accumulation::Narrow { format, rounding, overflow }
+                    }
                     None => Accumulation::Full,
                 };
                 let mut y = fc.apply(xq.view(), acc)?;
                 if let Some(f) = o.out_format {
-                    y = y.cast(f, o.rounding, o.overflow);
+                    y = y.cast(f, out_modes.rounding, out_modes.overflow);
                 }
                 let format = y.format.to_string();
                 let too_wide = |target, max| MatrixError::ResultTooWide {

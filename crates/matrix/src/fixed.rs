@@ -1,6 +1,6 @@
 //! Fixed-point convolution, bit-exact with MATLAB's `fi` under its default `fimath`.
 
-use convmat_numeric::{NumericError, Overflow, QFormat, Quantizer, Rounding};
+use convmat_numeric::{Modes, NumericError, Overflow, QFormat, Quantizer, Rounding};
 use convmat_shape::Geometry;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
@@ -89,11 +89,14 @@ pub struct FixedConv {
     raw: Conv<i64>,
     weight_format: QFormat,
     input_format: QFormat,
+    /// How inputs are quantized (MATLAB's constructor unless a type says otherwise).
+    input_modes: Modes,
     bias: Option<Vec<i128>>,
 }
 
 impl FixedConv {
-    /// Quantizes `weight` (and `bias`) and fixes the input format.
+    /// Quantizes `weight` (and `bias`) and fixes the input format, as MATLAB's `fi` constructor does
+    /// (Nearest, Saturate).
     ///
     /// # Errors
     /// Wrong weight or bias length, formats beyond 64-bit stored integers, or an exact accumulator wider
@@ -105,15 +108,31 @@ impl FixedConv {
         weight_format: QFormat,
         input_format: QFormat,
     ) -> Result<Self, MatrixError> {
+        Self::with_modes(geometry, weight, bias, (weight_format, Modes::MATLAB), (input_format, Modes::MATLAB))
+    }
+
+    /// [`new`](Self::new) with the rounding and overflow that quantize the weights and the inputs (an
+    /// `ap_fixed<8,3>` weight type truncates and wraps, as Vitis HLS does). The bias is still quantized
+    /// to the product's format with Nearest, Saturate.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_modes(
+        geometry: Geometry,
+        weight: &[f64],
+        bias: Option<&[f64]>,
+        (weight_format, weight_modes): (QFormat, Modes),
+        (input_format, input_modes): (QFormat, Modes),
+    ) -> Result<Self, MatrixError> {
         for f in [weight_format, input_format] {
             if !f.fits_i64() {
                 return Err(MatrixError::Numeric(NumericError::NotI64 { format: f.to_string() }));
             }
         }
-        let wq: Vec<i64> =
-            weight.iter().map(|&v| weight_format.quantize(v, Rounding::Nearest, Overflow::Saturate) as i64).collect();
+        let Modes { rounding, overflow } = weight_modes;
+        let wq: Vec<i64> = weight.iter().map(|&v| weight_format.quantize(v, rounding, overflow) as i64).collect();
         let raw = Conv::new(geometry, wq, None)?;
-        let mut this = Self { raw, weight_format, input_format, bias: None };
+        let mut this = Self { raw, weight_format, input_format, input_modes, bias: None };
         if let Some(b) = bias {
             this.raw.geometry().spec().check_bias_len(b.len())?;
             // one more term of the sum: in the product's format, so the growth of ceil(log2(N + 1)) bits holds
@@ -175,15 +194,14 @@ impl FixedConv {
         Ok(self.product_format().sum_of(n)?)
     }
 
-    /// Input values quantized like MATLAB's `fi` constructor (Nearest, Saturate).
+    /// Input values quantized like MATLAB's `fi` constructor (Nearest, Saturate), or with the modes
+    /// given to [`with_modes`](Self::with_modes).
     pub fn quantize_input(&self, x: &[f64]) -> Vec<i64> {
-        match Quantizer::new(self.input_format, Rounding::Nearest, Overflow::Saturate) {
+        let Modes { rounding, overflow } = self.input_modes;
+        match Quantizer::new(self.input_format, rounding, overflow) {
             // at memory speed, in parallel: no 128-bit arithmetic
             Ok(q) => x.par_iter().map(|&v| q.quantize(v)).collect(),
-            Err(_) => x
-                .par_iter()
-                .map(|&v| self.input_format.quantize(v, Rounding::Nearest, Overflow::Saturate) as i64)
-                .collect(),
+            Err(_) => x.par_iter().map(|&v| self.input_format.quantize(v, rounding, overflow) as i64).collect(),
         }
     }
 
@@ -202,7 +220,7 @@ impl FixedConv {
         cast: Option<(QFormat, Rounding, Overflow)>,
         raw: bool,
     ) -> Option<(Fused, QFormat)> {
-        let q = Quantizer::new(self.input_format, Rounding::Nearest, Overflow::Saturate).ok()?;
+        let q = Quantizer::new(self.input_format, self.input_modes.rounding, self.input_modes.overflow).ok()?;
         let acc = self.accumulator_format().ok()?;
         let f = self.input_format;
         let max_x = f.raw_min().unsigned_abs().max(f.raw_max().unsigned_abs()) as f64;

@@ -64,7 +64,7 @@ mod operator;
 mod resolved;
 mod unfold;
 
-pub use apply::{Applied, ApplyOptions, Output};
+pub use apply::{Applied, ApplyOptions, ApplyTypes, Output};
 pub use build::{Affine, MatrixOptions};
 pub use circulant::{cconv, cconv_matrix, Circulant};
 pub use direct::{direct_conv, random_inputs, verify, Verification};

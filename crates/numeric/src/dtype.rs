@@ -6,14 +6,17 @@ use std::str::FromStr;
 use crate::{NumericError, QFormat};
 
 /// The element type of a matrix or a computation, as every front end names it: `f32`/`float32`,
-/// `f64`/`float64`, or a fixed-point [`QFormat`] (`q1.7`, `uq8.8`, MATLAB's `s8,7`).
+/// `f64`/`float64`, or a fixed-point [`QFormat`] in any dialect's syntax (`q1.7`, `uq8.8`, MATLAB's `s8,7`
+/// and `fi(1,8,7)`, `int8`, `ap_fixed<8,1>`: see [`FixedType`](crate::FixedType); the format only).
 ///
 /// ```
 /// use convmat_numeric::Dtype;
 /// assert_eq!("float32".parse::<Dtype>().unwrap(), Dtype::F32);
 /// assert_eq!("f64".parse::<Dtype>().unwrap().to_string(), "float64");
 /// assert_eq!("q1.7".parse::<Dtype>().unwrap().to_string(), "q1.7");
-/// assert!("int8".parse::<Dtype>().is_err());
+/// assert_eq!("int8".parse::<Dtype>().unwrap().to_string(), "q8.0");
+/// assert_eq!("ap_fixed<8,3>".parse::<Dtype>().unwrap().to_string(), "q3.5");
+/// assert!("int".parse::<Dtype>().is_err());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -57,7 +60,7 @@ impl fmt::Display for Dtype {
 impl FromStr for Dtype {
     type Err = NumericError;
 
-    /// `f32`, `float32`, `f64`, `float64` (any case), or a fixed-point format.
+    /// `f32`, `float32`, `f64`, `float64` (any case), or a fixed-point format in any dialect.
     fn from_str(text: &str) -> Result<Self, NumericError> {
         match text.trim().to_ascii_lowercase().as_str() {
             "f32" | "float32" => Ok(Self::F32),
@@ -67,7 +70,9 @@ impl FromStr for Dtype {
                 NumericError::Parse { .. } => NumericError::Parse {
                     what: "dtype",
                     text: text.to_string(),
-                    valid: "f32 (float32), f64 (float64), or a fixed-point format qI.F (e.g. q1.7), uqI.F, sW,F",
+                    valid: "f32 (float32), f64 (float64), or a fixed-point format: qI.F (e.g. q1.7), uqI.F, sW,F, \
+                            fi(s,w,f), numerictype(s,w,f), int8/uint8/int16/..., ap_fixed<W,I>, ap_ufixed<W,I>, \
+                            ap_int<W>, ap_uint<W>, fixed<W,I>",
                 },
                 other => other,
             }),

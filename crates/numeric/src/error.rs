@@ -46,4 +46,34 @@ pub enum NumericError {
         /// The format, as written.
         format: String,
     },
+    /// A rounding or overflow given beside a type that carries a different one.
+    #[error("{} '{given}' conflicts with the {} '{carried}' of the type {ty}: drop one or make them agree", mode_word(.overflow), mode_word(.overflow))]
+    ModeConflict {
+        /// Whether the overflow (else the rounding) conflicts.
+        overflow: bool,
+        /// The mode given separately.
+        given: &'static str,
+        /// The mode the type carries.
+        carried: &'static str,
+        /// The type.
+        ty: crate::FixedType,
+    },
+    /// A mode or parameter a dialect cannot express.
+    #[error("{dialect} has no {what} {value}")]
+    Unsupported {
+        /// The dialect.
+        dialect: &'static str,
+        /// What kind of thing.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+}
+
+fn mode_word(overflow: &bool) -> &'static str {
+    if *overflow {
+        "overflow"
+    } else {
+        "rounding"
+    }
 }

@@ -9,10 +9,13 @@
 //!   `i8`, `i16`, `i32` in `i64`, `i64` in `i128`, as MATLAB's full-precision `fimath` does.
 //!
 //! Fixed point is *not* forced through `num_traits::Float`: a matrix of fixed-point weights is a matrix
-//! of raw integers plus a [`QFormat`]. [`QFormat`] follows MATLAB's `fi`/`fimath` to the bit: the six
-//! [`Rounding`] methods and two [`Overflow`] actions, exact quantization and requantization, and
-//! full-precision product and sum formats. [`fixed_facade`] converts to and from the `fixed` crate's
-//! types through their bits.
+//! of raw integers plus a [`QFormat`]. [`QFormat`] follows MATLAB's `fi`/`fimath` to the bit: exact
+//! quantization and requantization, and full-precision product and sum formats. It speaks the other
+//! dialects too: the nine [`Rounding`] methods and five [`Overflow`] actions of MATLAB, Vitis HLS
+//! `ap_fixed` and QONNX (every dialect's spelling), and types in each dialect's syntax ([`FixedType`]:
+//! `q1.7`, `fi(1,8,7)`, `int8`, `ap_fixed<10,4,AP_RND,AP_SAT>`), printed back with
+//! [`QFormat::to_dialect`]. [`fixed_facade`] converts to and from the `fixed` crate's types through
+//! their bits.
 //!
 //! ```
 //! use convmat_numeric::Scalar;
@@ -30,15 +33,19 @@ use std::fmt::Debug;
 use num_traits::ConstOne;
 pub use num_traits::{AsPrimitive, ConstZero, NumOps};
 
+mod dialect;
 mod dtype;
 mod error;
 pub mod fixed_facade;
+mod modes;
 mod qformat;
 mod rng;
 
+pub use dialect::{Dialect, FixedType, QonnxQuant};
 pub use dtype::Dtype;
 pub use error::NumericError;
-pub use qformat::{Overflow, QFormat, Quantizer, Rounding, MAX_FRAC_BITS, MAX_WORD_BITS};
+pub use modes::{Modes, Overflow, Rounding};
+pub use qformat::{QFormat, Quantizer, MAX_FRAC_BITS, MAX_WORD_BITS};
 pub use rng::{SeededRng, Xorshift64};
 
 mod sealed {

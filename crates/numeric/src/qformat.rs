@@ -1,7 +1,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::NumericError;
+use std::cmp::Ordering;
+
+use crate::{NumericError, Overflow, Rounding};
 
 /// The widest accumulator convmat computes in (raw values are `i128`).
 pub const MAX_WORD_BITS: u32 = 128;
@@ -17,7 +19,8 @@ pub const MAX_FRAC_BITS: i32 = 65535;
 /// `q1.7` is `fi(v, 1, 8, 7)`, `q8.8` is `fi(v, 1, 16, 8)`, `uq4.4` is `fi(v, 0, 8, 4)`. (TI's Q
 /// notation counts integer bits without the sign; ours follows MATLAB's word length.) MATLAB's
 /// shorthand `s8,7` / `u8,4` is read too. Fraction lengths may be negative or exceed the word, as
-/// MATLAB allows: `q10.-2` is `fi(v, 1, 8, -2)`.
+/// MATLAB allows: `q10.-2` is `fi(v, 1, 8, -2)`. Every dialect's type syntax is read as well
+/// (`fi(1,8,7)`, `int8`, `ap_fixed<8,1>`: see [`FixedType`](crate::FixedType)).
 ///
 /// ```
 /// use convmat_numeric::{QFormat, Rounding, Overflow};
@@ -31,97 +34,6 @@ pub struct QFormat {
     signed: bool,
     word_bits: u32,
     frac_bits: i32,
-}
-
-/// MATLAB's rounding methods (`fimath` `RoundingMethod`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Rounding {
-    /// To nearest, ties toward +inf (MATLAB's default, `Nearest`).
-    #[default]
-    Nearest,
-    /// To nearest, ties away from zero (`Round`).
-    Round,
-    /// To nearest, ties to even (`Convergent`).
-    Convergent,
-    /// Toward -inf (`Floor`).
-    Floor,
-    /// Toward +inf (`Ceiling`).
-    Ceiling,
-    /// Toward zero (`Zero`, also called `Fix`).
-    Zero,
-}
-
-/// MATLAB's overflow actions (`fimath` `OverflowAction`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Overflow {
-    /// Clamp to the format's range (MATLAB's default).
-    #[default]
-    Saturate,
-    /// Keep the low `w` bits (two's complement for signed formats).
-    Wrap,
-}
-
-impl Rounding {
-    /// All methods.
-    pub const ALL: [Rounding; 6] =
-        [Self::Nearest, Self::Round, Self::Convergent, Self::Floor, Self::Ceiling, Self::Zero];
-
-    /// The command-line spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Nearest => "nearest",
-            Self::Round => "round",
-            Self::Convergent => "convergent",
-            Self::Floor => "floor",
-            Self::Ceiling => "ceil",
-            Self::Zero => "zero",
-        }
-    }
-}
-
-impl FromStr for Rounding {
-    type Err = NumericError;
-    fn from_str(s: &str) -> Result<Self, NumericError> {
-        match s.to_ascii_lowercase().as_str() {
-            "nearest" => Ok(Self::Nearest),
-            "round" => Ok(Self::Round),
-            "convergent" => Ok(Self::Convergent),
-            "floor" => Ok(Self::Floor),
-            "ceil" | "ceiling" => Ok(Self::Ceiling),
-            "zero" | "fix" => Ok(Self::Zero),
-            _ => Err(NumericError::Parse {
-                what: "rounding",
-                text: s.to_string(),
-                valid: "nearest, round, convergent, floor, ceil or zero",
-            }),
-        }
-    }
-}
-
-impl fmt::Display for Rounding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Overflow {
-    type Err = NumericError;
-    fn from_str(s: &str) -> Result<Self, NumericError> {
-        match s.to_ascii_lowercase().as_str() {
-            "saturate" => Ok(Self::Saturate),
-            "wrap" => Ok(Self::Wrap),
-            _ => Err(NumericError::Parse { what: "overflow", text: s.to_string(), valid: "saturate or wrap" }),
-        }
-    }
-}
-
-impl fmt::Display for Overflow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Saturate => "saturate",
-            Self::Wrap => "wrap",
-        })
-    }
 }
 
 impl QFormat {
@@ -198,8 +110,8 @@ impl QFormat {
     }
 
     /// The stored integer of `v` in this format: `v * 2^f` rounded by `rounding`, then `overflow`.
-    /// NaN gives 0; ±inf the largest/smallest value (0 under `Wrap`). MATLAB's constructor
-    /// `fi(v, s, w, f)` is `quantize(v, Nearest, Saturate)`.
+    /// NaN gives 0; ±inf the largest/smallest value under the saturations (0 under `SaturateZero` and
+    /// the wraps). MATLAB's constructor `fi(v, s, w, f)` is `quantize(v, Nearest, Saturate)`.
     ///
     /// Exact: the scaling by `2^f` is exact in binary floating point and the rounding inspects the
     /// exact remainder; no float rounding shortcut is taken.
@@ -208,58 +120,91 @@ impl QFormat {
             return 0;
         }
         if v.is_infinite() {
-            return match overflow {
-                Overflow::Wrap => 0,
-                Overflow::Saturate if v > 0.0 => self.raw_max(),
-                Overflow::Saturate => self.raw_min(),
-            };
+            return self.overflowed(v < 0.0, 0, false, overflow);
         }
         let y = scale_pow2(v, self.frac_bits);
-        let r = if y == 0.0 && v != 0.0 {
-            // |y| underflowed below the smallest subnormal: only directed roundings move off zero
-            match (rounding, v > 0.0) {
-                (Rounding::Ceiling, true) => 1,
-                (Rounding::Floor, false) => -1,
-                _ => 0,
+        if y == 0.0 && v != 0.0 {
+            // |y| underflowed below the smallest subnormal: just above -1 + 1 = 0 from below, or 0 from above
+            let (floor, half) = if v < 0.0 { (-1, Ordering::Greater) } else { (0, Ordering::Less) };
+            let up = rounding.rounds_up(true, half, v < 0.0, floor != 0);
+            return self.overflow_rounded(floor + i128::from(up), floor, overflow);
+        }
+        match round_exact(y, rounding) {
+            Some((rounded, floor)) => self.overflow_rounded(rounded, floor, overflow),
+            // beyond i128, so an integer beyond every range: its low bits decide the wraps
+            None => {
+                let (m, e) = integer_parts(y);
+                let low = if e < 128 { i128::from(m).wrapping_shl(e) } else { 0 };
+                self.overflowed(y < 0.0, low, bit_of_shifted(i128::from(m), e, self.word_bits), overflow)
             }
-        } else {
-            match round_exact(y, rounding) {
-                Some(r) => r,
-                // beyond i128: saturate to the range; wrap keeps low bits, which are all 0 that far out
-                None => {
-                    return match overflow {
-                        Overflow::Saturate if y > 0.0 => self.raw_max(),
-                        Overflow::Saturate => self.raw_min(),
-                        Overflow::Wrap => 0,
-                    }
-                }
-            }
-        };
-        self.overflow(r, overflow)
+        }
     }
 
     /// Applies the overflow action to a stored integer of this format's fraction length.
     pub fn overflow(self, raw: i128, overflow: Overflow) -> i128 {
+        self.overflow_rounded(raw, raw, overflow)
+    }
+
+    /// `overflow` of `value`, which rounding made from `floor` (the value truncated toward -inf; `value`
+    /// is `floor` or `floor + 1`). Sign-magnitude wrap reads bit `w` of `floor`, as Vitis HLS does.
+    fn overflow_rounded(self, value: i128, floor: i128, overflow: Overflow) -> i128 {
+        let in_range = value >= self.raw_min() && value <= self.raw_max();
+        if in_range && !(overflow == Overflow::SaturateSymmetric && self.signed && value == self.raw_min()) {
+            return value;
+        }
+        // in range only when w = 128, where bit w is the sign
+        let bit_w = if self.word_bits < 128 { (floor >> self.word_bits) & 1 == 1 } else { floor < 0 };
+        self.overflowed(value < 0, value, bit_w, overflow)
+    }
+
+    /// The result of `overflow` on a value beyond the range (or, for `SaturateSymmetric`, at its most
+    /// negative end), known by its sign, its low 128 bits `low` (two's complement) and its bit `w` before
+    /// rounding.
+    fn overflowed(self, negative: bool, low: i128, bit_w: bool, overflow: Overflow) -> i128 {
         match overflow {
-            Overflow::Saturate => raw.clamp(self.raw_min(), self.raw_max()),
-            // the low w bits, sign-extended when signed (w <= 128 signed, <= 127 unsigned: no shift overflows)
-            Overflow::Wrap if self.signed => {
-                let unused = MAX_WORD_BITS - self.word_bits;
-                (raw << unused) >> unused
+            Overflow::Saturate if negative => self.raw_min(),
+            Overflow::Saturate => self.raw_max(),
+            Overflow::SaturateSymmetric if negative && self.signed => -self.raw_max(),
+            Overflow::SaturateSymmetric if negative => 0,
+            Overflow::SaturateSymmetric => self.raw_max(),
+            Overflow::SaturateZero => 0,
+            Overflow::Wrap => self.wrap(low),
+            Overflow::WrapSignMagnitude if !self.signed => self.wrap(low),
+            Overflow::WrapSignMagnitude => {
+                // ap_fixed_base.h's overflow_adjust with no saturation bits: complement the wrapped word
+                // when the first discarded bit differs from the new sign bit
+                let w = self.wrap(low);
+                if bit_w != (w < 0) {
+                    !w
+                } else {
+                    w
+                }
             }
-            Overflow::Wrap => raw & (i128::MAX >> (MAX_WORD_BITS - 1 - self.word_bits)),
+        }
+    }
+
+    /// The low `w` bits of `raw`, sign-extended when signed (w <= 128 signed, <= 127 unsigned: no shift
+    /// overflows).
+    fn wrap(self, raw: i128) -> i128 {
+        if self.signed {
+            let unused = MAX_WORD_BITS - self.word_bits;
+            (raw << unused) >> unused
+        } else {
+            raw & (i128::MAX >> (MAX_WORD_BITS - 1 - self.word_bits))
         }
     }
 
     /// The exact sum `a + b` of two stored integers of this format, then `overflow` (a sum beyond
     /// `i128`, possible for 127- and 128-bit words, saturates or wraps like any other overflow).
     pub fn add(self, a: i128, b: i128, overflow: Overflow) -> i128 {
-        match (a.checked_add(b), overflow) {
-            (Some(s), _) => self.overflow(s, overflow),
-            // the low 128 bits of the true sum; every word length divides 2^128
-            (None, Overflow::Wrap) => self.overflow(a.wrapping_add(b), overflow),
-            (None, Overflow::Saturate) if a > 0 => self.raw_max(),
-            (None, Overflow::Saturate) => self.raw_min(),
+        match a.checked_add(b) {
+            Some(s) => self.overflow(s, overflow),
+            None => {
+                // the low 128 bits of the true sum; its bit 128 is its sign (it lies in [-2^128, 2^128))
+                let low = a.wrapping_add(b);
+                let bit_w = if self.word_bits < 128 { (low >> self.word_bits) & 1 == 1 } else { a < 0 };
+                self.overflowed(a < 0, low, bit_w, overflow)
+            }
         }
     }
 
@@ -267,24 +212,21 @@ impl QFormat {
     /// fraction length with `rounding` (the exact integer formulas of `fixed-point.md`), then `overflow`.
     pub fn requantize(self, raw: i128, from_frac: i32, rounding: Rounding, overflow: Overflow) -> i128 {
         let s = i64::from(from_frac) - i64::from(self.frac_bits);
-        let shifted = if s > 0 {
-            shift_right_rounded(raw, u32::try_from(s).unwrap_or(u32::MAX), rounding)
-        } else {
-            let left = s.unsigned_abs();
-            match (left < 127).then(|| raw.checked_mul(1i128 << left)).flatten() {
-                Some(v) => v,
-                None if raw == 0 => 0,
-                // too large for i128: saturate, or wrap (the low bits are all zero that far out)
-                None => {
-                    return match overflow {
-                        Overflow::Saturate if raw > 0 => self.raw_max(),
-                        Overflow::Saturate => self.raw_min(),
-                        Overflow::Wrap => 0,
-                    }
-                }
+        if s > 0 {
+            let (rounded, floor) = shift_right_rounded(raw, u32::try_from(s).unwrap_or(u32::MAX), rounding);
+            return self.overflow_rounded(rounded, floor, overflow);
+        }
+        let left = s.unsigned_abs();
+        match (left < 127).then(|| raw.checked_mul(1i128 << left)).flatten() {
+            Some(v) => self.overflow(v, overflow),
+            None if raw == 0 => 0,
+            // beyond i128: an integer beyond every range, whose low bits decide the wraps
+            None => {
+                let e = u32::try_from(left).unwrap_or(u32::MAX);
+                let low = if e < 128 { raw.wrapping_shl(e) } else { 0 };
+                self.overflowed(raw < 0, low, bit_of_shifted(raw, e, self.word_bits), overflow)
             }
-        };
-        self.overflow(shifted, overflow)
+        }
     }
 
     /// The exact product format (MATLAB's full-precision `ProductMode`): word `wa + wb`, fraction
@@ -327,34 +269,11 @@ impl fmt::Display for QFormat {
 impl FromStr for QFormat {
     type Err = NumericError;
 
-    /// `q1.7`, `uq8.8`, `q10.-2`, or MATLAB's `s8,7` / `u16,8`.
+    /// Any dialect's type (`q1.7`, `uq8.8`, `q10.-2`, MATLAB's `s8,7` / `fi(1,8,7)` /
+    /// `numerictype(1,8,7)`, `int8`, `ap_fixed<8,1>`, ...: see [`FixedType`](crate::FixedType)); the
+    /// format only: a rounding or overflow the text carries is kept by `FixedType`, not here.
     fn from_str(text: &str) -> Result<Self, NumericError> {
-        let t = text.trim().to_ascii_lowercase();
-        let bad = || NumericError::Parse {
-            what: "fixed-point format",
-            text: text.to_string(),
-            valid: "qI.F (signed, I integer bits including the sign, e.g. q1.7 = fi(v,1,8,7)), uqI.F, sW,F or uW,F",
-        };
-        if let Some(rest) = t.strip_prefix("uq").map(|r| (false, r)).or_else(|| t.strip_prefix('q').map(|r| (true, r)))
-        {
-            let (signed, body) = rest;
-            let (i, f) = body.split_once('.').ok_or_else(bad)?;
-            let (i, f): (i32, i32) = (i.parse().map_err(|_| bad())?, f.parse().map_err(|_| bad())?);
-            let w = i64::from(i) + i64::from(f);
-            let Ok(w) = u32::try_from(w) else {
-                let word_bits = if w < 0 { 0 } else { u32::MAX };
-                let (min, max) = if signed { (2, MAX_WORD_BITS) } else { (1, MAX_WORD_BITS - 1) };
-                return Err(NumericError::WordBits { word_bits, min, max });
-            };
-            return Self::new(signed, w, f);
-        }
-        if let Some((signed, body)) =
-            t.strip_prefix('s').map(|r| (true, r)).or_else(|| t.strip_prefix('u').map(|r| (false, r)))
-        {
-            let (w, f) = body.split_once(',').ok_or_else(bad)?;
-            return Self::new(signed, w.trim().parse().map_err(|_| bad())?, f.trim().parse().map_err(|_| bad())?);
-        }
-        Err(bad())
+        text.parse::<crate::FixedType>().map(|t| t.format)
     }
 }
 
@@ -461,19 +380,12 @@ impl Quantizer {
         let nearest = (y + MAGIC) - MAGIC; // y rounded to an integer, exactly
         let fl = if nearest > y { nearest - 1.0 } else { nearest };
         let r = y - fl; // exact, in [0, 1)
-        let up = match self.rounding {
-            Rounding::Floor => false,
-            Rounding::Ceiling => r > 0.0,
-            Rounding::Zero => y < 0.0 && r > 0.0,
-            Rounding::Nearest => r >= 0.5,
-            Rounding::Round => r > 0.5 || (r == 0.5 && y > 0.0),
-            Rounding::Convergent => r > 0.5 || (r == 0.5 && (fl as i64) & 1 == 1),
-        };
+        let up = self.rounding.rounds_up(r > 0.0, half_cmp(r), fl < 0.0, (fl as i64) & 1 == 1);
         let raw = fl + if up { 1.0 } else { 0.0 };
         match self.overflow {
             Overflow::Saturate => raw.clamp(self.lo, self.hi) as i64,
-            // |raw| <= 2^51 and the word has at most 53 bits: wrap in i64
-            Overflow::Wrap => self.format.overflow(raw as i64 as i128, Overflow::Wrap) as i64,
+            // |raw| <= 2^51 and the word has at most 53 bits: the other actions in i128, exactly
+            o => self.format.overflow_rounded(raw as i64 as i128, fl as i64 as i128, o) as i64,
         }
     }
 }
@@ -498,42 +410,55 @@ fn scale_pow2(v: f64, e: i32) -> f64 {
     y * pow2(e)
 }
 
-/// `y` rounded to an integer by `rounding`, exactly; `None` beyond the `i128` range.
-fn round_exact(y: f64, rounding: Rounding) -> Option<i128> {
+/// `y` rounded to an integer by `rounding`, exactly, with `floor(y)`; `None` beyond the `i128` range.
+fn round_exact(y: f64, rounding: Rounding) -> Option<(i128, i128)> {
     let fl = y.floor();
     let r = y - fl; // exact: fl and y share the exponent range, and y - floor(y) is in [0, 1)
-    let up = match rounding {
-        Rounding::Floor => false,
-        Rounding::Ceiling => r > 0.0,
-        Rounding::Zero => y < 0.0 && r > 0.0,
-        Rounding::Nearest => r >= 0.5,
-        Rounding::Round => r > 0.5 || (r == 0.5 && y > 0.0),
-        Rounding::Convergent => r > 0.5 || (r == 0.5 && (fl / 2.0).floor() * 2.0 != fl),
-    };
+    let odd = (fl / 2.0).floor() * 2.0 != fl;
+    let up = rounding.rounds_up(r > 0.0, half_cmp(r), fl < 0.0, odd);
     let v = fl + if up { 1.0 } else { 0.0 };
-    (v.abs() < 1.7e38).then_some(v as i128)
+    (v.abs() < 1.7e38).then_some((v as i128, fl as i128))
 }
 
-/// `raw / 2^s` rounded by `rounding`, with the exact integer formulas.
-fn shift_right_rounded(raw: i128, s: u32, rounding: Rounding) -> i128 {
-    if s >= 127 {
-        // |raw| < 2^127 <= half of 2^s: only directed roundings leave zero
-        return match rounding {
-            Rounding::Floor if raw < 0 => -1,
-            Rounding::Ceiling if raw > 0 => 1,
-            _ => 0,
-        };
+/// How a remainder in `[0, 1)` compares with one half.
+#[inline(always)]
+fn half_cmp(r: f64) -> Ordering {
+    if r < 0.5 {
+        Ordering::Less
+    } else if r == 0.5 {
+        Ordering::Equal
+    } else {
+        Ordering::Greater
     }
-    let q = raw >> s; // floor
-    let rem = raw - (q << s); // in [0, 2^s)
-    let half = 1i128 << (s - 1);
-    let up = match rounding {
-        Rounding::Floor => false,
-        Rounding::Ceiling => rem > 0,
-        Rounding::Zero => raw < 0 && rem > 0,
-        Rounding::Nearest => rem >= half,
-        Rounding::Round => rem > half || (rem == half && raw > 0),
-        Rounding::Convergent => rem > half || (rem == half && q & 1 == 1),
+}
+
+/// A finite nonzero integer-valued `y` as `m * 2^e` with `|m| < 2^53` (for `|y| >= 2^53`, `e >= 0`).
+fn integer_parts(y: f64) -> (i64, u32) {
+    let bits = y.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i32;
+    let mant = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+    let m = if y < 0.0 { -(mant as i64) } else { mant as i64 };
+    (m, u32::try_from(exp - 1075).unwrap_or(0))
+}
+
+/// Bit `w` of `raw * 2^e` (two's complement, sign-extended).
+fn bit_of_shifted(raw: i128, e: u32, w: u32) -> bool {
+    w >= e && (raw >> (w - e).min(127)) & 1 == 1
+}
+
+/// `raw / 2^s` rounded by `rounding`, with the exact integer formulas; also `floor(raw / 2^s)`.
+fn shift_right_rounded(raw: i128, s: u32, rounding: Rounding) -> (i128, i128) {
+    let (floor, inexact, half) = if s <= 127 {
+        let rem = raw & (i128::MAX >> (127 - s)); // in [0, 2^s)
+        (raw >> s, rem != 0, rem.cmp(&(1i128 << (s - 1))))
+    } else {
+        // |raw| <= 2^127 <= 2^(s-1): the remainder is raw, or 2^s + raw when negative
+        let half = match (raw < 0, s == 128 && raw == i128::MIN) {
+            (false, _) => Ordering::Less,
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Greater,
+        };
+        (raw >> 127, raw != 0, half)
     };
-    q + i128::from(up)
+    (floor + i128::from(rounding.rounds_up(inexact, half, floor < 0, floor & 1 == 1)), floor)
 }

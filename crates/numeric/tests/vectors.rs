@@ -157,7 +157,7 @@ fn formats_parse_and_print() {
         assert!(e.contains(bad) || e.contains("word length"), "{bad}: {e}");
     }
     assert_eq!("ceil".parse::<Rounding>().unwrap(), Rounding::Ceiling);
-    assert!("up".parse::<Rounding>().unwrap_err().to_string().contains("nearest, round, convergent"));
+    assert!("upward".parse::<Rounding>().unwrap_err().to_string().contains("nearest, round, convergent"));
 }
 
 #[test]

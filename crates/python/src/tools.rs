@@ -1,7 +1,7 @@
 //! `apply` (float or fixed point, as `convmat apply`), `shapes` (as `convmat shape --json`) and `cconv`.
 
-use convmat_matrix::{cconv as cconv_impl, Applied, ApplyOptions, MatrixError};
-use convmat_numeric::{Overflow, QFormat, Rounding};
+use convmat_matrix::{cconv as cconv_impl, Applied, ApplyOptions, ApplyTypes, MatrixError};
+use convmat_numeric::{FixedType, Overflow, Rounding};
 use convmat_shape::{parse_layer, propagate, split_sequential, Layer as ChainLayer};
 use ndarray::{ArrayD, IxDyn};
 use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArrayDyn};
@@ -13,8 +13,8 @@ use crate::layer::Layer;
 use crate::matrix::{check_memory, dtype as parse_dtype};
 use crate::{heavy, msg, Res};
 
-fn qformat(name: &str, text: &str) -> Res<QFormat> {
-    text.parse::<QFormat>().map_err(|e| format!("invalid {name} '{text}': {e}"))
+fn fixed_type(name: &str, text: &str) -> Res<FixedType> {
+    text.parse::<FixedType>().map_err(|e| format!("invalid {name} '{text}': {e}"))
 }
 
 enum Values {
@@ -34,8 +34,8 @@ pub fn apply(
     dtype: &str,
     weight_dtype: Option<&str>,
     out_dtype: Option<&str>,
-    rounding: &str,
-    overflow: &str,
+    rounding: Option<&str>,
+    overflow: Option<&str>,
     acc_dtype: Option<&str>,
     raw: bool,
 ) -> PyResult<Py<PyAny>> {
@@ -46,8 +46,11 @@ pub fn apply(
         }
         let r = layer.resolve(&x.shape()[1..])?;
         let n = x.shape()[0];
-        let rounding: Rounding = rounding.parse().map_err(|e| format!("invalid rounding '{rounding}': {e}"))?;
-        let overflow: Overflow = overflow.parse().map_err(|e| format!("invalid overflow '{overflow}': {e}"))?;
+        let rounding: Option<Rounding> =
+            rounding.map(|r| r.parse().map_err(|e| format!("invalid rounding '{r}': {e}"))).transpose()?;
+        let overflow: Option<Overflow> =
+            overflow.map(|o| o.parse().map_err(|e| format!("invalid overflow '{o}': {e}"))).transpose()?;
+        let dtype_text = dtype;
         let dtype = parse_dtype(dtype)?;
         if dtype.fixed().is_none() && (weight_dtype.is_some() || out_dtype.is_some() || acc_dtype.is_some() || raw) {
             // the library's rule (MatrixError::FixedPointOnly), in this front end's argument names
@@ -64,12 +67,13 @@ pub fn apply(
             "apply it to fewer samples at a time",
         )?;
         let options = {
-            let mut o = ApplyOptions::new(dtype);
-            o.rounding = rounding;
-            o.overflow = overflow;
-            o.weight_format = weight_dtype.map(|w| qformat("weight_dtype", w)).transpose()?;
-            o.accumulator = acc_dtype.map(|a| qformat("acc_dtype", a)).transpose()?;
-            o.out_format = out_dtype.map(|o| qformat("out_dtype", o)).transpose()?;
+            let mut t = ApplyTypes::default();
+            (t.rounding, t.overflow) = (rounding, overflow);
+            t.input = dtype.fixed().map(|_| fixed_type("dtype", dtype_text)).transpose()?;
+            t.weight = weight_dtype.map(|w| fixed_type("weight_dtype", w)).transpose()?;
+            t.accumulator = acc_dtype.map(|a| fixed_type("acc_dtype", a)).transpose()?;
+            t.out = out_dtype.map(|o| fixed_type("out_dtype", o)).transpose()?;
+            let mut o = ApplyOptions::new(dtype).with_types(&t).map_err(msg)?;
             o.raw = raw;
             o
         };

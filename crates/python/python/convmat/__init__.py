@@ -802,8 +802,8 @@ def apply(
     dtype: str = "float32",
     weight_dtype: Optional[str] = None,
     out_dtype: Optional[str] = None,
-    rounding: str = "nearest",
-    overflow: str = "saturate",
+    rounding: Optional[str] = None,
+    overflow: Optional[str] = None,
     acc_dtype: Optional[str] = None,
     raw: bool = False,
 ) -> np.ndarray:
@@ -820,12 +820,20 @@ def apply(
     x : array_like
         ``(N, C, *spatial)`` or one sample ``(C, *spatial)``.
     dtype : str
-        ``"float32"``, ``"float64"`` or the inputs' fixed-point format ``"qI.F"``.
+        ``"float32"``, ``"float64"`` or the inputs' fixed-point type in any dialect: ``"q1.7"``,
+        ``"fi(1,8,7)"``, ``"int8"``, ``"ap_fixed<8,1>"``, ``"ap_fixed<8,1,AP_RND,AP_SAT>"``, ...
     weight_dtype, out_dtype, acc_dtype : str, optional
-        Fixed-point formats of the weights, of the result's cast, of a narrow accumulator.
-    rounding : {"nearest", "round", "convergent", "floor", "ceil", "zero"}
-        Of the output cast and the narrow accumulator (MATLAB's names; nearest = ties toward +inf).
-    overflow : {"saturate", "wrap"}
+        Fixed-point types of the weights, of the result's cast, of a narrow accumulator. An ap_fixed
+        type carries its rounding and overflow (written, or Vitis's AP_TRN, AP_WRAP): every cast into
+        it uses them, inputs and weights included.
+    rounding : str, optional
+        Of the output cast and the narrow accumulator (default ``"nearest"``, MATLAB's: ties toward
+        +inf): ``"nearest"``, ``"round"``, ``"convergent"``, ``"floor"``, ``"ceil"``, ``"zero"``,
+        ``"away"``, ``"nearest_zero"``, ``"nearest_min_inf"`` or any dialect's name (``"AP_RND_MIN_INF"``,
+        ``"HALF_DOWN"``, ...). It must agree with a type that carries its own.
+    overflow : str, optional
+        Default ``"saturate"``; also ``"wrap"``, ``"saturate_zero"``, ``"saturate_sym"``, ``"wrap_sm"``
+        (ap_fixed's ``AP_SAT_ZERO``, ``AP_SAT_SYM``, ``AP_WRAP_SM``).
     raw : bool
         Return the stored integers (int64) instead of the real values (float64).
 
@@ -863,8 +871,8 @@ def apply(
         _str("dtype", dtype, _DTYPES),
         _opt_str("weight_dtype", weight_dtype, q),
         _opt_str("out_dtype", out_dtype, q),
-        _str("rounding", rounding, "'nearest', 'round', 'convergent', 'floor', 'ceil' or 'zero'"),
-        _str("overflow", overflow, "'saturate' or 'wrap'"),
+        _opt_str("rounding", rounding, "a rounding name such as 'nearest', 'floor' or 'AP_RND_CONV'"),
+        _opt_str("overflow", overflow, "an overflow name such as 'saturate', 'wrap' or 'AP_SAT_SYM'"),
         _opt_str("acc_dtype", acc_dtype, q),
         bool(raw),
     )

@@ -140,8 +140,8 @@ def apply(
     dtype: str = "float32",
     weight_dtype: Optional[str] = None,
     out_dtype: Optional[str] = None,
-    rounding: Literal["nearest", "round", "convergent", "floor", "ceil", "zero"] = "nearest",
-    overflow: Literal["saturate", "wrap"] = "saturate",
+    rounding: Optional[str] = None,
+    overflow: Optional[str] = None,
     acc_dtype: Optional[str] = None,
     raw: bool = False,
 ) -> npt.NDArray[Any]: ...

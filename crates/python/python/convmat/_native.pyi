@@ -50,8 +50,8 @@ def apply(
     dtype: str,
     weight_dtype: Optional[str],
     out_dtype: Optional[str],
-    rounding: str,
-    overflow: str,
+    rounding: Optional[str],
+    overflow: Optional[str],
     acc_dtype: Optional[str],
     raw: bool,
 ) -> npt.NDArray[Any]: ...

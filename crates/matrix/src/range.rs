@@ -13,12 +13,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-use convmat_numeric::{NumericError, Overflow, QFormat, Rounding};
+use convmat_numeric::{NumericError, Overflow, QFormat, Quantizer, Rounding};
 use convmat_shape::{Geometry, TapGroups, MAX_RANK};
 use rayon::prelude::*;
 use thiserror::Error;
 
-use crate::{Conv, ConvLayer, FixedConv, MatrixError};
+use crate::{Conv, ConvLayer, MatrixError};
 
 /// What can be wrong with an accumulator-range question.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -197,7 +197,7 @@ impl FromStr for Extremum {
 /// points (stored integers; the accumulator is `Σ (x - x_zp)(w - w_zp) + bias`, as ONNX `QLinearConv`
 /// and `ConvInteger` compute it, zero padding contributing nothing). The layer's bias is taken exactly
 /// in stored units of the product, `round(b · 2^(f_w + f_x))` (Nearest), as ONNX's int32 bias: unlike
-/// [`FixedConv`], which saturates it to the product's word as MATLAB's `fi` does.
+/// [`FixedConv`](crate::FixedConv), which saturates it to the product's word as MATLAB's `fi` does.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct RangeOptions {
@@ -206,7 +206,7 @@ pub struct RangeOptions {
     /// A narrower box in real units (e.g. `0,6`), quantized to the input format.
     pub input_range: Option<InputRange>,
     /// The weights' format: the layer's weights are quantized to it (Nearest, Saturate, as
-    /// [`FixedConv`]). Without one the weights must be integers and are the stored integers themselves
+    /// [`FixedConv`](crate::FixedConv)). Without one the weights must be integers and are the stored integers themselves
     /// (fraction length 0, the narrowest signed word that holds them).
     pub weight_format: Option<QFormat>,
     /// The inputs' zero point (stored integer of the input format).
@@ -288,7 +288,7 @@ impl AccumulatorRange {
     }
     /// The data-type bound (MATLAB `fi`'s full-precision growth, hls4ml's `auto`, Brevitas' default):
     /// `w_x + w_w + ceil(log2 N)`, `N` the products per output plus one with a bias (as
-    /// [`FixedConv::accumulator_format`]), each operand one bit wider when its zero point is not 0
+    /// [`FixedConv::accumulator_format`](crate::FixedConv::accumulator_format)), each operand one bit wider when its zero point is not 0
     /// (`x - x_zp` spans two of its format's ranges).
     pub fn datatype_bits(&self) -> u32 {
         self.datatype_bits
@@ -473,7 +473,6 @@ pub fn accumulator_range(layer: &ConvLayer, options: &RangeOptions) -> Result<Ac
         Some(f) => f,
         None => integer_format(layer.weight())?,
     };
-    let fixed = FixedConv::new(layer.geometry().clone(), layer.weight(), layer.bias(), wf, xf)?;
     let check_zp = |what, value: i64, f: QFormat| {
         if (f.raw_min()..=f.raw_max()).contains(&i128::from(value)) {
             Ok(())
@@ -495,19 +494,25 @@ pub fn accumulator_range(layer: &ConvLayer, options: &RangeOptions) -> Result<Ac
             (q(r.lo), q(r.hi))
         }
     };
-    let datatype_bits =
-        fixed.accumulator_format()?.word_bits() + u32::from(x_zp != 0) + u32::from(w_zp != 0);
+    // FixedConv::accumulator_format's rule (products per output, plus one for a bias), on the formats
+    let spec = layer.geometry().spec();
+    let terms = spec.in_channels() / spec.groups() * spec.kernel_len() + usize::from(spec.bias());
+    let datatype_bits = wf.product(xf)?.sum_of(terms)?.word_bits() + u32::from(x_zp != 0) + u32::from(w_zp != 0);
     if datatype_bits > 126 {
         return Err(NumericError::TooWide { bits: datatype_bits, max: 126 }.into());
     }
-    // the effective weights w - w_zp (65 bits only for a 64-bit weight format with a zero point)
-    let weight = fixed
-        .raw_conv()
+    // the effective weights w - w_zp, quantized as FixedConv does (Nearest, Saturate; integers as they
+    // are); 65 bits only for a 64-bit weight format with a zero point
+    let quantizer = Quantizer::new(wf, Rounding::Nearest, Overflow::Saturate)?;
+    let weight = layer
         .weight()
         .iter()
-        .map(|&w| i64::try_from(i128::from(w) - i128::from(w_zp)))
-        .collect::<Result<Vec<i64>, _>>()
-        .map_err(|_| NumericError::NotI64 { format: format!("{wf} minus its zero point") })?;
+        .map(|&w| {
+            let raw = if options.weight_format.is_some() { quantizer.quantize(w) } else { w as i64 };
+            raw.checked_sub(w_zp)
+        })
+        .collect::<Option<Vec<i64>>>()
+        .ok_or_else(|| NumericError::NotI64 { format: format!("{wf} minus its zero point") })?;
     let conv = Conv::new(layer.geometry().clone(), weight, None)?;
     // the bias exactly, in stored units of the product (f_w + f_x), rounded like fi (Nearest): an int32
     // bias of ONNX QLinearConv often exceeds the product's word, to which `FixedConv` saturates it
@@ -515,7 +520,7 @@ pub fn accumulator_range(layer: &ConvLayer, options: &RangeOptions) -> Result<Ac
     let bias: Option<Vec<i128>> =
         layer.bias().map(|b| b.iter().map(|&v| bias_format.quantize(v, Rounding::Nearest, Overflow::Saturate)).collect());
     let (dl, dh) = (i128::from(lo) - i128::from(x_zp), i128::from(hi) - i128::from(x_zp));
-    let (channels, rows) = extrema(&conv, bias.as_deref(), dl, dh, xf);
+    let (channels, rows) = extrema(&conv, bias.as_deref(), dl, dh, xf, datatype_bits <= 62);
     Ok(AccumulatorRange {
         channels,
         rows,
@@ -530,12 +535,15 @@ pub fn accumulator_range(layer: &ConvLayer, options: &RangeOptions) -> Result<Ac
 
 /// The narrowest signed integer format (fraction 0) holding the weights, which must be integers.
 fn integer_format(weight: &[f64]) -> Result<QFormat, RangeError> {
-    if let Some(index) = weight.iter().position(|w| w.fract() != 0.0 || w.abs() >= 2f64.powi(63)) {
-        return Err(RangeError::NotInteger { index, value: weight[index] });
+    let (mut min, mut max) = (0i64, 0i64);
+    for (index, &w) in weight.iter().enumerate() {
+        let i = w as i64;
+        if i as f64 != w || w.abs() >= 2f64.powi(63) {
+            return Err(RangeError::NotInteger { index, value: w });
+        }
+        (min, max) = (min.min(i), max.max(i));
     }
-    let min = weight.iter().fold(0i128, |m, &w| m.min(w as i128));
-    let max = weight.iter().fold(0i128, |m, &w| m.max(w as i128));
-    Ok(QFormat::new(true, signed_bits(min, max).max(2), 0)?)
+    Ok(QFormat::new(true, signed_bits(min.into(), max.into()).max(2), 0)?)
 }
 
 /// Per output channel the range and its witness rows.
@@ -545,7 +553,10 @@ fn extrema(
     dl: i128,
     dh: i128,
     xf: QFormat,
+    small: bool,
 ) -> (Vec<ChannelRange>, Vec<[usize; 2]>) {
+    // the data-type bound holds every |w - w_zp| · |x - x_zp| and every sum of them
+    let small = small.then(|| (dl as i64, dh as i64));
     let g: &Geometry = conv.geometry();
     let spec = g.spec();
     let side = RowSide { conv, by_readers: spec.is_transposed() };
@@ -594,13 +605,31 @@ fn extrema(
             };
             let (mut smax, mut smin) = (vec![0i128; klen], vec![0i128; klen]);
             let mut l1 = 0u128;
-            for cl in 0..col_g {
-                let b = base(cl);
-                for t in 0..klen {
-                    let v = i128::from(w[b + t]);
-                    smax[t] += best(v);
-                    smin[t] += worst(v);
-                    l1 += v.unsigned_abs();
+            if let Some((dl, dh)) = small {
+                // every product and sum below 2^62: i64 arithmetic
+                let (mut hi64, mut lo64) = (vec![0i64; klen], vec![0i64; klen]);
+                let mut l1_64 = 0u64;
+                for cl in 0..col_g {
+                    let ws = &w[base(cl)..base(cl) + klen];
+                    for ((&v, h), l) in ws.iter().zip(&mut hi64).zip(&mut lo64) {
+                        let (a, b) = (v * dl, v * dh);
+                        *h += a.max(b);
+                        *l += a.min(b);
+                        l1_64 += v.unsigned_abs();
+                    }
+                }
+                smax.iter_mut().zip(&hi64).for_each(|(s, &v)| *s = i128::from(v));
+                smin.iter_mut().zip(&lo64).for_each(|(s, &v)| *s = i128::from(v));
+                l1 = u128::from(l1_64);
+            } else {
+                for cl in 0..col_g {
+                    let b = base(cl);
+                    for t in 0..klen {
+                        let v = i128::from(w[b + t]);
+                        smax[t] += best(v);
+                        smin[t] += worst(v);
+                        l1 += v.unsigned_abs();
+                    }
                 }
             }
             let bias = bias.map_or(0, |b| b[rc]);

@@ -99,8 +99,20 @@ fn witnesses_reproduce_the_bound_through_apply_and_one_bit_less_wraps() {
     let bpath = d.npy("b.npy", &[3], &[1000.0, -3000.0, 7.0]);
     let dir = d.s("wit");
     let out = ok(&[
-        "range", "--weight", &wpath, "--bias", &bpath, "--input-shape", "2,5,5", "--padding", "1", "--input-dtype",
-        "q8.0", "--witness", &dir, "--json",
+        "range",
+        "--weight",
+        &wpath,
+        "--bias",
+        &bpath,
+        "--input-shape",
+        "2,5,5",
+        "--padding",
+        "1",
+        "--input-dtype",
+        "q8.0",
+        "--witness",
+        &dir,
+        "--json",
     ]);
     let report: Value = serde_json::from_str(&out).unwrap();
     let index: Value = serde_json::from_str(&std::fs::read_to_string(d.p("wit/index.json")).unwrap()).unwrap();
@@ -119,8 +131,19 @@ fn witnesses_reproduce_the_bound_through_apply_and_one_bit_less_wraps() {
         let x = d.p(&format!("wit/{}", entry["file"].as_str().unwrap())).display().to_string();
         let run = |acc: Option<u64>, y: &str| {
             let mut args = vec![
-                "apply", "--weight", &wpath, "--bias", &bpath, "--input", &x, "--padding", "1", "--dtype", "q8.0",
-                "--raw", "--quiet",
+                "apply",
+                "--weight",
+                &wpath,
+                "--bias",
+                &bpath,
+                "--input",
+                &x,
+                "--padding",
+                "1",
+                "--dtype",
+                "q8.0",
+                "--raw",
+                "--quiet",
             ];
             let acc_dtype = acc.map(|b| format!("s{b},0"));
             if let Some(a) = &acc_dtype {
@@ -139,8 +162,19 @@ fn witnesses_reproduce_the_bound_through_apply_and_one_bit_less_wraps() {
         assert_eq!(report["channels"][ch]["bits"].as_u64(), Some(*w), "channel {ch}");
     }
     // the table names the layer, every channel, and the layer's summary
-    let table = ok(&["range", "--weight", &wpath, "--bias", &bpath, "--input-shape", "2,5,5", "--padding", "1",
-        "--input-dtype", "q8.0"]);
+    let table = ok(&[
+        "range",
+        "--weight",
+        &wpath,
+        "--bias",
+        &bpath,
+        "--input-shape",
+        "2,5,5",
+        "--padding",
+        "1",
+        "--input-dtype",
+        "q8.0",
+    ]);
     assert!(table.contains("Conv2d(2, 3, 3, padding=1)"), "{table}");
     assert!(table.contains("data-type bound 21"), "{table}"); // 8 + 8 + ceil(log2(18 + 1))
 }

@@ -145,11 +145,8 @@ pub fn run(args: RangeArgs) -> Result<()> {
     }
     let mut options = RangeOptions::new(qformat("input-dtype", &args.input_dtype)?);
     options.weight_format = args.weight_dtype.as_deref().map(|w| qformat("weight-dtype", w)).transpose()?;
-    options.input_range = args
-        .input_range
-        .as_deref()
-        .map(|r| r.parse::<InputRange>().context("--input-range"))
-        .transpose()?;
+    options.input_range =
+        args.input_range.as_deref().map(|r| r.parse::<InputRange>().context("--input-range")).transpose()?;
     options.input_zero_point = args.input_zero_point;
     options.weight_zero_point = args.weight_zero_point;
     let layer = args.layer.resolve()?;

@@ -517,8 +517,9 @@ pub fn accumulator_range(layer: &ConvLayer, options: &RangeOptions) -> Result<Ac
     // the bias exactly, in stored units of the product (f_w + f_x), rounded like fi (Nearest): an int32
     // bias of ONNX QLinearConv often exceeds the product's word, to which `FixedConv` saturates it
     let bias_format = QFormat::new(true, 64, xf.frac_bits() + wf.frac_bits())?;
-    let bias: Option<Vec<i128>> =
-        layer.bias().map(|b| b.iter().map(|&v| bias_format.quantize(v, Rounding::Nearest, Overflow::Saturate)).collect());
+    let bias: Option<Vec<i128>> = layer
+        .bias()
+        .map(|b| b.iter().map(|&v| bias_format.quantize(v, Rounding::Nearest, Overflow::Saturate)).collect());
     let (dl, dh) = (i128::from(lo) - i128::from(x_zp), i128::from(hi) - i128::from(x_zp));
     let (channels, rows) = extrema(&conv, bias.as_deref(), dl, dh, xf, datatype_bits <= 62);
     Ok(AccumulatorRange {

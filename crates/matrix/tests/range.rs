@@ -83,8 +83,7 @@ fn brute(c: &Case) -> Vec<(f64, f64, Option<f64>, Option<f64>)> {
     let per = g.rows() / cout;
     let mut out = vec![(f64::INFINITY, f64::NEG_INFINITY, None::<f64>, None::<f64>); cout];
     for mask in 0u32..(1 << n) {
-        let x: Vec<f64> =
-            (0..n).map(|i| if mask >> i & 1 == 1 { hi as f64 } else { lo as f64 } - zp).collect();
+        let x: Vec<f64> = (0..n).map(|i| if mask >> i & 1 == 1 { hi as f64 } else { lo as f64 } - zp).collect();
         let y = direct_conv(g, &w, b.as_deref(), &x).unwrap();
         for (row, &v) in y.iter().enumerate() {
             let e = &mut out[row / per];
@@ -116,8 +115,8 @@ fn layer(max_cols: usize) -> impl Strategy<Value = Case> {
         prop::collection::vec((1usize..7, 1usize..4, 1usize..3, 1usize..3, 0usize..2), 3), // n, k, s, d, op
         (0u8..5, prop::collection::vec(0usize..3, 6)),
         prop::sample::select(PaddingMode::ALL.to_vec()),
-        (any::<bool>(), any::<bool>()), // transposed, bias
-        (0usize..4, any::<bool>()),     // input format, a weight format
+        (any::<bool>(), any::<bool>()),      // transposed, bias
+        (0usize..4, any::<bool>()),          // input format, a weight format
         (any::<bool>(), 0u32..64, 0u32..64), // an input range, as two fractions of the format's range
         (0u32..64, -2i64..=2),               // zero points
         any::<u64>(),
@@ -189,7 +188,13 @@ fn check_case(c: &Case, r: &AccumulatorRange) -> Result<(), TestCaseError> {
         prop_assert_eq!(got.bits, signed_bits(got.min, got.max));
         prop_assert_eq!(got.max_at_border, want.3.is_none_or(|i| want.1 > i), "channel {} max at border", ch);
         prop_assert_eq!(got.min_at_border, want.2.is_none_or(|i| want.0 < i), "channel {} min at border", ch);
-        prop_assert!(got.bits <= r.datatype_bits(), "channel {}: {} bits > data-type {}", ch, got.bits, r.datatype_bits());
+        prop_assert!(
+            got.bits <= r.datatype_bits(),
+            "channel {}: {} bits > data-type {}",
+            ch,
+            got.bits,
+            r.datatype_bits()
+        );
         for which in Extremum::ALL {
             let x = r.witness(ch, which).unwrap();
             let row = r.witness_row(ch, which).unwrap();
@@ -316,8 +321,8 @@ fn equals_finn_and_a2q_plus_where_their_assumptions_hold() {
             weight.extend(half.iter().copied());
             weight.extend(half.iter().map(|v| -v)); // zero-centred
         }
-        let layer = ConvLayer::new(&[cout, cin, 3, 3], weight.clone(), None, &[cin, 6, 6], &LayerOptions::new())
-            .unwrap();
+        let layer =
+            ConvLayer::new(&[cout, cin, 3, 3], weight.clone(), None, &[cin, 6, 6], &LayerOptions::new()).unwrap();
         let f = fmt(input);
         let r = accumulator_range(&layer, &RangeOptions::new(f)).unwrap();
         assert_eq!(r.bits_layer(), finn_bits(&weight, cout, 0.0, f.raw_max() as f64), "{input}");
@@ -337,8 +342,7 @@ fn strictly_tighter_than_the_published_bounds_where_bias_or_borders_matter() {
     // signed int8 inputs, random int8 weights: FINN (no padding) agrees; the data-type bound is loose
     let mut rng = SeededRng::new(9);
     let weight: Vec<f64> = rng.small_ints(16 * 64 * 9, 127);
-    let layer =
-        ConvLayer::new(&[16, 64, 3, 3], weight.clone(), None, &[64, 5, 5], &LayerOptions::new()).unwrap();
+    let layer = ConvLayer::new(&[16, 64, 3, 3], weight.clone(), None, &[64, 5, 5], &LayerOptions::new()).unwrap();
     let r = accumulator_range(&layer, &RangeOptions::new(fmt("q8.0"))).unwrap();
     assert_eq!(r.bits_layer(), finn_bits(&weight, 16, -128.0, 127.0));
     assert_eq!(r.datatype_bits(), 26);
@@ -415,7 +419,10 @@ fn error(layer: &ConvLayer, f: impl FnOnce(&mut RangeOptions)) -> String {
 fn bad_input_is_one_clear_line() {
     let layer = conv1d(&[1.0, -1.0], None, 4, 0);
     let cases: Vec<(String, &str)> = vec![
-        (error(&layer, |o| o.input_zero_point = 128), "input zero point 128 is outside q8.0's stored integers [-128, 127]"),
+        (
+            error(&layer, |o| o.input_zero_point = 128),
+            "input zero point 128 is outside q8.0's stored integers [-128, 127]",
+        ),
         (error(&layer, |o| o.weight_zero_point = -3), "weight zero point -3 is outside q2.0's stored integers [-2, 1]"),
         (
             error(&layer, |o| o.input_range = Some(InputRange::new(-200.0, 0.0).unwrap())),

@@ -557,7 +557,7 @@ fn extrema(
     small: bool,
 ) -> (Vec<ChannelRange>, Vec<[usize; 2]>) {
     // the data-type bound holds every |w - w_zp| · |x - x_zp| and every sum of them
-    let small = small.then(|| (dl as i64, dh as i64));
+    let small = small.then_some((dl as i64, dh as i64));
     let g: &Geometry = conv.geometry();
     let spec = g.spec();
     let side = RowSide { conv, by_readers: spec.is_transposed() };

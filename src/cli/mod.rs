@@ -11,6 +11,7 @@ mod demo;
 mod export;
 mod layer;
 mod onnx;
+mod range;
 mod shape;
 mod spy;
 mod svd;
@@ -33,6 +34,7 @@ enum Command {
     Demo(demo::DemoArgs),
     Export(export::ExportArgs),
     Onnx(onnx::OnnxArgs),
+    Range(range::RangeArgs),
     Shape(shape::ShapeArgs),
     Spy(spy::SpyArgs),
     Svd(svd::SvdArgs),
@@ -59,6 +61,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Export(a) => export::run(a),
         Command::Onnx(a) => onnx::run(a),
+        Command::Range(a) => range::run(a),
         Command::Shape(a) => shape::run(a),
         Command::Spy(a) => spy::run(a),
         Command::Svd(a) => svd::run(a),

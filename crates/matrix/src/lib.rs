@@ -21,6 +21,9 @@
 //!   layers (any stride dividing the grid) as block-circulant operators applied by FFT;
 //! - [`FixedConv`]: fixed-point convolution bit-exact with MATLAB `fi` (full precision, or a narrow
 //!   accumulator), through unfold + exact GEMM;
+//! - [`accumulator_range`]: the exact accumulator range of a quantized layer per output channel over an
+//!   input box (bias and zero points included, border rows apart), the input reaching each extremum, and
+//!   the data-type, A2Q and A2Q+ bounds beside it;
 //! - [`direct_conv`]: the obviously-correct loop reference;
 //! - [`ConvLayer::estimate`] and [`available_memory`]: the bytes a build allocates, checked by the front
 //!   ends against the memory there is before building.
@@ -61,6 +64,7 @@ mod layer;
 mod memory;
 mod op;
 mod operator;
+mod range;
 mod resolved;
 mod unfold;
 
@@ -76,6 +80,9 @@ pub use grad::KernelGrad;
 pub use layer::Conv;
 pub use memory::{available_memory, check_memory};
 pub use op::{Operator, OperatorPath};
+pub use range::{
+    accumulator_range, signed_bits, AccumulatorRange, ChannelRange, Extremum, InputRange, RangeError, RangeOptions,
+};
 pub use resolved::{ConvLayer, Estimate, MatrixFormat};
 pub use rustfft::num_complex::Complex64;
 pub use unfold::{fold, fold_into, unfold, unfold_into};

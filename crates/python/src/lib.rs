@@ -13,6 +13,7 @@ mod layer;
 mod matrix;
 mod onnx;
 mod operator;
+mod range;
 mod spectrum;
 mod tools;
 
@@ -72,5 +73,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tools::apply, m)?)?;
     m.add_function(wrap_pyfunction!(tools::shapes, m)?)?;
     m.add_function(wrap_pyfunction!(tools::cconv, m)?)?;
+    m.add_class::<range::AccumulatorRange>()?;
+    m.add_function(wrap_pyfunction!(range::accumulator_range, m)?)?;
     Ok(())
 }

@@ -48,10 +48,12 @@ from . import _native
 from ._native import ConvmatError
 
 __all__ = [
+    "AccumulatorRange",
     "Conv",
     "ConvmatError",
     "Spectrum",
     "SpectralNorm",
+    "accumulator_range",
     "apply",
     "bias_vector",
     "cconv",
@@ -932,6 +934,7 @@ def cconv(a: Any, b: Any, n: Optional[int] = None) -> np.ndarray:
 
 
 from . import onnx  # noqa: E402  (the submodule needs the names above)
+from .range import AccumulatorRange, accumulator_range  # noqa: E402  (needs the names above)
 
 
 def __getattr__(name: str) -> Any:

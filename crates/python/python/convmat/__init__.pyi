@@ -8,6 +8,7 @@ from scipy.sparse import csc_array, csr_array
 from scipy.sparse.linalg import LinearOperator
 
 from . import onnx as onnx
+from .range import AccumulatorRange as AccumulatorRange, accumulator_range as accumulator_range
 
 __version__: str
 

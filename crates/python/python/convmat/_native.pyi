@@ -58,6 +58,21 @@ def apply(
 def shapes(input_shape: List[int], layers: List[str]) -> List[dict]: ...
 def cconv(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], n: Optional[int]) -> npt.NDArray[np.float64]: ...
 
+class AccumulatorRange:
+    def channels(self) -> List[Tuple[int, int, bool, bool, int, int, int, int]]: ...
+    def summary(self) -> Tuple[int, int, int, int, int, str, str, int, int, int, int]: ...
+    def witness(self, channel: int, which: str) -> Tuple[npt.NDArray[np.int64], int]: ...
+
+def accumulator_range(
+    layer: Layer,
+    input_shape: List[int],
+    input_dtype: str,
+    input_range: Optional[Tuple[float, float]],
+    weight_dtype: Optional[str],
+    input_zero_point: int,
+    weight_zero_point: int,
+) -> AccumulatorRange: ...
+
 class OnnxModel:
     path: PathLike[str]
     opset: int

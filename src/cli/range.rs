@@ -1,0 +1,263 @@
+//! `convmat range`: the exact accumulator range of a quantized layer per output channel, the inputs that
+//! reach it, and the published bounds beside it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use convmat_io::{write_npy_slice, AtomicFile};
+use convmat_matrix::{accumulator_range, AccumulatorRange, ConvLayer, Extremum, InputRange, RangeOptions};
+use convmat_numeric::QFormat;
+use serde::Serialize;
+
+use super::layer::LayerArgs;
+
+/// Exact accumulator range per output channel of a quantized layer over an input box, with the inputs
+/// that reach it, beside the data-type, A2Q and A2Q+ widths.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The accumulator is sum((x - x_zp) * (w - w_zp)) + bias in stored integers at the product's fraction
+length (f_w + f_x), as ONNX QLinearConv / ConvInteger and integer hardware compute it: zero padding
+contributes nothing, reflect / replicate / circular padding reads real inputs (taps that land on one
+input are summed first). Weights are quantized to --weight-dtype like MATLAB's fi (nearest, saturate)
+or, without it, must be integers. The bias is taken exactly in stored units of the product
+(round(b * 2^(f_w + f_x)), as ONNX's int32 bias; `convmat apply` saturates it to the product's word as
+MATLAB's fi does, so the two agree while the bias fits that word).
+Inputs span --input-dtype's stored integers, or --input-range LO,HI (real units) quantized to it.
+
+Per channel: min and max (exact), whether each is reached only at a border row (rows with taps in
+padding), the signed width that holds them, A2Q and A2Q+ (from ||w - w_zp||_1, ignoring bias and
+borders); per layer: the widest channel and the data-type bound w_x + w_w + ceil(log2 N).
+
+--json prints {layer, input_shape, input_format, weight_format, input_min, input_max, input_zero_point,
+weight_zero_point, frac_bits, bits, bits_channel, datatype_bits, a2q_bits, a2q_plus_bits, channels:
+[{channel, min, max, min_at_border, max_at_border, at_border, bits, l1_norm, a2q_bits, a2q_plus_bits,
+min_output, max_output}], witness}: values are stored integers of the accumulator; *_output the output
+index (C_out, *spatial) that reaches the value; witness (with --witness) lists the files written.
+
+--witness DIR writes DIR/c{channel}_{min,max}.npy: one input sample (int64 stored integers of the input
+format, shape --input-shape) that reaches the value, and DIR/index.json. `convmat apply` with
+--dtype the input format (real values: stored integers times 2^-F), --acc-dtype s{bits},{frac_bits}
+--overflow wrap --raw reproduces it at that output; one bit narrower it wraps.
+
+ONNX models (--weights MODEL.onnx) are not read here yet: quantized ONNX nodes need their zero points
+and types from the model.
+
+Examples:
+  convmat range --weight w.npy --input-shape 64,56,56 --padding 1 --input-dtype q8.0
+  convmat range --weight w.npy --bias b.npy --input-shape 3,32,32 --input-dtype uq8.0 \\
+      --input-zero-point 128 --weight-dtype q8.0 --witness wit --json")]
+pub struct RangeArgs {
+    #[command(flatten)]
+    layer: LayerArgs,
+    /// The inputs' format: qI.F (q8.0 = int8), uqI.F (uq8.0 = uint8), sW,F or uW,F.
+    #[arg(long, value_name = "DTYPE")]
+    input_dtype: String,
+    /// A narrower input box in real units: LO,HI (e.g. 0,6).
+    #[arg(long, value_name = "LO,HI", allow_hyphen_values = true)]
+    input_range: Option<String>,
+    /// The weights' format (weights quantized to it); default: integer weights as they are.
+    #[arg(long, value_name = "qI.F")]
+    weight_dtype: Option<String>,
+    /// The inputs' zero point (a stored integer of --input-dtype).
+    #[arg(long, value_name = "Z", default_value_t = 0, allow_hyphen_values = true)]
+    input_zero_point: i64,
+    /// The weights' zero point (a stored integer of the weight format).
+    #[arg(long, value_name = "Z", default_value_t = 0, allow_hyphen_values = true)]
+    weight_zero_point: i64,
+    /// Write, per channel, an input reaching the minimum and one reaching the maximum to DIR.
+    #[arg(long, value_name = "DIR")]
+    witness: Option<PathBuf>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Channel {
+    channel: usize,
+    min: i128,
+    max: i128,
+    min_at_border: bool,
+    max_at_border: bool,
+    at_border: bool,
+    bits: u32,
+    l1_norm: u128,
+    a2q_bits: u32,
+    a2q_plus_bits: u32,
+    min_output: Vec<usize>,
+    max_output: Vec<usize>,
+}
+
+#[derive(Serialize)]
+struct WitnessFile {
+    channel: usize,
+    extremum: &'static str,
+    file: String,
+    value: i128,
+    output: Vec<usize>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    layer: String,
+    input_shape: Vec<usize>,
+    input_format: String,
+    weight_format: String,
+    input_min: i64,
+    input_max: i64,
+    input_zero_point: i64,
+    weight_zero_point: i64,
+    frac_bits: i32,
+    bits: u32,
+    bits_channel: usize,
+    datatype_bits: u32,
+    a2q_bits: u32,
+    a2q_plus_bits: u32,
+    channels: Vec<Channel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    witness: Option<Vec<WitnessFile>>,
+}
+
+fn qformat(flag: &str, text: &str) -> Result<QFormat> {
+    text.parse::<QFormat>().with_context(|| format!("invalid --{flag} '{text}'"))
+}
+
+/// The output index `(C_out, *spatial)` of a flat output (matrix row).
+fn output_index(layer: &ConvLayer, row: usize) -> Vec<usize> {
+    let shape = layer.geometry().output_shape();
+    let mut index = vec![0; shape.len()];
+    let mut rest = row;
+    for (i, &n) in shape.iter().enumerate().rev() {
+        index[i] = rest % n.max(1);
+        rest /= n.max(1);
+    }
+    index
+}
+
+pub fn run(args: RangeArgs) -> Result<()> {
+    if args.layer.onnx_model().is_some() {
+        bail!(
+            "convmat range does not read ONNX models yet (quantized nodes carry their zero points and types): \
+             give --weight W.npy [--bias B.npy] with the layer flags"
+        );
+    }
+    let mut options = RangeOptions::new(qformat("input-dtype", &args.input_dtype)?);
+    options.weight_format = args.weight_dtype.as_deref().map(|w| qformat("weight-dtype", w)).transpose()?;
+    options.input_range =
+        args.input_range.as_deref().map(|r| r.parse::<InputRange>().context("--input-range")).transpose()?;
+    options.input_zero_point = args.input_zero_point;
+    options.weight_zero_point = args.weight_zero_point;
+    let layer = args.layer.resolve()?;
+    let range = accumulator_range(&layer, &options)?;
+    let witness = args.witness.as_deref().map(|dir| write_witnesses(dir, &layer, &range)).transpose()?;
+    let report = report(&layer, &range, witness)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn report(layer: &ConvLayer, range: &AccumulatorRange, witness: Option<Vec<WitnessFile>>) -> Result<Report> {
+    let mut channels = Vec::with_capacity(range.channels().len());
+    for (channel, c) in range.channels().iter().enumerate() {
+        channels.push(Channel {
+            channel,
+            min: c.min,
+            max: c.max,
+            min_at_border: c.min_at_border,
+            max_at_border: c.max_at_border,
+            at_border: c.at_border(),
+            bits: c.bits,
+            l1_norm: c.l1_norm,
+            a2q_bits: c.a2q_bits,
+            a2q_plus_bits: c.a2q_plus_bits,
+            min_output: output_index(layer, range.witness_row(channel, Extremum::Min)?),
+            max_output: output_index(layer, range.witness_row(channel, Extremum::Max)?),
+        });
+    }
+    let bits_channel = channels.iter().position(|c| c.bits == range.bits_layer()).unwrap_or(0);
+    let (input_min, input_max) = range.input_bounds();
+    let (input_zero_point, weight_zero_point) = range.zero_points();
+    Ok(Report {
+        layer: layer.description(),
+        input_shape: layer.geometry().input_shape(),
+        input_format: range.input_format().to_string(),
+        weight_format: range.weight_format().to_string(),
+        input_min,
+        input_max,
+        input_zero_point,
+        weight_zero_point,
+        frac_bits: range.frac_bits(),
+        bits: range.bits_layer(),
+        bits_channel,
+        datatype_bits: range.datatype_bits(),
+        a2q_bits: range.a2q_bits(),
+        a2q_plus_bits: range.a2q_plus_bits(),
+        channels,
+        witness,
+    })
+}
+
+/// Writes every channel's two witnesses and the index, each file atomically.
+fn write_witnesses(dir: &Path, layer: &ConvLayer, range: &AccumulatorRange) -> Result<Vec<WitnessFile>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating --witness directory {}", dir.display()))?;
+    let shape = layer.geometry().input_shape();
+    let mut index = Vec::with_capacity(2 * range.channels().len());
+    for (channel, c) in range.channels().iter().enumerate() {
+        for which in Extremum::ALL {
+            let x = range.witness(channel, which)?;
+            let name = format!("c{channel}_{which}.npy");
+            let mut f = AtomicFile::create(&dir.join(&name))?;
+            f.write(|w| write_npy_slice(w, &shape, &x))?;
+            f.commit()?;
+            let output = output_index(layer, range.witness_row(channel, which)?);
+            index.push(WitnessFile { channel, extremum: which.as_str(), file: name, value: c.value(which), output });
+        }
+    }
+    let mut f = AtomicFile::create(&dir.join("index.json"))?;
+    let text = serde_json::to_string_pretty(&index)?;
+    f.write(|w| w.write_all(text.as_bytes()))?;
+    f.commit()?;
+    Ok(index)
+}
+
+fn print_table(r: &Report) {
+    let shape: Vec<String> = r.input_shape.iter().map(usize::to_string).collect();
+    println!(
+        "{} on {}: inputs {} in [{}, {}] (zero point {}), weights {} (zero point {}); accumulator in stored \
+         integers at fraction {}",
+        r.layer,
+        shape.join("x"),
+        r.input_format,
+        r.input_min,
+        r.input_max,
+        r.input_zero_point,
+        r.weight_format,
+        r.weight_zero_point,
+        r.frac_bits
+    );
+    println!("{:>7} {:>14} {:>14} {:>9} {:>5} {:>5} {:>5}", "channel", "min", "max", "reached", "bits", "A2Q", "A2Q+");
+    for c in &r.channels {
+        let at = match (c.min_at_border, c.max_at_border) {
+            (false, false) => "interior",
+            (true, true) => "border",
+            (true, false) => "border-",
+            (false, true) => "border+",
+        };
+        println!(
+            "{:>7} {:>14} {:>14} {:>9} {:>5} {:>5} {:>5}",
+            c.channel, c.min, c.max, at, c.bits, c.a2q_bits, c.a2q_plus_bits
+        );
+    }
+    println!(
+        "layer: {} bits (channel {}); data-type bound {}, A2Q {}, A2Q+ {}",
+        r.bits, r.bits_channel, r.datatype_bits, r.a2q_bits, r.a2q_plus_bits
+    );
+    if let Some(w) = &r.witness {
+        println!("witnesses: {} inputs and index.json written", w.len());
+    }
+}

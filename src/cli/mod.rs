@@ -11,6 +11,7 @@ mod demo;
 mod export;
 mod layer;
 mod onnx;
+mod run;
 mod shape;
 mod spy;
 mod svd;
@@ -32,6 +33,7 @@ enum Command {
     Demo(demo::DemoArgs),
     Export(export::ExportArgs),
     Onnx(onnx::OnnxArgs),
+    Run(run::RunArgs),
     Shape(shape::ShapeArgs),
     Spy(spy::SpyArgs),
     Svd(svd::SvdArgs),
@@ -58,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Export(a) => export::run(a),
         Command::Onnx(a) => onnx::run(a),
+        Command::Run(a) => run::run(a),
         Command::Shape(a) => shape::run(a),
         Command::Spy(a) => spy::run(a),
         Command::Svd(a) => svd::run(a),

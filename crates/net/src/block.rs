@@ -81,10 +81,19 @@ impl BlockMap {
     #[track_caller]
     pub fn then_scale(self, scale: &[f64], shift: &[f64]) -> Self {
         let rows = self.rows();
-        assert!(scale.len() == rows && shift.len() == rows, "{} scales and {} shifts for {rows} outputs", scale.len(), shift.len());
+        assert!(
+            scale.len() == rows && shift.len() == rows,
+            "{} scales and {} shifts for {rows} outputs",
+            scale.len(),
+            shift.len()
+        );
         let compose = |old: Option<Vec<f64>>, new: &[f64], mul: &[f64], add: bool| -> Vec<f64> {
             // scale: s' = s ⊙ s_old; shift: t' = s ⊙ t_old + t
-            (0..rows).map(|r| old.as_ref().map_or(if add { 0.0 } else { 1.0 }, |o| o[r]) * mul[r] + if add { new[r] } else { 0.0 }).collect()
+            (0..rows)
+                .map(|r| {
+                    old.as_ref().map_or(if add { 0.0 } else { 1.0 }, |o| o[r]) * mul[r] + if add { new[r] } else { 0.0 }
+                })
+                .collect()
         };
         match self {
             Self::Conv { layer, scale: s0, shift: t0 } => Self::Conv {
@@ -118,7 +127,11 @@ impl BlockMap {
     pub fn apply<T: Float>(&self, x: &[T]) -> Result<Vec<T>, MatrixError> {
         let (rows, cols) = (self.rows(), self.cols());
         if cols == 0 || x.len() % cols != 0 {
-            return Err(MatrixError::Dimension { what: "block input", expected: format!("whole samples of {cols} values"), got: vec![x.len()] });
+            return Err(MatrixError::Dimension {
+                what: "block input",
+                expected: format!("whole samples of {cols} values"),
+                got: vec![x.len()],
+            });
         }
         let n = x.len() / cols;
         let t = T::from_f64;
@@ -173,7 +186,8 @@ impl BlockMap {
                 }
             }
             Self::Diagonal { scale, shift } => {
-                let (s, o): (Vec<T>, Vec<T>) = (scale.iter().map(|&v| t(v)).collect(), shift.iter().map(|&v| t(v)).collect());
+                let (s, o): (Vec<T>, Vec<T>) =
+                    (scale.iter().map(|&v| t(v)).collect(), shift.iter().map(|&v| t(v)).collect());
                 for (xs, ys) in x.chunks(cols).zip(y.chunks_mut(rows)) {
                     for e in 0..rows {
                         ys[e] = xs[e] * s[e] + o[e];
@@ -247,7 +261,8 @@ fn dot<T: Float>(a: ArrayView2<'_, T>, b: ArrayView2<'_, T>) -> ndarray::Array2<
 }
 
 fn scale_rows(m: Csr, scale: &[f64]) -> Csr {
-    let (shape, indptr, indices, mut data) = (m.shape(), m.indptr().raw_storage().to_vec(), m.indices().to_vec(), m.data().to_vec());
+    let (shape, indptr, indices, mut data) =
+        (m.shape(), m.indptr().raw_storage().to_vec(), m.indices().to_vec(), m.data().to_vec());
     for r in 0..shape.0 {
         for v in &mut data[indptr[r]..indptr[r + 1]] {
             *v *= scale[r];

@@ -51,7 +51,10 @@ pub enum NetError {
         what: String,
     },
     /// An input of the wrong shape, or the wrong number of inputs, given to a run.
-    #[error("input '{input}' has shape {got:?}; the graph takes {expected:?} per sample (give (N, {}) or one sample)", dims(expected))]
+    #[error(
+        "input '{input}' has shape {got:?}; the graph takes {expected:?} per sample (give (N, {}) or one sample)",
+        dims(expected)
+    )]
     Input {
         /// The graph input.
         input: String,

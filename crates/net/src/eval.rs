@@ -69,7 +69,12 @@ impl Graph {
     /// # Errors
     /// The checks of [`validate`](Self::validate); an input of the wrong shape or count; a block whose
     /// source fails or whose size does not fit its tensors.
-    pub fn run<T: Float>(&self, blocks: &dyn BlockSource, inputs: Vec<Tensor<T>>, trace: bool) -> Result<Run<T>, NetError> {
+    pub fn run<T: Float>(
+        &self,
+        blocks: &dyn BlockSource,
+        inputs: Vec<Tensor<T>>,
+        trace: bool,
+    ) -> Result<Run<T>, NetError> {
         self.validate()?;
         if inputs.len() != self.inputs.len() {
             let names = self.inputs.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
@@ -81,7 +86,10 @@ impl Graph {
             if t.shape == p.shape {
                 t.shape = full(1, &p.shape);
             }
-            if t.shape.len() != p.shape.len() + 1 || t.shape[1..] != p.shape[..] || n_batch.is_some_and(|n| n != t.shape[0]) {
+            if t.shape.len() != p.shape.len() + 1
+                || t.shape[1..] != p.shape[..]
+                || n_batch.is_some_and(|n| n != t.shape[0])
+            {
                 return Err(NetError::Input { input: p.name.clone(), expected: p.shape.clone(), got: t.shape.clone() });
             }
             n_batch = Some(t.shape[0]);
@@ -105,7 +113,12 @@ impl Graph {
             }
             for (name, v) in node.outputs.iter().zip(outs) {
                 if trace {
-                    traced.push(Traced { node: node.name.clone(), op: node.op.clone(), tensor: name.clone(), value: v.clone() });
+                    traced.push(Traced {
+                        node: node.name.clone(),
+                        op: node.op.clone(),
+                        tensor: name.clone(),
+                        value: v.clone(),
+                    });
                 }
                 if readers.get(name.as_str()).is_some_and(|&r| r > 0) {
                     values.insert(name, v);
@@ -117,7 +130,13 @@ impl Graph {
     }
 }
 
-fn eval_node<T: Float>(blocks: &dyn BlockSource, i: usize, node: &Node, ins: &[&Tensor<T>], n: usize) -> Result<Vec<Tensor<T>>, NetError> {
+fn eval_node<T: Float>(
+    blocks: &dyn BlockSource,
+    i: usize,
+    node: &Node,
+    ins: &[&Tensor<T>],
+    n: usize,
+) -> Result<Vec<Tensor<T>>, NetError> {
     let shapes: Vec<Vec<usize>> = node.output_shapes.iter().map(|s| full(n, s)).collect();
     Ok(match &node.role {
         Role::Block => {
@@ -125,9 +144,23 @@ fn eval_node<T: Float>(blocks: &dyn BlockSource, i: usize, node: &Node, ins: &[&
             let map = blocks.block(i, node).map_err(fail)?;
             let (cols, rows) = (numel(&ins[0].shape[1..]), numel(&shapes[0][1..]));
             if map.cols() != cols || map.rows() != rows {
-                return Err(NetError::shape(&node.name, &node.op, format!("its map is {}x{}; it reads {:?} and writes {:?} per sample", map.rows(), map.cols(), &ins[0].shape[1..], &shapes[0][1..])));
+                return Err(NetError::shape(
+                    &node.name,
+                    &node.op,
+                    format!(
+                        "its map is {}x{}; it reads {:?} and writes {:?} per sample",
+                        map.rows(),
+                        map.cols(),
+                        &ins[0].shape[1..],
+                        &shapes[0][1..]
+                    ),
+                ));
             }
-            let y = map.apply(&ins[0].data).map_err(|e| NetError::Matrix { node: node.name.clone(), op: node.op.clone(), source: Box::new(e) })?;
+            let y = map.apply(&ins[0].data).map_err(|e| NetError::Matrix {
+                node: node.name.clone(),
+                op: node.op.clone(),
+                source: Box::new(e),
+            })?;
             vec![Tensor::new(shapes[0].clone(), y)]
         }
         Role::Junction(j) => junction(j, ins, shapes),
@@ -188,7 +221,9 @@ fn junction<T: Float>(j: &Junction, ins: &[&Tensor<T>], shapes: Vec<Vec<usize>>)
                 .into_iter()
                 .map(|s| {
                     let len = numel(&s[*axis..]);
-                    let data = (0..outer).flat_map(|o| x.data[o * chunk + start..o * chunk + start + len].iter().copied()).collect();
+                    let data = (0..outer)
+                        .flat_map(|o| x.data[o * chunk + start..o * chunk + start + len].iter().copied())
+                        .collect();
                     start += len;
                     Tensor::new(s, data)
                 })
@@ -260,10 +295,17 @@ fn nonlinearity<T: Float>(f: &Nonlinearity, ins: &[&Tensor<T>], out: Vec<usize>)
         Nonlinearity::Elu { alpha } => map(&|v| if v > 0.0 { v } else { alpha * (v.exp() - 1.0) }),
         Nonlinearity::PRelu { slope, shape } => {
             let idx = broadcast_map(shape, &x.shape);
-            Tensor::new(x.shape.clone(), x.data.iter().zip(idx).map(|(&v, i)| {
-                let v = v.to_f64();
-                T::from_f64(if v >= 0.0 { v } else { slope[i] * v })
-            }).collect())
+            Tensor::new(
+                x.shape.clone(),
+                x.data
+                    .iter()
+                    .zip(idx)
+                    .map(|(&v, i)| {
+                        let v = v.to_f64();
+                        T::from_f64(if v >= 0.0 { v } else { slope[i] * v })
+                    })
+                    .collect(),
+            )
         }
         Nonlinearity::Clip { min, max } => map(&|v| {
             let v = min.map_or(v, |m| v.max(m));
@@ -304,7 +346,8 @@ fn nonlinearity<T: Float>(f: &Nonlinearity, ins: &[&Tensor<T>], out: Vec<usize>)
         }
         Nonlinearity::GlobalMaxPool => {
             let inner = numel(&x.shape[2..]);
-            let data = x.data.chunks(inner).map(|c| c.iter().copied().fold(c[0], |m, v| if v > m { v } else { m })).collect();
+            let data =
+                x.data.chunks(inner).map(|c| c.iter().copied().fold(c[0], |m, v| if v > m { v } else { m })).collect();
             Tensor::new(out, data)
         }
         Nonlinearity::MaxPool { kernel, strides: st, dilations, pads_begin, output } => {
@@ -321,7 +364,9 @@ fn nonlinearity<T: Float>(f: &Nonlinearity, ins: &[&Tensor<T>], out: Vec<usize>)
                     'tap: for k in 0..taps {
                         let mut src = 0;
                         for d in 0..r {
-                            let pos = ((o / os[d]) % output[d] * st[d] + (k / ks[d]) % kernel[d] * dilations[d]) as isize - pads_begin[d] as isize;
+                            let pos = ((o / os[d]) % output[d] * st[d] + (k / ks[d]) % kernel[d] * dilations[d])
+                                as isize
+                                - pads_begin[d] as isize;
                             if pos < 0 || pos >= ins_sp[d] as isize {
                                 continue 'tap;
                             }

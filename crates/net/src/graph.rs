@@ -97,7 +97,9 @@ impl Graph {
         let mut shapes: HashMap<&str, Vec<usize>> = HashMap::new();
         for p in &self.inputs {
             if writer.contains_key(p.name.as_str()) || shapes.contains_key(p.name.as_str()) {
-                let node = writer.get(p.name.as_str()).map_or_else(|| "a graph input".to_string(), |&w| self.nodes[w].name.clone());
+                let node = writer
+                    .get(p.name.as_str())
+                    .map_or_else(|| "a graph input".to_string(), |&w| self.nodes[w].name.clone());
                 return Err(NetError::Rewritten { node, tensor: p.name.clone(), first: "the graph input".into() });
             }
             shapes.insert(&p.name, p.shape.clone());
@@ -109,26 +111,47 @@ impl Graph {
                     Some(s) => ins.push(full(1, s)),
                     None => {
                         return Err(match writer.get(t.as_str()) {
-                            Some(&w) => NetError::Cycle { node: n.name.clone(), tensor: t.clone(), writer: self.nodes[w].name.clone() },
+                            Some(&w) => NetError::Cycle {
+                                node: n.name.clone(),
+                                tensor: t.clone(),
+                                writer: self.nodes[w].name.clone(),
+                            },
                             None => NetError::Unwritten { node: n.name.clone(), tensor: t.clone() },
                         })
                     }
                 }
             }
             if n.outputs.len() != n.output_shapes.len() {
-                return Err(NetError::shape(&n.name, &n.op, format!("{} outputs but {} output shapes", n.outputs.len(), n.output_shapes.len())));
+                return Err(NetError::shape(
+                    &n.name,
+                    &n.op,
+                    format!("{} outputs but {} output shapes", n.outputs.len(), n.output_shapes.len()),
+                ));
             }
             let declared: Vec<Vec<usize>> = n.output_shapes.iter().map(|s| full(1, s)).collect();
             let inferred = match &n.role {
                 Role::Block if ins.len() == 1 && declared.len() == 1 => Ok(declared.clone()),
-                Role::Block => Err(format!("a block reads one tensor and writes one; this one reads {} and writes {}", ins.len(), declared.len())),
+                Role::Block => Err(format!(
+                    "a block reads one tensor and writes one; this one reads {} and writes {}",
+                    ins.len(),
+                    declared.len()
+                )),
                 Role::Junction(j) => j.output_shapes(&ins, &declared),
                 Role::Nonlinearity(f) => f.output_shapes(&ins),
                 // `Role` is non-exhaustive only for other crates
             };
             let inferred = inferred.map_err(|what| NetError::shape(&n.name, &n.op, what))?;
             if inferred != declared {
-                return Err(NetError::shape(&n.name, &n.op, format!("declares outputs {:?}; its inputs {:?} give {:?}", n.output_shapes, shapes_of(&ins), shapes_of(&inferred))));
+                return Err(NetError::shape(
+                    &n.name,
+                    &n.op,
+                    format!(
+                        "declares outputs {:?}; its inputs {:?} give {:?}",
+                        n.output_shapes,
+                        shapes_of(&ins),
+                        shapes_of(&inferred)
+                    ),
+                ));
             }
             for (o, s) in n.outputs.iter().zip(&n.output_shapes) {
                 shapes.insert(o, s.clone());

@@ -268,7 +268,13 @@ impl Junction {
             return Err("reads no computed tensor".into());
         }
         let s = &ins[0];
-        let axis_ok = |a: usize| if a == 0 || a >= s.len() { Err(format!("axis {a} is not an axis of {s:?} other than the batch axis 0")) } else { Ok(()) };
+        let axis_ok = |a: usize| {
+            if a == 0 || a >= s.len() {
+                Err(format!("axis {a} is not an axis of {s:?} other than the batch axis 0"))
+            } else {
+                Ok(())
+            }
+        };
         Ok(match self {
             Self::Add | Self::Sub => vec![broadcast(&ins[0], &ins[1])
                 .ok_or_else(|| format!("operands of shapes {:?} and {:?} do not broadcast", ins[0], ins[1]))?],
@@ -289,11 +295,14 @@ impl Junction {
                 if sizes.iter().sum::<usize>() != s[*axis] {
                     return Err(format!("pieces {sizes:?} do not add up to axis {axis} of {s:?}"));
                 }
-                sizes.iter().map(|&n| {
-                    let mut o = s.clone();
-                    o[*axis] = n;
-                    o
-                }).collect()
+                sizes
+                    .iter()
+                    .map(|&n| {
+                        let mut o = s.clone();
+                        o[*axis] = n;
+                        o
+                    })
+                    .collect()
             }
             Self::Slice { axes, starts, steps, counts } => {
                 let mut out = s.clone();
@@ -312,8 +321,14 @@ impl Junction {
             }
             Self::Transpose { perm } => {
                 let mut seen = vec![false; s.len()];
-                if perm.len() != s.len() || perm.first() != Some(&0) || perm.iter().any(|&p| p >= s.len() || std::mem::replace(&mut seen[p], true)) {
-                    return Err(format!("perm {perm:?} is not a permutation of the {} axes of {s:?} keeping the batch axis 0 first", s.len()));
+                if perm.len() != s.len()
+                    || perm.first() != Some(&0)
+                    || perm.iter().any(|&p| p >= s.len() || std::mem::replace(&mut seen[p], true))
+                {
+                    return Err(format!(
+                        "perm {perm:?} is not a permutation of the {} axes of {s:?} keeping the batch axis 0 first",
+                        s.len()
+                    ));
                 }
                 vec![perm.iter().map(|&p| s[p]).collect()]
             }
@@ -386,7 +401,10 @@ impl Nonlinearity {
             Self::MaxPool { kernel, strides, dilations, pads_begin, output } => {
                 spatial("MaxPool")?;
                 let r = s.len() - 2;
-                if [kernel.len(), strides.len(), dilations.len(), pads_begin.len(), output.len()].iter().any(|&n| n != r) {
+                if [kernel.len(), strides.len(), dilations.len(), pads_begin.len(), output.len()]
+                    .iter()
+                    .any(|&n| n != r)
+                {
                     return Err(format!("kernel, strides, dilations, pads and output need {r} values each"));
                 }
                 let mut o = s[..2].to_vec();
@@ -408,7 +426,11 @@ impl Nonlinearity {
             Self::LayerNorm { axis, scale, bias, .. } => {
                 let n = numel(s.get(*axis..).unwrap_or_default());
                 if *axis == 0 || *axis >= s.len() || scale.len() != n || bias.len() != n {
-                    return Err(format!("axis {axis} with {} scales and {} biases does not fit {s:?}", scale.len(), bias.len()));
+                    return Err(format!(
+                        "axis {axis} with {} scales and {} biases does not fit {s:?}",
+                        scale.len(),
+                        bias.len()
+                    ));
                 }
                 s.clone()
             }

@@ -50,7 +50,11 @@ fn bad_graphs_name_the_node() {
     let c = node("cat", Role::Junction(Junction::Concat { axis: 1 }), &["x", "t"], &[("y", &[4, 2])]);
     let t = Node { output_shapes: vec![vec![2, 3]], ..b("t", "x", "t") };
     let g = graph(vec![t, c], "y");
-    assert!(err(&g).contains("node 'cat' (cat): inputs of shapes [1, 2, 2] and [1, 2, 3] do not concatenate on axis 1"), "{}", err(&g));
+    assert!(
+        err(&g).contains("node 'cat' (cat): inputs of shapes [1, 2, 2] and [1, 2, 3] do not concatenate on axis 1"),
+        "{}",
+        err(&g)
+    );
     let add = node("add", Role::Junction(Junction::Add), &["x", "t"], &[("y", &[2, 2])]);
     let t = Node { output_shapes: vec![vec![3, 2]], ..b("t", "x", "t") };
     assert!(err(&graph(vec![t, add], "y")).contains("operands of shapes [1, 2, 2] and [1, 3, 2] do not broadcast"));
@@ -76,7 +80,12 @@ fn junctions_and_nonlinearities_compose() {
     let g = Graph {
         inputs: vec![Port { name: "x".into(), shape: vec![2, 3] }],
         nodes: vec![
-            node("split", Role::Junction(Junction::Split { axis: 1, sizes: vec![1, 1] }), &["x"], &[("a", &[1, 3]), ("b", &[1, 3])]),
+            node(
+                "split",
+                Role::Junction(Junction::Split { axis: 1, sizes: vec![1, 1] }),
+                &["x"],
+                &[("a", &[1, 3]), ("b", &[1, 3])],
+            ),
             node("double", Role::Block, &["b"], &[("d", &[1, 3])]),
             node("cat", Role::Junction(Junction::Concat { axis: 1 }), &["d", "a"], &[("c", &[2, 3])]),
             node("tr", Role::Junction(Junction::Transpose { perm: vec![0, 2, 1] }), &["c"], &[("t", &[3, 2])]),
@@ -105,7 +114,12 @@ fn junctions_and_nonlinearities_compose() {
 #[test]
 fn the_record_round_trips_through_json() {
     let g = graph(
-        vec![node("clip", Role::Nonlinearity(Nonlinearity::Clip { min: Some(0.0), max: Some(6.0) }), &["x"], &[("y", &[2, 2])])],
+        vec![node(
+            "clip",
+            Role::Nonlinearity(Nonlinearity::Clip { min: Some(0.0), max: Some(6.0) }),
+            &["x"],
+            &[("y", &[2, 2])],
+        )],
         "y",
     );
     let text = serde_json::to_string(&g).unwrap();

@@ -1,6 +1,9 @@
 //! A block's exact affine map, in one of the forms a reader builds it in, applied to a batch through
 //! convmat's [`Operator`] (convolutions) or a product of its own form.
 
+// `Float` gives `+` and `*`, not `+=`
+#![allow(clippy::assign_op_pattern)]
+
 use convmat_matrix::{ConvLayer, Float, MatrixError, MatrixOptions, Operator};
 use ndarray::{ArrayView2, Axis};
 use sprs::CsMatI;
@@ -9,6 +12,8 @@ use sprs::CsMatI;
 pub type Csr = CsMatI<f64, u32, usize>;
 
 /// One block's map `y = A · x + b` on one flattened sample (row-major, batch dimension dropped).
+// one map exists at a time (built when a run reaches its block): the size of the Conv variant costs nothing
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum BlockMap {
@@ -126,7 +131,7 @@ impl BlockMap {
     /// `x` not a whole number of samples (or a convolution's own checks).
     pub fn apply<T: Float>(&self, x: &[T]) -> Result<Vec<T>, MatrixError> {
         let (rows, cols) = (self.rows(), self.cols());
-        if cols == 0 || x.len() % cols != 0 {
+        if cols == 0 || !x.len().is_multiple_of(cols) {
             return Err(MatrixError::Dimension {
                 what: "block input",
                 expected: format!("whole samples of {cols} values"),

@@ -124,3 +124,42 @@ fn a_wrong_input_shape_is_one_clear_error() {
         .to_string();
     assert!(e.contains("[3, 6, 6]") && e.contains("'x'"), "{e}");
 }
+
+/// Mutated graph models (bytes flipped in their structure) read, run and export with an error or a
+/// result, never a panic.
+#[test]
+fn mutated_graphs_never_panic() {
+    let mut rng = convmat_numeric::Xorshift64::new(0x2424_5151_7f4a_7c15);
+    let mut next = move || rng.next_u64();
+    let (mut ok, mut err) = (0, 0);
+    let out = tempfile::tempdir().unwrap();
+    for (k, name) in ["shufflenet_unit", "convnext_block", "densenet_block", "silu_se"].iter().enumerate() {
+        let original = std::fs::read(dir().join(format!("{name}.onnx"))).unwrap();
+        let x = convmat_io::read_npz(&dir().join(format!("{name}.npz")), Some("x")).unwrap();
+        for round in 0..150 {
+            let mut bytes = original.clone();
+            let span = bytes.len().min(4000);
+            for _ in 0..1 + next() % 3 {
+                let i = (next() as usize) % span;
+                bytes[i] = match next() % 3 {
+                    0 => bytes[i] ^ (1 << (next() % 8)),
+                    1 => bytes[i].wrapping_add(1),
+                    _ => next() as u8,
+                };
+            }
+            let r = Model::from_bytes(&bytes, Path::new("mutated.onnx"), None).and_then(|m| {
+                let input = Tensor::new(x.shape.clone(), x.data.iter().map(|&v| v as f32).collect());
+                m.run(input, &BlockOptions::default(), true)?;
+                m.export(&out.path().join(format!("{k}_{round}")), Some(&x.shape[1..]), &BlockOptions::default())
+            });
+            match r {
+                Ok(_) => ok += 1,
+                Err(e) => {
+                    assert!(!e.to_string().is_empty());
+                    err += 1;
+                }
+            }
+        }
+    }
+    assert!(ok > 0 && err > 0, "both outcomes occur: {ok} ok, {err} errors");
+}

@@ -14,6 +14,7 @@
 
 pub use convmat_io as io;
 pub use convmat_matrix as matrix;
+pub use convmat_net as net;
 pub use convmat_numeric as numeric;
 pub use convmat_onnx as onnx;
 pub use convmat_plot as plot;

@@ -12,6 +12,7 @@ mod export;
 mod layer;
 mod onnx;
 mod range;
+mod run;
 mod shape;
 mod spy;
 mod svd;
@@ -35,6 +36,7 @@ enum Command {
     Export(export::ExportArgs),
     Onnx(onnx::OnnxArgs),
     Range(range::RangeArgs),
+    Run(run::RunArgs),
     Shape(shape::ShapeArgs),
     Spy(spy::SpyArgs),
     Svd(svd::SvdArgs),
@@ -62,6 +64,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export::run(a),
         Command::Onnx(a) => onnx::run(a),
         Command::Range(a) => range::run(a),
+        Command::Run(a) => run::run(a),
         Command::Shape(a) => shape::run(a),
         Command::Spy(a) => spy::run(a),
         Command::Svd(a) => svd::run(a),

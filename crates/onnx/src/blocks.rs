@@ -145,7 +145,19 @@ impl Model {
         input_shape: Option<&[usize]>,
         opts: &BlockOptions,
     ) -> Result<Vec<ExportedBlock>, OnnxError> {
-        let layers = self.affine_layers(input_shape, opts)?;
+        // a chain exports as it always has; any other graph through its graph record
+        let layers = match self.affine_layers(input_shape, opts) {
+            Ok(layers) => layers,
+            Err(chain) => {
+                return match self.network(input_shape, opts) {
+                    Ok(network) => network.export(dir),
+                    Err(e) if matches!(chain, OnnxError::Branch { .. } | OnnxError::Unsupported { .. }) => Err(e),
+                    Err(_) => Err(chain),
+                }
+            }
+        };
+        // the chain's graph record, when convmat evaluates every node of it
+        let network = self.network(input_shape, opts).ok();
         std::fs::create_dir_all(dir).map_err(|source| OnnxError::Io { path: dir.into(), source })?;
         let mut written: Vec<PathBuf> = Vec::new();
         let result = (|| {
@@ -158,14 +170,15 @@ impl Model {
                 written.push(path);
                 entries.push(ExportedBlock::new(file, &layer));
             }
-            let manifest = json!({"model": self.path().display().to_string(), "blocks": entries});
-            let path = dir.join("manifest.json");
-            let mut f = AtomicFile::create(&path)?;
-            f.write(|w| {
-                serde_json::to_writer_pretty(&mut *w, &manifest)?;
-                std::io::Write::write_all(w, b"\n")
-            })?;
-            f.commit()?;
+            let mut manifest = json!({"model": self.path().display().to_string(), "blocks": entries});
+            if let Some(network) = &network {
+                // the graph's blocks are the chain's (the same nodes folded): each names the chain's file
+                let files: std::collections::HashMap<&str, &str> =
+                    entries.iter().map(|e| (e.name.as_str(), e.file.as_str())).collect();
+                let graph = network.records(|_, node| Ok(files.get(node.name.as_str()).map(|f| f.to_string())))?;
+                manifest["graph"] = serde_json::to_value(graph).expect("plain records");
+            }
+            write_manifest(&dir.join("manifest.json"), &manifest)?;
             Ok(entries)
         })();
         if result.is_err() {
@@ -175,6 +188,17 @@ impl Model {
         }
         result
     }
+}
+
+/// Writes `manifest.json` atomically.
+pub(crate) fn write_manifest(path: &Path, manifest: &Json) -> Result<(), OnnxError> {
+    let mut f = AtomicFile::create(path)?;
+    f.write(|w| {
+        serde_json::to_writer_pretty(&mut *w, manifest)?;
+        std::io::Write::write_all(w, b"\n")
+    })?;
+    f.commit()?;
+    Ok(())
 }
 
 /// One entry of `manifest.json`.
@@ -205,7 +229,7 @@ pub struct ExportedBlock {
 }
 
 impl ExportedBlock {
-    fn new(file: String, l: &AffineLayer) -> Self {
+    pub(crate) fn new(file: String, l: &AffineLayer) -> Self {
         Self {
             file,
             name: l.name.clone(),
@@ -223,7 +247,7 @@ impl ExportedBlock {
 }
 
 /// A node name as a file name: letters, digits, `-`, `_`, `.` kept, everything else `_`.
-fn sanitize(name: &str) -> String {
+pub(crate) fn sanitize(name: &str) -> String {
     let s: String = name
         .trim_start_matches(['/', '.'])
         .chars()
@@ -238,7 +262,11 @@ fn sanitize(name: &str) -> String {
 
 /// Writes one block atomically.
 pub fn write_block(path: &Path, layer: &AffineLayer) -> Result<(), OnnxError> {
-    let m = &layer.matrix;
+    write_csr(path, &layer.matrix, &layer.bias)
+}
+
+/// Writes a matrix and bias atomically as a SciPy CSR `.npz` with a `bias` array.
+pub(crate) fn write_csr(path: &Path, m: &Csr, bias: &[f64]) -> Result<(), OnnxError> {
     let indptr = m.indptr();
     let parts = SparseParts {
         format: SparseFormat::Csr,
@@ -248,12 +276,24 @@ pub fn write_block(path: &Path, layer: &AffineLayer) -> Result<(), OnnxError> {
         data: m.data(),
     };
     let mut f = AtomicFile::create(path)?;
-    f.write(|w| write_sparse_npz(w, &parts, &[("bias", Extra::F64(&layer.bias))]).map(drop))?;
+    f.write(|w| write_sparse_npz(w, &parts, &[("bias", Extra::F64(bias))]).map(drop))?;
     f.commit()?;
     Ok(())
 }
 
-fn is_post(op: &str) -> bool {
+impl Plan {
+    /// A graph's block: node `main` with the `post` nodes folded after it, writing `output_value`.
+    pub(crate) fn graph_block(main: usize, post: Vec<usize>, output_value: String) -> Self {
+        Self { main, pre: Vec::new(), post, activations: Vec::new(), output_value }
+    }
+
+    /// The post nodes folded after the main node.
+    pub(crate) fn post(&self) -> &[usize] {
+        &self.post
+    }
+}
+
+pub(crate) fn is_post(op: &str) -> bool {
     matches!(op, "BatchNormalization" | "Add" | "Sub" | "Mul" | "Div")
 }
 
@@ -416,7 +456,7 @@ fn identity(n: usize) -> Csr {
 }
 
 /// The main node's matrix and bias (zeros when it has none).
-fn base(
+pub(crate) fn base(
     a: &Analysis<'_>,
     i: usize,
     node: &Node<'_>,
@@ -466,9 +506,38 @@ fn base(
             let reps = n_in / k.max(1);
             Ok((dense_rows(n, k, reps, |r, c| bv[c * n + r]), vec![0.0; n_out]))
         }
+        "ReduceMean" => {
+            let mut full = vec![1];
+            full.extend_from_slice(input);
+            Ok((mean_matrix(&full, &a.reduce_axes[&i]), vec![0.0; n_out]))
+        }
         // BatchNormalization / Add / ... on their own: the identity, then the elementwise post map
         _ => Ok((identity(n_in), vec![0.0; n_in])),
     }
+}
+
+/// ReduceMean over `axes` of a tensor of full shape `s` (keepdims or not: the same row-major order): each
+/// output the mean of the inputs that agree with it off those axes.
+pub(crate) fn mean_matrix(s: &[usize], axes: &[usize]) -> Csr {
+    let n_in: usize = s.iter().product();
+    let kept: Vec<usize> = (0..s.len()).map(|d| if axes.contains(&d) { 1 } else { s[d] }).collect();
+    let n_out: usize = kept.iter().product();
+    let count = (n_in / n_out.max(1)).max(1);
+    let (is, os) = (crate::tensor::strides(s), crate::tensor::strides(&kept));
+    // per output row, its inputs in increasing order
+    let mut rows: Vec<Vec<u32>> = vec![Vec::with_capacity(count); n_out];
+    for flat in 0..n_in {
+        let r: usize = (0..s.len()).map(|d| if axes.contains(&d) { 0 } else { (flat / is[d]) % s[d] * os[d] }).sum();
+        rows[r].push(flat as u32);
+    }
+    let mut indptr = Vec::with_capacity(n_out + 1);
+    indptr.push(0);
+    let mut indices = Vec::with_capacity(n_in);
+    for r in rows {
+        indices.extend(r);
+        indptr.push(indices.len());
+    }
+    CsMatI::new((n_out, n_in), indptr, indices, vec![1.0 / count as f64; n_in])
 }
 
 /// A block-diagonal CSR with `reps` copies of the `n x k` matrix `at(row, col)`.
@@ -502,7 +571,7 @@ fn scale_rows(m: Csr, scale: &[f64]) -> Csr {
 }
 
 /// A constant broadcast onto the full shape `[1, *sample]`, flattened.
-fn expand(node: &str, op: &str, c: &Tensor, full: &[usize]) -> Result<Vec<f64>, OnnxError> {
+pub(crate) fn expand(node: &str, op: &str, c: &Tensor, full: &[usize]) -> Result<Vec<f64>, OnnxError> {
     if crate::fold::broadcast(full, &c.shape).as_deref() != Some(full) {
         return Err(OnnxError::shape(
             node,

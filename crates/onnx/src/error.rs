@@ -181,6 +181,9 @@ pub enum OnnxError {
         /// The value it reads.
         input: String,
     },
+    /// The model's graph record does not validate, or a run of it failed (an input of the wrong shape).
+    #[error(transparent)]
+    Graph(Box<convmat_net::NetError>),
     /// Writing an exported block failed.
     #[error(transparent)]
     Write(#[from] convmat_io::IoError),

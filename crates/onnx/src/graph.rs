@@ -52,6 +52,9 @@ pub const NONLINEARITIES: &[&str] = &[
     "LpPool",
     "GlobalLpPool",
     "LRN",
+    "LayerNormalization",
+    "Pow",
+    "Reciprocal",
 ];
 
 /// Ops that are the identity on the flattened (row-major, NCHW) vector.
@@ -71,6 +74,7 @@ pub const AFFINE_OPS: &[&str] = &[
     "AveragePool",
     "GlobalAveragePool",
     "Pad",
+    "ReduceMean",
 ];
 
 /// What a node is to convmat.
@@ -288,6 +292,10 @@ pub(crate) struct Analysis<'m> {
     pub slices: HashMap<usize, fold::SliceArgs>,
     /// The last Concat of each recognized circular padding (torch's Slice + Concat) -> its parts.
     pub circular: HashMap<usize, Circular>,
+    /// Split nodes: the full shape of each output.
+    pub splits: HashMap<usize, Vec<Vec<usize>>>,
+    /// ReduceMean nodes: the axes they average over (never the batch axis 0).
+    pub reduce_axes: HashMap<usize, Vec<usize>>,
 }
 
 /// torch's export of `padding_mode='circular'`: per spatial axis, `Concat([x[.., -b:], x, x[.., :e]])`
@@ -412,6 +420,8 @@ impl<'m> Analysis<'m> {
             convs: HashMap::new(),
             slices: HashMap::new(),
             circular: HashMap::new(),
+            splits: HashMap::new(),
+            reduce_axes: HashMap::new(),
         };
         let mut producer: HashMap<String, usize> = HashMap::new();
         for (i, p) in g.node.iter().enumerate() {
@@ -527,7 +537,15 @@ impl<'m> Analysis<'m> {
             info.kind = if custom {
                 NodeKind::Unsupported(format!("custom domain '{}'", node.p.domain))
             } else {
-                classify(op, "its input's shape is unknown (it follows an unsupported node)")
+                // blame the node whose output has no known shape
+                let blamed = acts.iter().find(|v| self.act_shape(v).is_none()).and_then(|v| {
+                    let &p = producer.get(*v)?;
+                    Some(format!(
+                        "its input '{v}' has no known shape: it comes from node '{}' ({}), which is not supported",
+                        self.infos[p].name, self.infos[p].op
+                    ))
+                });
+                classify(op, blamed.as_deref().unwrap_or("its input's shape is unknown"))
             };
             self.set_outputs(&node, Val::Unknown);
             return Ok(self.finish(info));
@@ -545,7 +563,14 @@ impl<'m> Analysis<'m> {
         }
         info.kind = kind;
         info.output_shape = out.as_ref().map(|o| o.get(1..).unwrap_or_default().to_vec());
-        self.set_outputs(&node, out.map_or(Val::Unknown, Val::Act));
+        match self.splits.get(&i) {
+            Some(shapes) => {
+                for (o, sh) in node.p.output.iter().zip(shapes.clone()) {
+                    self.values.insert(o.clone(), Val::Act(sh));
+                }
+            }
+            None => self.set_outputs(&node, out.map_or(Val::Unknown, Val::Act)),
+        }
         Ok(self.finish(info))
     }
 
@@ -817,11 +842,104 @@ impl<'m> Analysis<'m> {
                     out,
                 )
             }
+            "Transpose" => {
+                let r = s.len();
+                let perm: Vec<usize> = match node.ints("perm") {
+                    Some(p) => p.iter().map(|&a| fold::axis(node, a, r)).collect::<Result<_, _>>()?,
+                    None => (0..r).rev().collect(),
+                };
+                let mut seen = vec![false; r];
+                if perm.len() != r || perm.iter().any(|&a| std::mem::replace(&mut seen[a], true)) {
+                    return Err(OnnxError::attr(
+                        name,
+                        op,
+                        "perm",
+                        format!("{perm:?}"),
+                        format!("a permutation of 0..{r}"),
+                    ));
+                }
+                if perm[0] != 0 {
+                    return Ok(unsupported(&format!("perm {perm:?} moves the batch axis 0")));
+                }
+                params.insert("perm".into(), json!(perm));
+                (NodeKind::Unsupported(JUNCTION_WHY.into()), Some(perm.iter().map(|&p| s[p]).collect()))
+            }
+            "Split" => {
+                let a = fold::axis(node, node.int("axis").unwrap_or(0), s.len())?;
+                let n_out = node.p.output.len().max(1);
+                let given: Option<Vec<i64>> = match node.input(1) {
+                    Some(_) => Some(self.const_input(node, 1, "split")?.to_i64()),
+                    None => node.ints("split").map(<[i64]>::to_vec),
+                };
+                let sizes = match given {
+                    Some(v) => fold::non_negative(name, op, "split", &v)?,
+                    None => {
+                        // equal pieces, the last one smaller when the axis does not divide (opset 18)
+                        let k = s[a].div_ceil(n_out);
+                        (0..n_out).map(|j| k.min(s[a].saturating_sub(j * k))).collect()
+                    }
+                };
+                if sizes.len() != n_out || sizes.iter().sum::<usize>() != s[a] || a == 0 {
+                    return Err(OnnxError::shape(
+                        name,
+                        op,
+                        format!("pieces {sizes:?} for {n_out} outputs do not split axis {a} of {:?}", &s[1..]),
+                    ));
+                }
+                let shapes: Vec<Vec<usize>> = sizes
+                    .iter()
+                    .map(|&k| {
+                        let mut o = s.to_vec();
+                        o[a] = k;
+                        o
+                    })
+                    .collect();
+                params.insert("axis".into(), json!(a));
+                params.insert("split".into(), json!(sizes));
+                let first = shapes[0].clone();
+                self.splits.insert(i, shapes);
+                (NodeKind::Unsupported(JUNCTION_WHY.into()), Some(first))
+            }
+            "ReduceMean" => {
+                let axes: Option<Vec<i64>> = if self.model.opset >= 18 {
+                    match node.input(1) {
+                        Some(_) => Some(self.const_input(node, 1, "axes")?.to_i64()),
+                        None => None,
+                    }
+                } else {
+                    node.ints("axes").map(<[i64]>::to_vec)
+                };
+                let r = s.len();
+                let mut axes: Vec<usize> = match axes.filter(|a| !a.is_empty()) {
+                    Some(a) => a.iter().map(|&x| fold::axis(node, x, r)).collect::<Result<_, _>>()?,
+                    None if node.int("noop_with_empty_axes").unwrap_or(0) != 0 => vec![],
+                    None => (0..r).collect(),
+                };
+                axes.sort_unstable();
+                axes.dedup();
+                if axes.contains(&0) {
+                    return Ok(unsupported("it averages over the batch axis 0"));
+                }
+                let keep = node.int("keepdims").unwrap_or(1) != 0;
+                let out: Vec<usize> = (0..r)
+                    .filter_map(|d| match (axes.contains(&d), keep) {
+                        (false, _) => Some(s[d]),
+                        (true, true) => Some(1),
+                        (true, false) => None,
+                    })
+                    .collect();
+                params.insert("axes".into(), json!(axes));
+                self.reduce_axes.insert(i, axes);
+                (NodeKind::Affine, Some(out))
+            }
             op if NONLINEARITIES.contains(&op) => (NodeKind::Nonlinearity, Some(s.to_vec())),
             _ => unsupported("convmat has no affine form for this op and does not know it as a nonlinearity"),
         })
     }
 }
+
+/// Why a rearrangement of a computed tensor is not part of a chain.
+const JUNCTION_WHY: &str = "a junction of the graph (a rearrangement of a computed tensor): `convmat run` and the `graph` of `convmat export` take it; a chain of layers does not";
 
 /// Why a Slice of an activation is not read on its own.
 const SLICE_WHY: &str =

@@ -156,19 +156,27 @@ impl ConvParts {
                             .saturating_mul(s[2 + d] - 1)
                             .saturating_add(output_padding[d])
                             .saturating_add(eff);
-                        let total = full.checked_sub(t[d]).ok_or_else(|| {
-                            OnnxError::attr(
+                        // the spec's total padding, negative when output_shape asks for more than the
+                        // full output (zeros beyond it): split with floor division as the spec's reference
+                        let total = full as i64 - t[d] as i64;
+                        let half = total.div_euclid(2);
+                        let (b, e) = if upper { (half, total - half) } else { (total - half, half) };
+                        if b < 0 {
+                            return Err(OnnxError::attr(
                                 name,
                                 op,
                                 "output_shape",
                                 format!("{t:?}"),
-                                format!("dimension {d} can be at most {full} for this input, kernel, stride and output_padding"),
-                            )
-                        })?;
-                        let (b, e) =
-                            if upper { (total / 2, total - total / 2) } else { (total - total / 2, total / 2) };
-                        begin[d] = b;
-                        end[d] = e;
+                                format!("dimension {d} would need {} zero rows before the full output (negative begin padding), which convmat cannot express; at most {full} fits without it", -b),
+                            ));
+                        }
+                        begin[d] = b as usize;
+                        if e < 0 {
+                            // zeros after the full output: PyTorch's output_padding
+                            output_padding[d] += (-e) as usize;
+                        } else {
+                            end[d] = e as usize;
+                        }
                     }
                     Padding::Explicit { begin, end }
                 }

@@ -40,6 +40,7 @@ mod error;
 mod fold;
 mod graph;
 mod layers;
+mod network;
 mod node;
 mod norms;
 pub mod proto;
@@ -48,6 +49,7 @@ mod tensor;
 pub use blocks::{write_block, Activation, AffineLayer, AffineLayers, BlockOptions, Csr, ExportedBlock};
 pub use error::OnnxError;
 pub use graph::{InputInfo, Model, NodeInfo, NodeKind, Summary, AFFINE_OPS, IDENTITIES, NONLINEARITIES};
+pub use network::Network;
 pub use norms::{is_one_lipschitz, BlockNorm, NetworkNorms};
 pub use tensor::{Tensor, Values};
 

@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use convmat_matrix::MatrixFormat;
+use convmat_net::{Precision, Run, Tensor};
 use convmat_onnx::{AffineLayer, BlockOptions, Csr, Model, OnnxError};
 use convmat_shape::Padding;
-use numpy::IntoPyArray;
+use numpy::{IntoPyArray, PyReadonlyArrayDyn};
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
 
@@ -240,5 +241,59 @@ impl OnnxModel {
             let blocks = self.model.export(&out_dir, input_shape.as_deref(), &opts).map_err(onnx_msg)?;
             serde_json::to_string(&blocks).map_err(msg)
         })
+    }
+
+    /// The model as a graph of blocks, junctions and nonlinearities: the records of `manifest.json`'s
+    /// `graph` list (without files), as JSON text.
+    #[pyo3(signature = (input_shape, fold_batchnorm))]
+    fn graph(&self, py: Python<'_>, input_shape: Option<Vec<usize>>, fold_batchnorm: bool) -> PyResult<String> {
+        let opts = BlockOptions::default().fold_batchnorm(fold_batchnorm);
+        heavy(py, || {
+            let network = self.model.network(input_shape.as_deref(), &opts).map_err(onnx_msg)?;
+            serde_json::to_string(&network.graph_records()).map_err(msg)
+        })
+    }
+
+    /// The model run on `x` (`(N, *sample)` or one sample) in `dtype` (`float32` / `float64`), every
+    /// block through convmat's operator: `(output, trace)` with `trace` a list of
+    /// `(tensor, node, op, array)` in graph order (empty unless `trace`).
+    #[pyo3(signature = (x, trace, dtype))]
+    fn run(&self, py: Python<'_>, x: PyReadonlyArrayDyn<'_, f64>, trace: bool, dtype: &str) -> PyResult<Py<PyAny>> {
+        let precision: Precision = dtype.parse().map_err(crate::error)?;
+        let x = x.as_array();
+        let shape = x.shape().to_vec();
+        let data: Vec<f64> = x.iter().copied().collect();
+        fn finish<T: convmat_matrix::Float + numpy::Element>(
+            py: Python<'_>,
+            run: Run<T>,
+            batched: bool,
+        ) -> PyResult<Py<PyAny>> {
+            let array = |t: Tensor<T>, drop_batch: bool| -> PyResult<Py<PyAny>> {
+                let shape = if drop_batch { t.shape[1..].to_vec() } else { t.shape.clone() };
+                let a = ndarray::ArrayD::from_shape_vec(shape, t.data).map_err(|e| crate::error(e.to_string()))?;
+                a.into_pyarray(py).into_py_any(py)
+            };
+            let y = run.outputs.into_iter().next().ok_or_else(|| crate::error("the graph has no output"))?;
+            let mut traced = Vec::with_capacity(run.trace.len());
+            for t in run.trace {
+                traced.push((t.tensor, t.node, t.op, array(t.value, false)?).into_py_any(py)?);
+            }
+            (array(y, !batched)?, traced).into_py_any(py)
+        }
+        let model = &self.model;
+        let batched = model.sample_shape(&shape) != shape;
+        let opts = BlockOptions::default();
+        match precision {
+            Precision::Float32 => {
+                let input = Tensor::new(shape, data.iter().map(|&v| v as f32).collect());
+                let run = heavy(py, || model.run(input, &opts, trace).map_err(onnx_msg))?;
+                finish(py, run, batched)
+            }
+            _ => {
+                let input = Tensor::new(shape, data);
+                let run = heavy(py, || model.run(input, &opts, trace).map_err(onnx_msg))?;
+                finish(py, run, batched)
+            }
+        }
     }
 }

@@ -61,7 +61,7 @@ import numpy as np
 from . import _native
 from ._native import ConvmatError
 
-__all__ = ["Activation", "AffineLayer", "ConvNode", "Input", "Model", "Node", "load"]
+__all__ = ["Activation", "AffineLayer", "ConvNode", "GraphNode", "Input", "Model", "Node", "load"]
 
 
 def _tuple(shape: Optional[Sequence[int]]) -> Optional[Tuple[int, ...]]:
@@ -91,6 +91,30 @@ class Node(NamedTuple):
     (``affine``, ``identity``, ``nonlinearity``, ``constant``, ``unsupported``), ``folded_into``, ..."""
     affine: bool
     """Whether convmat builds its matrix (alone or folded into a neighbour)."""
+
+
+class GraphNode(NamedTuple):
+    """One node of the model as a graph of exact blocks (``manifest.json``'s ``graph`` list)."""
+
+    name: str
+    op: str
+    """The op as the model writes it (``Conv``, ``Add``, ``Clip``, ...)."""
+    kind: str
+    """``block`` (an exact affine map of one tensor), ``junction`` (Add / Sub of two computed tensors,
+    Concat, Split, Slice, Transpose, reshapes) or ``nonlinearity`` (by ONNX semantics)."""
+    inputs: List[str]
+    """The computed tensors it reads."""
+    outputs: List[str]
+    """The tensors it writes."""
+    output_shapes: List[Tuple[int, ...]]
+    """One sample's shape of each output."""
+    file: Optional[str]
+    """The block's ``.npz`` file in an export (None here)."""
+    folded: List[str]
+    """Nodes folded into it (a block's BatchNorm, a Pad before a Conv)."""
+    params: Dict[str, Any]
+    """The model's attributes and the typed parameters evaluation reads (``junction`` / ``nonlinearity``
+    naming the op, ``axis``, ``perm``, ``sizes``, ``min``, ``max``, ``scale``, ``bias``, ...)."""
 
 
 class Activation(NamedTuple):
@@ -338,6 +362,71 @@ class Model:
                 _bool("fold_batchnorm", fold_batchnorm),
             )
         )
+
+    @property
+    def graph(self) -> List[GraphNode]:
+        """The model as a graph of exact blocks, junctions and nonlinearities, in topological order:
+        the records of ``convmat export``'s ``manifest.json`` ``graph`` list (without files).
+
+        Raises
+        ------
+        ConvmatError
+            An op convmat cannot represent, named with its node and the reason.
+
+        Examples
+        --------
+        >>> import convmat.onnx
+        >>> [(n.op, n.kind) for n in convmat.onnx.load("cnn.onnx").graph][:3]
+        [('Conv', 'block'), ('Relu', 'nonlinearity'), ('MaxPool', 'nonlinearity')]
+        """
+        records = json.loads(self._native.graph(None if self.input_shape is None else list(self.input_shape), True))
+        return [
+            GraphNode(r["name"], r["op"], r["kind"], r["inputs"], r["outputs"],
+                      [tuple(s) for s in r["output_shapes"]], r["file"], r["folded"], r["params"])
+            for r in records
+        ]
+
+    def run(self, x: Any, trace: bool = False, dtype: str = "float32") -> Any:
+        """The model evaluated on ``x`` through its exact blocks (``convmat run``).
+
+        Every block (Conv, Gemm, pools, BatchNorm folded) is applied through convmat's operator, every
+        junction and nonlinearity by ONNX semantics.
+
+        Parameters
+        ----------
+        x : array_like
+            A batch ``(N, *sample)`` or one sample ``(*sample)``.
+        trace : bool
+            Also return every tensor the nodes write, in graph order.
+        dtype : {"float32", "float64"}
+            The precision of the run (float32: onnxruntime's).
+
+        Returns
+        -------
+        numpy.ndarray or (numpy.ndarray, dict)
+            The output (without a batch dimension when ``x`` had none); with ``trace=True`` also a
+            ``dict`` (in graph order) from tensor name to array (batch first).
+
+        Raises
+        ------
+        ConvmatError
+            An input of the wrong shape; an op convmat cannot represent.
+
+        Examples
+        --------
+        >>> import numpy as np, convmat.onnx
+        >>> model = convmat.onnx.load("cnn.onnx")
+        >>> y, tensors = model.run(np.ones((2, 1, 12, 12)), trace=True)
+        >>> y.shape, y.dtype, list(tensors)[0]
+        ((2, 10), dtype('float32'), '/conv1/Conv_output_0')
+        """
+        arr = np.asarray(getattr(x, "detach", lambda: x)(), dtype=np.float64)
+        if not isinstance(dtype, str):
+            raise ConvmatError(f"invalid dtype {dtype!r}: expected 'float32' or 'float64'")
+        y, traced = self._native.run(arr, _bool("trace", trace), dtype)
+        if not trace:
+            return y
+        return y, {name: value for name, _node, _op, value in traced}
 
     def norms(self, tol: float = 1e-6) -> "convmat.NetworkNorms":
         """Every affine block's certified spectral norm and their product (AutoLip): exactly

@@ -25,6 +25,17 @@ class Node(NamedTuple):
     params: Dict[str, Any]
     affine: bool
 
+class GraphNode(NamedTuple):
+    name: str
+    op: str
+    kind: Literal["block", "junction", "nonlinearity"]
+    inputs: List[str]
+    outputs: List[str]
+    output_shapes: List[Tuple[int, ...]]
+    file: Optional[str]
+    folded: List[str]
+    params: Dict[str, Any]
+
 class Activation(NamedTuple):
     name: str
     op: str
@@ -59,5 +70,10 @@ class Model:
     def conv_layer(self, node_name: str) -> ConvNode: ...
     def export(self, out_dir: _Path, fold_batchnorm: bool = True) -> List[Dict[str, Any]]: ...
     def norms(self, tol: float = 1e-6) -> NetworkNorms: ...
+    @property
+    def graph(self) -> List[GraphNode]: ...
+    def run(
+        self, x: Any, trace: bool = False, dtype: Literal["float32", "float64"] = "float32"
+    ) -> Union[npt.NDArray[Any], Tuple[npt.NDArray[Any], Dict[str, npt.NDArray[Any]]]]: ...
 
 def load(path: _Path, input_shape: Optional[Sequence[int]] = None) -> Model: ...

@@ -40,6 +40,7 @@ mod error;
 mod fold;
 mod graph;
 mod layers;
+mod lower;
 mod node;
 mod norms;
 pub mod proto;
@@ -47,6 +48,7 @@ mod tensor;
 
 pub use blocks::{write_block, Activation, AffineLayer, AffineLayers, BlockOptions, Csr, ExportedBlock};
 pub use error::OnnxError;
+pub use lower::{Form, FormError, LowerOptions, LowerReport, Lowered, LoweredBlock};
 pub use graph::{InputInfo, Model, NodeInfo, NodeKind, Summary, AFFINE_OPS, IDENTITIES, NONLINEARITIES};
 pub use norms::{is_one_lipschitz, BlockNorm, NetworkNorms};
 pub use tensor::{Tensor, Values};

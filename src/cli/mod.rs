@@ -10,6 +10,7 @@ mod check;
 mod demo;
 mod export;
 mod layer;
+mod lower;
 mod onnx;
 mod shape;
 mod spy;
@@ -31,6 +32,7 @@ enum Command {
     Check(check::CheckArgs),
     Demo(demo::DemoArgs),
     Export(export::ExportArgs),
+    Lower(lower::LowerArgs),
     Onnx(onnx::OnnxArgs),
     Shape(shape::ShapeArgs),
     Spy(spy::SpyArgs),
@@ -57,6 +59,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check(a) => check::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Export(a) => export::run(a),
+        Command::Lower(a) => lower::run(a),
         Command::Onnx(a) => onnx::run(a),
         Command::Shape(a) => shape::run(a),
         Command::Spy(a) => spy::run(a),

@@ -148,7 +148,7 @@ def write(out):
     print(f"wrote {len(cases)} cases to {out}")
 
 
-def check(convmat, golden="crates/onnx/tests/golden/lower"):
+def check(convmat, golden=os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../crates/onnx/tests/golden/lower")):
     meta = json.load(open(os.path.join(golden, "lower.json")))
     rng = np.random.default_rng(1000)
     with tempfile.TemporaryDirectory() as tmp:

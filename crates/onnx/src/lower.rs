@@ -203,7 +203,12 @@ enum Part {
 
 impl Streamed {
     fn header(&self) -> TensorProto {
-        TensorProto { dims: self.dims.clone(), data_type: data_type::FLOAT, name: self.name.clone(), ..Default::default() }
+        TensorProto {
+            dims: self.dims.clone(),
+            data_type: data_type::FLOAT,
+            name: self.name.clone(),
+            ..Default::default()
+        }
     }
 
     fn raw_len(&self) -> u64 {
@@ -230,8 +235,9 @@ impl Model {
         let layers = self.affine_layers(input_shape, &BlockOptions::default())?;
         let outlines = layers.outlines();
         let summary = self.summary(input_shape)?;
-        let input = summary.inputs.first().ok_or_else(|| {
-            OnnxError::Format { path: self.path().into(), reason: "the graph has no input to lower".into() }
+        let input = summary.inputs.first().ok_or_else(|| OnnxError::Format {
+            path: self.path().into(),
+            reason: "the graph has no input to lower".into(),
         })?;
         if outlines.is_empty() {
             return Err(OnnxError::unsupported(

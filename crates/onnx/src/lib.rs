@@ -14,6 +14,8 @@
 //! - [`Model::affine_layers`] and [`Model::export`] cut the model into affine blocks (BatchNormalization
 //!   folded into the Conv / ConvTranspose / Gemm before it, constant Add / Sub / Mul / Div folded too),
 //!   separated by the nonlinearities that follow each, one block in memory at a time.
+//! - [`Model::lower`] rewrites the model for MILP encoders and verifiers: every block one dense `Gemm`
+//!   (or `MatMul` + `Add`), the nonlinearities kept, the input flat, streamed into one `.onnx` file.
 //!
 //! Shapes are of one sample (`C, H, W`): the batch dimension is taken as 1 and dropped. Flattening is
 //! row-major (NCHW), as `torch.flatten` and ONNX `Flatten` order it.

@@ -10,6 +10,7 @@ mod check;
 mod demo;
 mod export;
 mod layer;
+mod lower;
 mod onnx;
 mod range;
 mod run;
@@ -34,6 +35,7 @@ enum Command {
     Check(check::CheckArgs),
     Demo(demo::DemoArgs),
     Export(export::ExportArgs),
+    Lower(lower::LowerArgs),
     Onnx(onnx::OnnxArgs),
     Range(range::RangeArgs),
     Run(run::RunArgs),
@@ -62,6 +64,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check(a) => check::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Export(a) => export::run(a),
+        Command::Lower(a) => lower::run(a),
         Command::Onnx(a) => onnx::run(a),
         Command::Range(a) => range::run(a),
         Command::Run(a) => run::run(a),

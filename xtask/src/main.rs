@@ -85,8 +85,20 @@ fn run(what: &str, cmd: &mut Command) -> Result<()> {
 }
 
 /// The Python packages the tests need, from the package index (never torch: too large for CI).
-/// `dask[distributed]` (`convmat[dask]`'s extra) installs in about 11 s.
-const PYTHON_TEST_DEPS: &[&str] = &["numpy", "scipy", "pytest", "hypothesis", "maturin>=1.9,<2", "dask[distributed]"];
+/// `dask[distributed]` (`convmat[dask]`'s extra) installs in about 11 s; `onnx`, `omlt==1.2.2`, `pyomo` and
+/// `highspy` (test_lower.py's MILP proofs, about 25 s of tests) in about 17 s.
+const PYTHON_TEST_DEPS: &[&str] = &[
+    "numpy",
+    "scipy",
+    "pytest",
+    "hypothesis",
+    "maturin>=1.9,<2",
+    "dask[distributed]",
+    "onnx",
+    "omlt==1.2.2",
+    "pyomo",
+    "highspy",
+];
 
 fn test() -> Result<()> {
     let root = root();

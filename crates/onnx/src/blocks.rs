@@ -105,6 +105,11 @@ impl AffineLayers<'_> {
     pub fn is_empty(&self) -> bool {
         self.plans.is_empty()
     }
+    /// Every block's name, op, nodes, shapes and activations, in order, without building any matrix
+    /// (`matrix` and `bias` empty): what a writer sizes its output by before the first block is built.
+    pub fn outlines(&self) -> Vec<AffineLayer> {
+        self.plans.iter().map(|p| describe(&self.analysis, p)).collect()
+    }
 }
 
 impl Iterator for AffineLayers<'_> {

@@ -14,6 +14,8 @@
 //! - [`Model::affine_layers`] and [`Model::export`] cut the model into affine blocks (BatchNormalization
 //!   folded into the Conv / ConvTranspose / Gemm before it, constant Add / Sub / Mul / Div folded too),
 //!   separated by the nonlinearities that follow each, one block in memory at a time.
+//! - [`Model::lower`] rewrites the model for MILP encoders and verifiers: every block one dense `Gemm`
+//!   (or `MatMul` + `Add`), the nonlinearities kept, the input flat, streamed into one `.onnx` file.
 //!
 //! Shapes are of one sample (`C, H, W`): the batch dimension is taken as 1 and dropped. Flattening is
 //! row-major (NCHW), as `torch.flatten` and ONNX `Flatten` order it.
@@ -41,6 +43,7 @@ mod fold;
 mod graph;
 mod layers;
 mod network;
+mod lower;
 mod node;
 mod norms;
 pub mod proto;
@@ -50,6 +53,7 @@ pub use blocks::{write_block, Activation, AffineLayer, AffineLayers, BlockOption
 pub use error::OnnxError;
 pub use graph::{InputInfo, Model, NodeInfo, NodeKind, Summary, AFFINE_OPS, IDENTITIES, NONLINEARITIES};
 pub use network::Network;
+pub use lower::{Form, FormError, LowerOptions, LowerReport, Lowered, LoweredBlock};
 pub use norms::{is_one_lipschitz, BlockNorm, NetworkNorms};
 pub use tensor::{Tensor, Values};
 

@@ -88,3 +88,11 @@ class OnnxModel:
     def run(
         self, x: npt.NDArray[np.float64], trace: bool, dtype: str
     ) -> Tuple[Any, List[Tuple[str, str, str, Any]]]: ...
+    def lower(
+        self,
+        out_path: str,
+        input_shape: Optional[List[int]],
+        form: str,
+        max_dense_bytes: Optional[int],
+        keep_input_shape: bool,
+    ) -> str: ...

@@ -496,3 +496,67 @@ def load(path: Union[str, "os.PathLike[str]"], input_shape: Optional[Sequence[in
     shape = _input_shape(input_shape)
     native = _native.OnnxModel(_path("path", path))
     return Model(native, shape)
+
+
+def _lower(
+    self: Model,
+    out_path: Union[str, "os.PathLike[str]"],
+    form: str = "gemm",
+    max_dense_bytes: Optional[int] = None,
+    keep_input_shape: bool = False,
+) -> Dict[str, Any]:
+    """Writes the model lowered for MILP encoders and verifiers: ``convmat lower MODEL.onnx -o out_path``.
+
+    Every affine block (Conv, ConvTranspose, linear pools, Gemm, MatMul; BatchNorm and Pad folded) becomes
+    one dense ``Gemm`` (``alpha=1, beta=1, transA=0, transB=1`` written explicitly) or, with
+    ``form="matmul"``, ``MatMul`` + ``Add``; the nonlinearities stay the ONNX ops they were; the graph
+    input keeps its name and is flat, ``[N, C*H*W]`` in row-major order (``keep_input_shape=True``: the
+    original shape behind a leading ``Flatten``). Weights are float32; blocks are built and written one
+    at a time into a temporary file renamed over ``out_path`` on success.
+
+    Parameters
+    ----------
+    out_path : str or os.PathLike
+        The ``.onnx`` file to write.
+    form : {"gemm", "matmul"}
+    max_dense_bytes : int, optional
+        Refuse models whose dense weights take more bytes (default: the memory available).
+    keep_input_shape : bool
+
+    Returns
+    -------
+    dict
+        ``{"model", "output", "blocks": [{"name", "op", "rows", "cols", "bytes"}], "bytes"}``: ``convmat
+        lower --json`` without its ``seconds``.
+
+    Raises
+    ------
+    ConvmatError
+        An op convmat cannot represent (named with its node), dense weights over ``max_dense_bytes``
+        (naming the largest block), ``out_path`` a directory.
+
+    Examples
+    --------
+    >>> import convmat.onnx
+    >>> r = convmat.onnx.load("cnn.onnx").lower("cnn_gemm.onnx")
+    >>> [(b["op"], b["rows"], b["cols"]) for b in r["blocks"]][:2]
+    [('Conv', 576, 144), ('Conv', 54, 144)]
+    """
+    if not isinstance(form, str):
+        raise ConvmatError(f"invalid form {form!r}: expected 'gemm' or 'matmul'")
+    if max_dense_bytes is not None and (
+        isinstance(max_dense_bytes, bool) or not isinstance(max_dense_bytes, int) or max_dense_bytes < 0
+    ):
+        raise ConvmatError(f"invalid max_dense_bytes {max_dense_bytes!r}: expected a number of bytes >= 0, or None")
+    return json.loads(
+        self._native.lower(
+            _path("out_path", out_path),
+            None if self.input_shape is None else list(self.input_shape),
+            form,
+            max_dense_bytes,
+            _bool("keep_input_shape", keep_input_shape),
+        )
+    )
+
+
+Model.lower = _lower  # type: ignore[attr-defined]

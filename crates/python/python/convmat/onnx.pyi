@@ -75,5 +75,12 @@ class Model:
     def run(
         self, x: Any, trace: bool = False, dtype: Literal["float32", "float64"] = "float32"
     ) -> Union[npt.NDArray[Any], Tuple[npt.NDArray[Any], Dict[str, npt.NDArray[Any]]]]: ...
+    def lower(
+        self,
+        out_path: _Path,
+        form: Literal["gemm", "matmul"] = "gemm",
+        max_dense_bytes: Optional[int] = None,
+        keep_input_shape: bool = False,
+    ) -> Dict[str, Any]: ...
 
 def load(path: _Path, input_shape: Optional[Sequence[int]] = None) -> Model: ...

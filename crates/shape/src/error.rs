@@ -167,7 +167,7 @@ pub enum ShapeError {
         got: Vec<usize>,
     },
     /// An input sample whose channel count is not the layer's.
-    #[error("input shape {input:?} has {got} channels but the layer takes {expected} (weight shape {weight:?})")]
+    #[error("input shape {input:?} has {got} channels but the layer takes {expected} (weight shape {weight:?}){hint}")]
     Channels {
         /// The input sample shape `(C, *spatial)`.
         input: Vec<usize>,
@@ -177,6 +177,33 @@ pub enum ShapeError {
         expected: usize,
         /// The weight's shape.
         weight: Vec<usize>,
+        /// Empty, or `; ` and the reading of the weight that fits (transposed or not, TensorFlow's layout).
+        hint: String,
+    },
+    /// An input shape that is not one sample's `(C, *spatial)`: no channels, or a batch dimension.
+    #[error(
+        "input shape {input:?} has {} spatial dims (a {}-d convolution's weight has {} dims) but weight shape \
+         {weight:?} is a {}-d convolution's: the input shape {problem}; it is (C, *spatial) of one sample, so \
+         probably {meant:?}",
+        input.len().saturating_sub(1), input.len().saturating_sub(1), input.len() + 1, weight.len().saturating_sub(2)
+    )]
+    InputLayout {
+        /// The input shape given.
+        input: Vec<usize>,
+        /// The weight's shape.
+        weight: Vec<usize>,
+        /// `lacks the channel dimension` or `includes the batch dimension`.
+        problem: &'static str,
+        /// The input shape probably meant.
+        meant: Vec<usize>,
+    },
+    /// An error whose cause is probably a weight read in the wrong layout.
+    #[error("{error}; {hint}")]
+    Misread {
+        /// The error the reading asked for gives.
+        error: Box<ShapeError>,
+        /// The reading that fits, and how to get it.
+        hint: String,
     },
     /// A `Linear` whose `in_features` does not match the size reaching it.
     #[error("in_features is {got} but {expected} features reach it; write Linear({expected}, ...)")]

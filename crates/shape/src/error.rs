@@ -178,7 +178,7 @@ pub enum ShapeError {
         /// The weight's shape.
         weight: Vec<usize>,
         /// Empty, or `; ` and the reading of the weight that fits (transposed or not, TensorFlow's layout).
-        hint: String,
+        hint: Box<str>,
     },
     /// An input shape that is not one sample's `(C, *spatial)`: no channels, or a batch dimension.
     #[error(
@@ -195,7 +195,7 @@ pub enum ShapeError {
         /// `lacks the channel dimension` or `includes the batch dimension`.
         problem: &'static str,
         /// The input shape probably meant.
-        meant: Vec<usize>,
+        meant: Box<[usize]>,
     },
     /// An error whose cause is probably a weight read in the wrong layout.
     #[error("{error}; {hint}")]

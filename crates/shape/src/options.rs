@@ -211,7 +211,11 @@ impl LayerOptions {
                 got: input_shape[0],
                 expected: spec.in_channels(),
                 weight: weight_shape.to_vec(),
-                hint: self.other_reading(weight_shape, input_shape).map(|h| format!("; {h}")).unwrap_or_default(),
+                hint: self
+                    .other_reading(weight_shape, input_shape)
+                    .map(|h| format!("; {h}"))
+                    .unwrap_or_default()
+                    .into(),
             });
         }
         Geometry::new(&spec, &input_shape[1..]).map_err(|error| {
@@ -286,12 +290,12 @@ impl LayerOptions {
             input: input_shape.to_vec(),
             weight: weight_shape.to_vec(),
             problem,
-            meant,
+            meant: meant.into(),
         };
         if (3..=MAX_RANK + 2).contains(&weight_shape.len()) {
             let in_channels = if self.transposed { weight_shape[0] } else { weight_shape[1] * self.groups };
             if input_shape.len() + 2 == weight_shape.len() {
-                let meant = [in_channels].iter().chain(input_shape).copied().collect();
+                let meant = [in_channels].iter().chain(input_shape).copied().collect::<Vec<_>>();
                 return Err(layout("lacks the channel dimension", meant));
             }
             // (N, C, *spatial): the layer's channels second
@@ -356,14 +360,14 @@ mod tests {
     fn an_input_shape_that_is_not_one_sample_says_what_was_meant() {
         let o = LayerOptions::new();
         let e = o.geometry(&[16, 3, 3, 3], None, &[32, 32]).unwrap_err();
-        assert!(matches!(&e, ShapeError::InputLayout { meant, .. } if meant == &[3, 32, 32]), "{e}");
+        assert!(matches!(&e, ShapeError::InputLayout { meant, .. } if **meant == [3, 32, 32]), "{e}");
         assert!(e.to_string().contains("lacks the channel dimension"), "{e}");
         let e = o.geometry(&[16, 3, 3, 3], None, &[1, 3, 32, 32]).unwrap_err();
-        assert!(matches!(&e, ShapeError::InputLayout { meant, .. } if meant == &[3, 32, 32]), "{e}");
+        assert!(matches!(&e, ShapeError::InputLayout { meant, .. } if **meant == [3, 32, 32]), "{e}");
         // transposed: the input channels are the weight's first dim
         let t = o.clone().with_transposed(true);
         let e = t.geometry(&[3, 16, 3, 3], None, &[8, 8]).unwrap_err();
-        assert!(matches!(&e, ShapeError::InputLayout { meant, .. } if meant == &[3, 8, 8]), "{e}");
+        assert!(matches!(&e, ShapeError::InputLayout { meant, .. } if **meant == [3, 8, 8]), "{e}");
         // a 3-d input whose second size is not the channels is not read as a batch
         let e = o.geometry(&[4, 3, 3], None, &[5, 7, 6]).unwrap_err();
         assert!(matches!(e, ShapeError::Invalid { .. }), "{e}");

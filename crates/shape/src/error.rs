@@ -167,7 +167,7 @@ pub enum ShapeError {
         got: Vec<usize>,
     },
     /// An input sample whose channel count is not the layer's.
-    #[error("input shape {input:?} has {got} channels but the layer takes {expected} (weight shape {weight:?}){hint}")]
+    #[error("input shape {input:?} has {got} channels but the layer takes {expected} (weight shape {weight:?})")]
     Channels {
         /// The input sample shape `(C, *spatial)`.
         input: Vec<usize>,
@@ -177,8 +177,6 @@ pub enum ShapeError {
         expected: usize,
         /// The weight's shape.
         weight: Vec<usize>,
-        /// Empty, or `; ` and the reading of the weight that fits (transposed or not, TensorFlow's layout).
-        hint: Box<str>,
     },
     /// An input shape that is not one sample's `(C, *spatial)`: no channels, or a batch dimension.
     #[error(
@@ -189,15 +187,16 @@ pub enum ShapeError {
     )]
     InputLayout {
         /// The input shape given.
-        input: Vec<usize>,
+        input: Box<[usize]>,
         /// The weight's shape.
-        weight: Vec<usize>,
+        weight: Box<[usize]>,
         /// `lacks the channel dimension` or `includes the batch dimension`.
         problem: &'static str,
         /// The input shape probably meant.
         meant: Box<[usize]>,
     },
-    /// An error whose cause is probably a weight read in the wrong layout.
+    /// An error whose cause is probably a weight read in the wrong layout (channels only the transposed,
+    /// plain or TensorFlow reading fits, a kernel larger than the input): the reading that fits.
     #[error("{error}; {hint}")]
     Misread {
         /// The error the reading asked for gives.

@@ -206,16 +206,15 @@ impl LayerOptions {
         }
         let spec = spec.with_bias(bias_len.is_some());
         if input_shape[0] != spec.in_channels() {
-            return Err(ShapeError::Channels {
+            let error = ShapeError::Channels {
                 input: input_shape.to_vec(),
                 got: input_shape[0],
                 expected: spec.in_channels(),
                 weight: weight_shape.to_vec(),
-                hint: self
-                    .other_reading(weight_shape, input_shape)
-                    .map(|h| format!("; {h}"))
-                    .unwrap_or_default()
-                    .into(),
+            };
+            return Err(match self.other_reading(weight_shape, input_shape) {
+                Some(hint) => ShapeError::Misread { error: Box::new(error), hint },
+                None => error,
             });
         }
         Geometry::new(&spec, &input_shape[1..]).map_err(|error| {
@@ -287,8 +286,8 @@ impl LayerOptions {
     /// with no channels or with a batch dimension is named as such, with the shape probably meant.
     fn check_input_rank(&self, weight_shape: &[usize], input_shape: &[usize]) -> Result<(), ShapeError> {
         let layout = |problem: &'static str, meant: Vec<usize>| ShapeError::InputLayout {
-            input: input_shape.to_vec(),
-            weight: weight_shape.to_vec(),
+            input: input_shape.into(),
+            weight: weight_shape.into(),
             problem,
             meant: meant.into(),
         };

@@ -1,4 +1,4 @@
-//! The layers of `../shared/peers/bench_peers.py`, built by convmat: the Rust side of the side-by-side
+//! The layers of `xtask/oracle/peers/bench_peers.py`, built by convmat: the Rust side of the side-by-side
 //! table that `cargo xtask bench-peers` prints (CSR f32 with u32 indices; dense f32 for the small one).
 
 use std::hint::black_box;

@@ -8,9 +8,13 @@
 //!   fixed-point convolution;
 //! - [`spectrum`] (`convmat-spectrum`): exact FFT spectra, Lanczos top-k and norms, dense SVD;
 //! - [`io`] (`convmat-io`): npy/npz/safetensors in, npy/SciPy npz/Matrix Market out, atomic writes;
-//! - [`onnx`] (`convmat-onnx`): ONNX models read in pure Rust, nodes mapped to layers, affine blocks exported.
+//! - [`onnx`] (`convmat-onnx`): ONNX models read in pure Rust, nodes mapped to layers, affine blocks exported;
+//! - [`cli`]: the `convmat` command line itself ([`cli::main`]), entered by the binary and by the Python
+//!   package's `convmat` command.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+
+pub mod cli;
 
 pub use convmat_io as io;
 pub use convmat_matrix as matrix;

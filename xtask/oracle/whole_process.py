@@ -3,6 +3,7 @@ in one run (issue 15). Runs are interleaved round by round (the convmat binaries
 rotating), so a noisy neighbour slows every contender alike; medians are printed.
 
 usage: whole_process.py PEERS_DIR CONVMAT [CONVMAT_BEFORE] [--rounds N] [--only build|apply]
+(PEERS_DIR: the repository's xtask/oracle/peers)
 
 Tasks (64->64 3x3 padding 1, seeded uniform weights in [-1, 1]):
 - build: `convmat build ... -o A.npz` (32x32 input, CSR f32, 36.2 M nnz, 290 MB) against

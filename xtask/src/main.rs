@@ -11,7 +11,7 @@
 //!   torch) and its pytest suite. `CONVMAT_PYTHON_BASE` names the interpreter that creates the venv
 //!   (default `python3`).
 //! - `cargo xtask bench-peers`: run the criterion bench `peers` and the Python peers in
-//!   `../shared/peers/` on the same layers, one after the other, and print the ratio table README shows.
+//!   `xtask/oracle/peers/` on the same layers, one after the other, and print the ratio table README shows.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -143,9 +143,9 @@ fn golden() -> Result<()> {
     let probe = Command::new(&py).args(["-c", "import torch, numpy, scipy, apytypes, safetensors"]).status();
     if !matches!(probe, Ok(s) if s.success()) {
         bail!(
-            "the oracles need PyTorch, NumPy, SciPy, apytypes and safetensors in `{py}`: create a venv outside \
-             the repo (python3 -m venv ../venv && ../venv/bin/pip install torch numpy scipy apytypes fxpmath \
-             safetensors) and run `CONVMAT_PYTHON=../venv/bin/python cargo xtask golden`"
+            "the oracles need PyTorch, NumPy, SciPy, apytypes and safetensors in `{py}`: create a venv \
+             (python3 -m venv target/oracle-venv && target/oracle-venv/bin/pip install torch numpy scipy \
+             apytypes fxpmath safetensors) and run `CONVMAT_PYTHON=target/oracle-venv/bin/python cargo xtask golden`"
         );
     }
     // orphans are removed so the directory mirrors the catalog
@@ -231,10 +231,7 @@ fn peer_seconds(py: &str, peers: &Path, builder: &str, case: &str) -> Option<(f6
 
 fn bench_peers() -> Result<()> {
     let root = root();
-    let peers = root.join("../shared/peers");
-    if !peers.join("bench_peers.py").exists() {
-        bail!("no peers at {}: the shared/ folder must sit beside the checkout", peers.display());
-    }
+    let peers = root.join("xtask/oracle/peers");
     let py = std::env::var("CONVMAT_PYTHON").unwrap_or_else(|_| "python3".into());
     let status = Command::new(env!("CARGO"))
         .args(["bench", "--bench", "peers", "--", "--noplot"])

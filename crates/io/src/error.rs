@@ -14,6 +14,18 @@ pub enum IoError {
         /// Why (shown in the message, so not chained as a source).
         error: std::io::Error,
     },
+    /// The folder a file is to be written in does not exist or is not a folder.
+    #[error("{}: the folder '{}' {problem} ({error})", path.display(), folder.display())]
+    Folder {
+        /// The file to write.
+        path: PathBuf,
+        /// Its folder.
+        folder: PathBuf,
+        /// `does not exist` or `is not a folder`.
+        problem: &'static str,
+        /// What the operating system said.
+        error: std::io::Error,
+    },
     /// The file is not what its name says (truncated, corrupt, wrong magic).
     #[error("{}: {message}", path.display())]
     Format {

@@ -7,9 +7,9 @@
 //! - Write dense arrays as `.npy`, sparse matrices as `.npz` in SciPy's `save_npz` layout (so
 //!   `scipy.sparse.load_npz` opens them) and as Matrix Market `.mtx`, streaming the data (never a
 //!   second copy in memory).
-//! - Every write is atomic ([`AtomicFile`]): a temporary file in the target directory, renamed over
-//!   the target. A failure never leaves a partial file and never clobbers an existing one; `fsync` is
-//!   opt-in ([`Durability`]).
+//! - Every write is atomic ([`AtomicFile`]): a temporary file in the target directory (on Linux an
+//!   unnamed one, so even a killed process leaves nothing behind), renamed over the target. A failure
+//!   never leaves a partial file and never clobbers an existing one; `fsync` is opt-in ([`Durability`]).
 //! - Large arrays go to the file straight from the caller's buffers with their CRC-32 computed on a
 //!   second thread ([`write_npz`], [`write_npy_slice`]): writing costs what `write(2)` costs.
 //!
@@ -26,14 +26,16 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod atomic;
 mod error;
 mod npy;
 mod npz;
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+pub use atomic::{AtomicFile, Durability};
 pub use error::IoError;
 pub use npy::{header as npy_header, read_npy, write_npy, write_npy_bytes, write_npy_slice, NpyElement};
 pub use npz::{write_npz, write_sparse_npz, Extra, NpzEntry};
@@ -201,134 +203,6 @@ pub fn read_safetensors_layer(path: &Path, layer: &str) -> Result<(Tensor, Optio
         Err(e) => return Err(e),
     };
     Ok((weight, bias))
-}
-
-/// What [`AtomicFile::commit`] guarantees once it returns.
-///
-/// Both policies write to a temporary file beside the target and rename it over the target, so an
-/// error, a panic or a killed process never leaves a partial file and never clobbers the old one.
-/// They differ in what survives a power loss or an operating-system crash.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Durability {
-    /// Rename without `fsync` (the default, as NumPy's `np.save`/`savez`, SciPy's `save_npz` and
-    /// `torch.save` do): the kernel writes the data back on its own schedule (Linux: within ~30 s).
-    /// If the machine loses power before then, the target may hold the old file, or (ext4 and most
-    /// file systems flush a file that replaces another by rename first, so mostly for a new target)
-    /// an empty or short file. Measured on this project's VM for a 290 MB matrix: `fsync` takes
-    /// 0.15-1 s, as long as everything else `convmat build` does.
-    #[default]
-    Atomic,
-    /// Also `fsync` the file before the rename and its directory after it: when
-    /// [`commit`](AtomicFile::commit) returns, the new file is on disk and survives a power loss.
-    Synced,
-}
-
-/// A file written atomically: data goes to a temporary file in the target's directory, which
-/// [`commit`](Self::commit) renames over the target (after an `fsync` with [`Durability::Synced`]).
-/// Dropped without a commit (an error, a panic), the temporary file is removed and the target is
-/// untouched.
-pub struct AtomicFile {
-    target: PathBuf,
-    temp: PathBuf,
-    writer: Option<BufWriter<File>>,
-    durability: Durability,
-}
-
-impl AtomicFile {
-    /// Starts writing `target`, with the default [`Durability::Atomic`].
-    ///
-    /// # Errors
-    /// The target's directory does not exist or is not writable.
-    pub fn create(target: &Path) -> Result<Self, IoError> {
-        Self::create_with(target, Durability::default())
-    }
-
-    /// Starts writing `target` with the given durability.
-    ///
-    /// # Errors
-    /// The target's directory does not exist or is not writable.
-    pub fn create_with(target: &Path, durability: Durability) -> Result<Self, IoError> {
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if target.is_dir() {
-            return Err(IoError::format(target, "is a directory; give a file name"));
-        }
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        for attempt in 0..100u32 {
-            let temp = dir.join(format!(".{name}.convmat-{}-{attempt}.tmp", std::process::id()));
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&temp) {
-                Ok(f) => {
-                    return Ok(Self {
-                        target: target.to_path_buf(),
-                        temp,
-                        writer: Some(BufWriter::with_capacity(1 << 20, f)),
-                        durability,
-                    })
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(IoError::os(target, e)),
-            }
-        }
-        Err(IoError::format(target, "could not create a temporary file beside it"))
-    }
-
-    /// The writer (buffered; writes of 1 MiB or more go straight to the file).
-    pub fn writer(&mut self) -> &mut BufWriter<File> {
-        self.writer.as_mut().expect("not committed yet")
-    }
-
-    /// Runs a writer such as [`write_npy`] or [`write_sparse_npz`] on this file, naming the target in
-    /// any error it returns.
-    ///
-    /// # Errors
-    /// The writer's, as [`IoError::Os`] with the target's path.
-    pub fn write<R>(&mut self, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<R>) -> Result<R, IoError> {
-        let target = self.target.clone();
-        f(self.writer()).map_err(|e| IoError::os(&target, e))
-    }
-
-    /// Flushes the temporary file (and fsyncs it, with [`Durability::Synced`]) and renames it over the
-    /// target.
-    ///
-    /// # Errors
-    /// Any of those steps (the temporary file is then removed).
-    pub fn commit(mut self) -> Result<(), IoError> {
-        let w = self.writer.take().expect("committed once");
-        let result = self.finish(w);
-        if result.is_err() {
-            let _ = std::fs::remove_file(&self.temp);
-        }
-        result
-    }
-
-    fn finish(&self, w: BufWriter<File>) -> Result<(), IoError> {
-        let f = w.into_inner().map_err(|e| IoError::os(&self.target, e.into_error()))?;
-        if self.durability == Durability::Synced {
-            f.sync_all().map_err(|e| IoError::os(&self.target, e))?;
-        }
-        drop(f);
-        std::fs::rename(&self.temp, &self.target).map_err(|e| IoError::os(&self.target, e))?;
-        if self.durability == Durability::Synced {
-            if let Some(dir) = self.target.parent().filter(|p| !p.as_os_str().is_empty()) {
-                // make the rename itself durable; not all platforms allow opening a directory
-                if let Ok(d) = File::open(dir) {
-                    let _ = d.sync_all();
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if self.writer.take().is_some() {
-            let _ = std::fs::remove_file(&self.temp);
-        }
-    }
 }
 
 /// How a compressed sparse matrix is stored: by rows or by columns.

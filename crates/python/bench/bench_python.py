@@ -7,7 +7,7 @@ Each measurement runs in a fresh subprocess so its peak RSS (ru_maxrss) is its o
 convmat alternate, and the median of --repeat runs is reported, with the ratio.
 
 1. Sparse: the CSR of Conv2d(64, 64, 3, padding=1) on 64x32x32 (36.2 M nnz), float32, in-process:
-   convmat.matrix vs the vectorised NumPy -> SciPy builder of ../shared/peers/conv_peers_np.py.
+   convmat.matrix vs the vectorised NumPy -> SciPy route numpy_csr of xtask/oracle/peers/routes.py.
 2. Dense: the matrix of Conv2d(3, 16, 3, padding=1) on 3x32x32 from a torch module:
    convmat.matrix(format="dense") vs torch.func.jacrev and the identity-basis batched conv.
 """
@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PEERS = Path(__file__).resolve().parents[4] / "shared" / "peers"
+PEERS = Path(__file__).resolve().parents[3] / "xtask" / "oracle" / "peers"
 
 CHILD = r"""
 import json, resource, sys, time
@@ -32,7 +32,7 @@ if which in ("convmat_csr", "numpy_csr"):
     w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
     b = rng.standard_normal(64).astype(np.float32)
     import convmat
-    from conv_peers_np import numpy_csr
+    from routes import numpy_csr
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     def build():
         if which == "convmat_csr":

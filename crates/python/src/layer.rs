@@ -2,7 +2,7 @@
 //! library's front door (`LayerOptions` -> `ConvLayer`), as the CLI resolves its flags.
 
 use convmat_matrix::ConvLayer;
-use convmat_shape::{LayerOptions, Padding, PaddingMode};
+use convmat_shape::{LayerOptions, Padding, PaddingMode, TrueConvShape};
 use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
@@ -22,7 +22,7 @@ impl Layer {
     /// `weight`, `bias`: float64 arrays; `padding`: the text `Padding::parse` reads ("1", "1,2",
     /// "same", "valid", ONNX pads "0,1,1,0"); the rest as PyTorch names them.
     #[new]
-    #[pyo3(signature = (weight, bias, stride, padding, dilation, groups, padding_mode, transposed, output_padding))]
+    #[pyo3(signature = (weight, bias, stride, padding, dilation, groups, padding_mode, transposed, output_padding, flip=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         weight: PyReadonlyArrayDyn<'_, f64>,
@@ -34,6 +34,7 @@ impl Layer {
         padding_mode: String,
         transposed: bool,
         output_padding: Vec<usize>,
+        flip: Option<String>,
     ) -> PyResult<Self> {
         let bias = match bias {
             Some(b) if b.ndim() != 1 => {
@@ -55,7 +56,8 @@ impl Layer {
                 .with_groups(groups)
                 .with_padding_mode(padding_mode.parse::<PaddingMode>().map_err(msg)?)
                 .with_transposed(transposed)
-                .with_output_padding(output_padding))
+                .with_output_padding(output_padding)
+                .with_flip(flip.map(|f| f.parse::<TrueConvShape>()).transpose().map_err(msg)?))
         })()
         .map_err(crate::error)?;
         let layer = Self { weight: weight.as_array().iter().copied().collect(), weight_shape, bias, options };
@@ -80,6 +82,14 @@ impl Layer {
     /// `(rows, cols)` of the matrix on one input sample.
     fn matrix_shape(&self, input_shape: Vec<usize>) -> PyResult<(usize, usize)> {
         self.resolve(&input_shape).map(|r| (r.geometry().rows(), r.geometry().cols())).map_err(crate::error)
+    }
+
+    /// A warning's text when this reading of the weight is implausible on `input_shape` though valid (the
+    /// library's `LayerOptions::doubt`: a TensorFlow-layout weight, say), else None.
+    fn doubt(&self, input_shape: Vec<usize>) -> Option<String> {
+        let bias_len = self.bias.as_ref().map(Vec::len);
+        self.options.geometry(&self.weight_shape, bias_len, &input_shape).ok()?;
+        self.options.doubt(&self.weight_shape, &input_shape)
     }
 
     /// The weight's shape.

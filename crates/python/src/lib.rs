@@ -9,6 +9,7 @@
 //! so none reaches the interpreter.
 #![warn(missing_docs)]
 
+mod cli;
 mod layer;
 mod matrix;
 mod onnx;
@@ -75,5 +76,6 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tools::cconv, m)?)?;
     m.add_class::<range::AccumulatorRange>()?;
     m.add_function(wrap_pyfunction!(range::accumulator_range, m)?)?;
+    m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
     Ok(())
 }

@@ -178,6 +178,32 @@ pub enum ShapeError {
         /// The weight's shape.
         weight: Vec<usize>,
     },
+    /// An input shape that is not one sample's `(C, *spatial)`: no channels, or a batch dimension.
+    #[error(
+        "input shape {input:?} has {} spatial dims (a {}-d convolution's weight has {} dims) but weight shape \
+         {weight:?} is a {}-d convolution's: the input shape {problem}; it is (C, *spatial) of one sample, so \
+         probably {meant:?}",
+        input.len().saturating_sub(1), input.len().saturating_sub(1), input.len() + 1, weight.len().saturating_sub(2)
+    )]
+    InputLayout {
+        /// The input shape given.
+        input: Box<[usize]>,
+        /// The weight's shape.
+        weight: Box<[usize]>,
+        /// `lacks the channel dimension` or `includes the batch dimension`.
+        problem: &'static str,
+        /// The input shape probably meant.
+        meant: Box<[usize]>,
+    },
+    /// An error whose cause is probably a weight read in the wrong layout (channels only the transposed,
+    /// plain or TensorFlow reading fits, a kernel larger than the input): the reading that fits.
+    #[error("{error}; {hint}")]
+    Misread {
+        /// The error the reading asked for gives.
+        error: Box<ShapeError>,
+        /// The reading that fits, and how to get it.
+        hint: String,
+    },
     /// A `Linear` whose `in_features` does not match the size reaching it.
     #[error("in_features is {got} but {expected} features reach it; write Linear({expected}, ...)")]
     LinearFeatures {

@@ -199,47 +199,130 @@ impl LayerOptions {
         bias_len: Option<usize>,
         input_shape: &[usize],
     ) -> Result<Geometry, ShapeError> {
-        check_input_rank(weight_shape, input_shape)?;
+        self.check_input_rank(weight_shape, input_shape)?;
         let spec = self.spec(weight_shape)?;
         if let Some(len) = bias_len {
             spec.check_bias_len(len)?;
         }
         let spec = spec.with_bias(bias_len.is_some());
         if input_shape[0] != spec.in_channels() {
-            return Err(ShapeError::Channels {
+            let error = ShapeError::Channels {
                 input: input_shape.to_vec(),
                 got: input_shape[0],
                 expected: spec.in_channels(),
                 weight: weight_shape.to_vec(),
+            };
+            return Err(match self.other_reading(weight_shape, input_shape) {
+                Some(hint) => ShapeError::Misread { error: Box::new(error), hint },
+                None => error,
             });
         }
-        Geometry::new(&spec, &input_shape[1..])
+        Geometry::new(&spec, &input_shape[1..]).map_err(|error| {
+            match (&error, self.tensorflow(weight_shape, input_shape)) {
+                (ShapeError::InputTooSmall { .. }, Some(hint)) => ShapeError::Misread { error: Box::new(error), hint },
+                _ => error,
+            }
+        })
     }
-}
 
-/// The input-shape checks every front end makes before anything else: `(C, *spatial)` with 1 to 3
-/// spatial sizes, and as many spatial dimensions as the weight has kernel dimensions.
-fn check_input_rank(weight_shape: &[usize], input_shape: &[usize]) -> Result<(), ShapeError> {
-    if !(2..=MAX_RANK + 1).contains(&input_shape.len()) {
-        return Err(ShapeError::Invalid {
-            param: "input shape",
-            value: format!("{input_shape:?}"),
-            valid: "expected C,L or C,H,W or C,D,H,W (channels, then 1 to 3 spatial sizes)".into(),
-        });
+    /// A doubt about a weight that [`LayerOptions::geometry`] accepts: the text of a warning when the
+    /// reading asked for is implausible and another layout fits better. Today: a weight in TensorFlow's
+    /// `(*kernel, C_in, C_out)` layout read as PyTorch's, seen as a kernel larger than the input along
+    /// some dimension (it fits only through padding), or a non-square kernel where TensorFlow's reading
+    /// gives a square one.
+    pub fn doubt(&self, weight_shape: &[usize], input_shape: &[usize]) -> Option<String> {
+        let rank = weight_shape.len().checked_sub(2)?;
+        if input_shape.len() != rank + 1 {
+            return None;
+        }
+        let kernel = &weight_shape[2..];
+        let square = |k: &[usize]| k.iter().all(|&d| d == k[0]);
+        let too_large = kernel.iter().zip(&input_shape[1..]).any(|(k, x)| k > x);
+        let implausible = too_large || (!square(kernel) && square(&weight_shape[..rank]));
+        implausible.then(|| self.tensorflow(weight_shape, input_shape)).flatten()
     }
-    let rank = input_shape.len() - 1;
-    if weight_shape.len() != rank + 2 {
-        return Err(ShapeError::Invalid {
-            param: "weight shape",
-            value: format!("{weight_shape:?} ({} dims)", weight_shape.len()),
-            valid: format!(
-                "the input shape {input_shape:?} has {rank} spatial dims, so a {rank}-d convolution weight \
-                 with {} dims (C_out, C_in/groups, *kernel) is needed",
-                rank + 2
-            ),
-        });
+
+    /// What another reading of the weight would be, when the one asked for does not fit the input's
+    /// channels: transposed or not, or TensorFlow's layout.
+    fn other_reading(&self, weight_shape: &[usize], input_shape: &[usize]) -> Option<String> {
+        let channels = input_shape[0];
+        if !self.transposed && weight_shape[0] == channels {
+            return Some(
+                "the weight fits a transposed convolution (ConvTranspose weights are (C_in, C_out/groups, \
+                 *kernel)): pass transposed=True (CLI: --transposed)"
+                    .into(),
+            );
+        }
+        if self.transposed && weight_shape[1] * self.groups == channels {
+            return Some("the weight fits a plain convolution ((C_out, C_in/groups, *kernel)): drop transposed".into());
+        }
+        self.tensorflow(weight_shape, input_shape)
     }
-    Ok(())
+
+    /// The hint for a weight in TensorFlow's `(*kernel, C_in, C_out)` layout, when that reading fits the
+    /// input: its channels and a kernel no larger than the input.
+    fn tensorflow(&self, weight_shape: &[usize], input_shape: &[usize]) -> Option<String> {
+        let rank = weight_shape.len().checked_sub(2)?;
+        if self.transposed || self.groups != 1 || input_shape.len() != rank + 1 {
+            return None;
+        }
+        let kernel = &weight_shape[..rank];
+        let fits = weight_shape[rank] == input_shape[0] && kernel.iter().zip(&input_shape[1..]).all(|(k, x)| k <= x);
+        let pytorch: Vec<usize> = [weight_shape[rank + 1], weight_shape[rank]].iter().chain(kernel).copied().collect();
+        if !fits || pytorch == weight_shape {
+            return None;
+        }
+        let order: Vec<String> = [rank + 1, rank].into_iter().chain(0..rank).map(|a| a.to_string()).collect();
+        Some(format!(
+            "weight shape {weight_shape:?} looks like TensorFlow's (*kernel, C_in, C_out) layout; convmat reads \
+             PyTorch's (C_out, C_in/groups, *kernel): transpose it to {pytorch:?} first \
+             (NumPy: w.transpose({}))",
+            order.join(", ")
+        ))
+    }
+
+    /// The input-shape checks every front end makes before anything else: `(C, *spatial)` with 1 to 3
+    /// spatial sizes, and as many spatial dimensions as the weight has kernel dimensions. An input shape
+    /// with no channels or with a batch dimension is named as such, with the shape probably meant.
+    fn check_input_rank(&self, weight_shape: &[usize], input_shape: &[usize]) -> Result<(), ShapeError> {
+        let layout = |problem: &'static str, meant: Vec<usize>| ShapeError::InputLayout {
+            input: input_shape.into(),
+            weight: weight_shape.into(),
+            problem,
+            meant: meant.into(),
+        };
+        if (3..=MAX_RANK + 2).contains(&weight_shape.len()) {
+            let in_channels = if self.transposed { weight_shape[0] } else { weight_shape[1] * self.groups };
+            if input_shape.len() + 2 == weight_shape.len() {
+                let meant = [in_channels].iter().chain(input_shape).copied().collect::<Vec<_>>();
+                return Err(layout("lacks the channel dimension", meant));
+            }
+            // (N, C, *spatial): the layer's channels second
+            if input_shape.len() == weight_shape.len() && input_shape[1] == in_channels {
+                return Err(layout("includes the batch dimension", input_shape[1..].to_vec()));
+            }
+        }
+        if !(2..=MAX_RANK + 1).contains(&input_shape.len()) {
+            return Err(ShapeError::Invalid {
+                param: "input shape",
+                value: format!("{input_shape:?}"),
+                valid: "expected C,L or C,H,W or C,D,H,W (channels, then 1 to 3 spatial sizes)".into(),
+            });
+        }
+        let rank = input_shape.len() - 1;
+        if weight_shape.len() != rank + 2 {
+            return Err(ShapeError::Invalid {
+                param: "weight shape",
+                value: format!("{weight_shape:?} ({} dims)", weight_shape.len()),
+                valid: format!(
+                    "the input shape {input_shape:?} has {rank} spatial dims, so a {rank}-d convolution weight \
+                     with {} dims (C_out, C_in/groups, *kernel) is needed",
+                    rank + 2
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -270,6 +353,48 @@ mod tests {
         assert_eq!(e, ShapeError::Groups { param: "out_channels", channels: 3, groups: 2 });
         assert!(o.clone().with_output_padding([1]).spec(&[4, 3, 3]).is_err());
         assert!(o.with_groups(0).spec(&[4, 3, 3]).is_err());
+    }
+
+    #[test]
+    fn an_input_shape_that_is_not_one_sample_says_what_was_meant() {
+        let o = LayerOptions::new();
+        let e = o.geometry(&[16, 3, 3, 3], None, &[32, 32]).unwrap_err();
+        assert!(matches!(&e, ShapeError::InputLayout { meant, .. } if **meant == [3, 32, 32]), "{e}");
+        assert!(e.to_string().contains("lacks the channel dimension"), "{e}");
+        let e = o.geometry(&[16, 3, 3, 3], None, &[1, 3, 32, 32]).unwrap_err();
+        assert!(matches!(&e, ShapeError::InputLayout { meant, .. } if **meant == [3, 32, 32]), "{e}");
+        // transposed: the input channels are the weight's first dim
+        let t = o.clone().with_transposed(true);
+        let e = t.geometry(&[3, 16, 3, 3], None, &[8, 8]).unwrap_err();
+        assert!(matches!(&e, ShapeError::InputLayout { meant, .. } if **meant == [3, 8, 8]), "{e}");
+        // a 3-d input whose second size is not the channels is not read as a batch
+        let e = o.geometry(&[4, 3, 3], None, &[5, 7, 6]).unwrap_err();
+        assert!(matches!(e, ShapeError::Invalid { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_weight_that_fits_another_reading_says_which() {
+        let o = LayerOptions::new();
+        let e = o.geometry(&[3, 16, 3, 3], None, &[3, 8, 8]).unwrap_err().to_string();
+        assert!(e.contains("transposed=True"), "{e}");
+        let e = o.clone().with_transposed(true).geometry(&[16, 3, 3, 3], None, &[3, 8, 8]).unwrap_err().to_string();
+        assert!(e.contains("drop transposed"), "{e}");
+        // TensorFlow (kh, kw, C_in, C_out): channels that only that reading fits, or a kernel too large
+        let e = o.geometry(&[5, 5, 3, 16], None, &[3, 6, 6]).unwrap_err().to_string();
+        assert!(
+            e.contains("TensorFlow") && e.contains("[16, 3, 5, 5]") && e.contains("w.transpose(3, 2, 0, 1)"),
+            "{e}"
+        );
+        let e = o.geometry(&[3, 3, 3, 16], None, &[3, 8, 8]).unwrap_err();
+        assert!(
+            matches!(&e, ShapeError::Misread { error, .. } if matches!(**error, ShapeError::InputTooSmall { .. })),
+            "{e}"
+        );
+        // valid but implausible: a doubt, not an error; PyTorch-layout weights raise none
+        assert!(o.geometry(&[3, 3, 3, 16], None, &[3, 32, 32]).is_ok());
+        assert!(o.doubt(&[3, 3, 3, 16], &[3, 32, 32]).is_some_and(|d| d.contains("TensorFlow")));
+        assert_eq!(o.doubt(&[16, 3, 3, 3], &[3, 32, 32]), None);
+        assert_eq!(o.doubt(&[16, 3, 1, 3], &[3, 32, 32]), None);
     }
 
     #[test]

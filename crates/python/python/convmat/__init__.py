@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -189,6 +190,12 @@ class Conv:
         A ``ConvTranspose`` layer.
     output_padding : int or tuple of int
         Transposed layers only.
+    flip : {"full", "same", "valid"}, optional
+        A true convolution (the kernel flipped, as MATLAB ``conv2`` / ``convn`` and ``convmat build
+        --flip --shape``) with that output shape, instead of PyTorch's cross-correlation; it sets the
+        padding (``padding`` must be left at 0). ``"same"`` centres as MATLAB does: the output starts
+        at index ``k // 2`` of the full convolution (NumPy's and SciPy's ``"same"`` start at
+        ``(k - 1) // 2``: they differ for even kernels; README's "Conventions" shows how to get theirs).
 
     Raises
     ------
@@ -221,6 +228,7 @@ class Conv:
         padding_mode: str = "zeros",
         transposed: bool = False,
         output_padding: Union[int, Sequence[int]] = 0,
+        flip: Optional[str] = None,
     ) -> None:
         self.weight = _array("weight", weight)
         self.bias = None if bias is None else _array("bias", bias)
@@ -233,6 +241,9 @@ class Conv:
             raise ConvmatError(f"invalid transposed {transposed!r}: expected True or False")
         self.transposed = bool(transposed)
         self.output_padding = tuple(_ints("output_padding", output_padding, 0))
+        self.flip = _opt_str("flip", flip, "'full', 'same' or 'valid'")
+        if self.flip is not None and (isinstance(self.padding, str) or any(self.padding)):
+            raise ConvmatError(f"padding={padding!r} with flip={flip!r}: flip sets the padding; leave padding at 0")
         self._native = _native.Layer(
             self.weight,
             self.bias,
@@ -243,6 +254,7 @@ class Conv:
             self.padding_mode,
             self.transposed,
             list(self.output_padding),
+            self.flip,
         )
 
     @classmethod
@@ -312,6 +324,7 @@ class Conv:
             padding_mode=self.padding_mode,
             transposed=self.transposed,
             output_padding=self.output_padding,
+            flip=self.flip,
         )
         return (_conv, (self.weight, self.bias, options))
 
@@ -324,10 +337,14 @@ def _conv(weight: np.ndarray, bias: Optional[np.ndarray], options: dict) -> Conv
     return Conv(weight, bias, **options)
 
 
-def _layer(layer: Any) -> "_native.Layer":
-    if isinstance(layer, Conv):
-        return layer._native
-    return Conv.from_torch(layer)._native
+def _layer(layer: Any, input_shape: Any = None) -> "_native.Layer":
+    native = layer._native if isinstance(layer, Conv) else Conv.from_torch(layer)._native
+    if input_shape is not None:
+        # the library's doubt about a valid but implausible reading (a TensorFlow-layout weight, say)
+        doubt = native.doubt(_shape(input_shape))
+        if doubt:
+            warnings.warn(doubt, UserWarning, stacklevel=3)
+    return native
 
 
 # ---------------------------------------------------------------------------------------------
@@ -444,7 +461,7 @@ def estimate(
 
 
 def _matrix_args(layer: Any, input_shape: Any, format: Any, dtype: Any, affine: Any, rows: Any, drop_zeros: Any) -> tuple:
-    lay = _layer(layer)
+    lay = _layer(layer, input_shape)
     shape = _shape(input_shape)
     fmt = _str("format", format, "'csr', 'csc' or 'dense'")
     dt = _str("dtype", dtype, _DTYPES)
@@ -476,7 +493,7 @@ def bias_vector(layer: Any, input_shape: Sequence[int], *, dtype: str = "float32
     >>> convmat.bias_vector(layer, (1, 5))
     array([ 0.5,  0.5,  0.5, -1. , -1. , -1. ], dtype=float32)
     """
-    return _native.bias_vector(_layer(layer), _shape(input_shape), _str("dtype", dtype, _DTYPES))
+    return _native.bias_vector(_layer(layer, input_shape), _shape(input_shape), _str("dtype", dtype, _DTYPES))
 
 
 def operator(layer: Any, input_shape: Sequence[int]) -> Any:
@@ -504,7 +521,7 @@ def operator(layer: Any, input_shape: Sequence[int]) -> Any:
     """
     from scipy.sparse.linalg import LinearOperator
 
-    native = _native.Operator(_layer(layer), _shape(input_shape))
+    native = _native.Operator(_layer(layer, input_shape), _shape(input_shape))
 
     class ConvOperator(LinearOperator):
         """A convolution layer's matrix, applied in Rust without forming it."""
@@ -593,7 +610,7 @@ def _spectrum_tol(tol: Any) -> float:
 
 def _spectrum(layer: Any, input_shape: Any, k: Optional[int], norm: bool, tol: Any, method: Any) -> dict:
     m = _str("method", method, "'auto', 'fft', 'lanczos' or 'dense'")
-    return _native.singular_values(_layer(layer), _shape(input_shape), k, norm, _spectrum_tol(tol), m)
+    return _native.singular_values(_layer(layer, input_shape), _shape(input_shape), k, norm, _spectrum_tol(tol), m)
 
 
 def singular_values(
@@ -640,6 +657,19 @@ def singular_values(
 
 def spectral_norm(layer: Any, input_shape: Sequence[int], *, tol: float = 1e-6) -> SpectralNorm:
     """The spectral norm of the layer's matrix (its Lipschitz constant in the 2-norm), with bounds.
+
+    Parameters
+    ----------
+    layer : convmat.Conv or torch.nn.Conv{1,2,3}d / ConvTranspose{1,2,3}d
+    input_shape : tuple of int
+        One input sample ``(C, *spatial)``, without the batch dimension: ``(3, 32, 32)`` for a
+        ``Conv2d(3, ...)`` on 32x32 images (not ``(32, 32)``, not ``(1, 3, 32, 32)``).
+    tol : float
+        The relative accuracy asked of the norm, strictly between 0 and 1 (default ``1e-6``): the
+        iteration stops when the certified interval is that narrow, ``(upper - lower) / lower <= tol``
+        (as ``convmat svd --norm --tol``), or, where no upper bound can be certified (reflect,
+        replicate padding), when the top value's relative residual is below ``tol``. The exact methods
+        (``fft``, ``dense``) do not use it. A looser ``tol`` such as ``1e-3`` is faster on large layers.
 
     Returns
     -------

@@ -28,6 +28,7 @@ class Conv:
     padding_mode: str
     transposed: bool
     output_padding: Tuple[int, ...]
+    flip: Optional[str]
     def __init__(
         self,
         weight: npt.ArrayLike,
@@ -40,6 +41,7 @@ class Conv:
         padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros",
         transposed: bool = False,
         output_padding: _Ints = 0,
+        flip: Optional[Literal["full", "same", "valid"]] = None,
     ) -> None: ...
     @classmethod
     def from_torch(cls, module: Any) -> Conv: ...

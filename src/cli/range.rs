@@ -1,6 +1,7 @@
 //! `convmat range`: the exact accumulator range of a quantized layer per output channel, the inputs that
 //! reach it, and the published bounds beside it.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use convmat_io::{write_npy_slice, AtomicFile};
 use convmat_matrix::{accumulator_range, AccumulatorRange, ConvLayer, Extremum, InputRange, RangeOptions};
-use convmat_numeric::QFormat;
+use convmat_numeric::{Dialect, QFormat};
 use serde::Serialize;
 
 use super::layer::LayerArgs;
@@ -31,9 +32,11 @@ padding), the signed width that holds them, A2Q and A2Q+ (from ||w - w_zp||_1, i
 borders); per layer: the widest channel and the data-type bound w_x + w_w + ceil(log2 N).
 
 --json prints {layer, input_shape, input_format, weight_format, input_min, input_max, input_zero_point,
-weight_zero_point, frac_bits, bits, bits_channel, datatype_bits, a2q_bits, a2q_plus_bits, channels:
-[{channel, min, max, min_at_border, max_at_border, at_border, bits, l1_norm, a2q_bits, a2q_plus_bits,
-min_output, max_output}], witness}: values are stored integers of the accumulator; *_output the output
+weight_zero_point, frac_bits, bits, bits_channel, datatype_bits, a2q_bits, a2q_plus_bits, accumulator,
+channels: [{channel, min, max, min_at_border, max_at_border, at_border, bits, l1_norm, a2q_bits,
+a2q_plus_bits, hls4ml, min_output, max_output}], witness}: values are stored integers of the accumulator;
+accumulator the proposed accumulator (bits wide, frac_bits fraction) in every dialect (q, matlab,
+ap_fixed, hls4ml, qonnx), hls4ml each channel's as hls4ml's precision string; *_output the output
 index (C_out, *spatial) that reaches the value; witness (with --witness) lists the files written.
 
 --witness DIR writes DIR/c{channel}_{min,max}.npy: one input sample (int64 stored integers of the input
@@ -86,6 +89,8 @@ struct Channel {
     l1_norm: u128,
     a2q_bits: u32,
     a2q_plus_bits: u32,
+    /// The channel's accumulator width as hls4ml's precision string (`fixed<W,I>`).
+    hls4ml: String,
     min_output: Vec<usize>,
     max_output: Vec<usize>,
 }
@@ -115,6 +120,8 @@ struct Report {
     datatype_bits: u32,
     a2q_bits: u32,
     a2q_plus_bits: u32,
+    /// The layer's accumulator (the worst channel's width, the products' fraction) in every dialect.
+    accumulator: BTreeMap<&'static str, String>,
     channels: Vec<Channel>,
     #[serde(skip_serializing_if = "Option::is_none")]
     witness: Option<Vec<WitnessFile>>,
@@ -161,6 +168,12 @@ pub fn run(args: RangeArgs) -> Result<()> {
     Ok(())
 }
 
+/// A signed accumulator of `bits` bits with the products' `frac_bits`, in every dialect convmat prints.
+fn dialects(bits: u32, frac_bits: i32) -> Result<BTreeMap<&'static str, String>> {
+    let format = QFormat::new(true, bits, frac_bits)?;
+    Ok(Dialect::ALL.iter().map(|&d| (d.as_str(), format.to_dialect(d))).collect())
+}
+
 fn report(layer: &ConvLayer, range: &AccumulatorRange, witness: Option<Vec<WitnessFile>>) -> Result<Report> {
     let mut channels = Vec::with_capacity(range.channels().len());
     for (channel, c) in range.channels().iter().enumerate() {
@@ -175,6 +188,7 @@ fn report(layer: &ConvLayer, range: &AccumulatorRange, witness: Option<Vec<Witne
             l1_norm: c.l1_norm,
             a2q_bits: c.a2q_bits,
             a2q_plus_bits: c.a2q_plus_bits,
+            hls4ml: QFormat::new(true, c.bits, range.frac_bits())?.to_dialect(Dialect::Hls4ml),
             min_output: output_index(layer, range.witness_row(channel, Extremum::Min)?),
             max_output: output_index(layer, range.witness_row(channel, Extremum::Max)?),
         });
@@ -197,6 +211,7 @@ fn report(layer: &ConvLayer, range: &AccumulatorRange, witness: Option<Vec<Witne
         datatype_bits: range.datatype_bits(),
         a2q_bits: range.a2q_bits(),
         a2q_plus_bits: range.a2q_plus_bits(),
+        accumulator: dialects(range.bits_layer(), range.frac_bits())?,
         channels,
         witness,
     })

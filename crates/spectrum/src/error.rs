@@ -51,7 +51,7 @@ pub enum SpectrumError {
         /// The value given.
         value: f64,
     },
-    /// The caller's [`Monitor`] asked the run to stop.
+    /// The caller's [`Monitor`](crate::Monitor) asked the run to stop.
     #[error("cancelled before the singular values were found")]
     Cancelled,
     /// The layer is invalid.

@@ -27,7 +27,7 @@ pub(crate) fn check_working_set(conv: &Conv<f64>, vectors: usize) -> Result<(), 
     Ok(())
 }
 
-/// The one rule for a relative tolerance (the `tol` of [`singular_values`], the certified norm's interval
+/// The one rule for a relative tolerance (the `tol` of [`singular_values`](crate::singular_values), the certified norm's interval
 /// width, the network view's): a number strictly between 0 and 1. `param` names it in the error as the
 /// caller spells it (`--tol` in the CLI, `tol` in Python).
 ///

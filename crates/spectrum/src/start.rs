@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use crate::symbol::{symbol_modes, symbol_start};
 use crate::vector::{dot, random_vector};
 
-/// The start vector a run used (see [`lanczos`]).
+/// The start vector a run used (see [`lanczos`](crate::lanczos)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StartVector {
@@ -22,11 +22,11 @@ names! {
     StartVector { Symbol => "symbol", Random => "random" }
 }
 
-/// How [`lanczos_from`] starts.
+/// How [`lanczos_from`](crate::lanczos_from) starts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Start {
-    /// The symbol start where it applies (see [`lanczos`]), else random.
+    /// The symbol start where it applies (see [`lanczos`](crate::lanczos)), else random.
     #[default]
     Auto,
     /// A deterministic random vector.

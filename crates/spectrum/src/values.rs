@@ -66,7 +66,7 @@ pub struct Spectrum {
     pub iterations: usize,
     /// Relative residual of the values (0 for the direct methods, up to rounding).
     pub residual: f64,
-    /// Lanczos' start vector (see [`lanczos`]); `None` for the direct methods.
+    /// Lanczos' start vector (see [`lanczos`](crate::lanczos)); `None` for the direct methods.
     pub start: Option<StartVector>,
     /// For a zero-padded stride-1 or strided convolution: the spectral norm of the circular
     /// convolution on the padded grid, an upper bound of this layer's norm.

@@ -292,7 +292,8 @@ impl LayerOptions {
             meant: meant.into(),
         };
         if (3..=MAX_RANK + 2).contains(&weight_shape.len()) {
-            let in_channels = if self.transposed { weight_shape[0] } else { weight_shape[1].saturating_mul(self.groups) };
+            let in_channels =
+                if self.transposed { weight_shape[0] } else { weight_shape[1].saturating_mul(self.groups) };
             if input_shape.len() + 2 == weight_shape.len() {
                 let meant = [in_channels].iter().chain(input_shape).copied().collect::<Vec<_>>();
                 return Err(layout("lacks the channel dimension", meant));

@@ -486,22 +486,8 @@ fn slice(node: &Node<'_>, inputs: &[Option<&Tensor>], opset: i64) -> Result<Tens
     Ok(data.pick(count.clone(), idx))
 }
 
-/// NumPy broadcasting of two shapes.
-pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
-    let r = a.len().max(b.len());
-    (0..r)
-        .map(|i| {
-            let x = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
-            let y = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
-            match (x, y) {
-                (x, y) if x == y => Some(x),
-                (1, y) => Some(y),
-                (x, 1) => Some(x),
-                _ => None,
-            }
-        })
-        .collect()
-}
+/// NumPy broadcasting of two shapes: the graph record's rule, one home for it.
+pub(crate) use convmat_net::broadcast;
 
 /// Maps a flat index of the broadcast shape `out` to the flat index of a tensor of shape `s`.
 pub(crate) fn broadcast_index(s: &[usize], out: &[usize]) -> impl Fn(usize) -> usize {

@@ -121,10 +121,13 @@ fn test() -> Result<()> {
         )?;
     }
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    // --release: the extension shares the release build of `cargo run --release -- demo` (the root crate
+    // names the features pyo3 unifies, see Cargo.toml), so after the demo only pyo3 and the bindings
+    // compile; a debug extension would rebuild every workspace crate a second time in the dev profile.
     run(
-        "maturin develop (crates/python into target/python-venv)",
+        "maturin develop --release (crates/python into target/python-venv)",
         Command::new(bin.join("maturin"))
-            .args(["develop", "--quiet", "--manifest-path", "crates/python/Cargo.toml"])
+            .args(["develop", "--release", "--quiet", "--manifest-path", "crates/python/Cargo.toml"])
             .env("VIRTUAL_ENV", &venv)
             .env("PATH", &path)
             .current_dir(&root),

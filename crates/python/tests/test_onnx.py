@@ -18,6 +18,7 @@ import convmat
 import convmat.onnx
 
 GOLDEN = Path(__file__).resolve().parents[2] / "onnx" / "tests" / "golden"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 CASES = json.loads((GOLDEN / "cases.json").read_text())["cases"]
 
 
@@ -251,9 +252,10 @@ def test_blocks_build_with_the_gil_released():
     assert results == [4] * 4
 
 
-def test_docstrings_run_on_a_small_cnn(tmp_path, monkeypatch):
-    """The module's examples name cnn.onnx: here it is the golden torch_cnn."""
-    shutil.copy(GOLDEN / "torch_cnn.onnx", tmp_path / "cnn.onnx")
+def test_docstrings_run_on_the_readme_cnn(tmp_path, monkeypatch):
+    """The module's examples name examples/cnn.onnx, README's model, run from the repository's root."""
+    (tmp_path / "examples").mkdir()
+    shutil.copy(EXAMPLES / "cnn.onnx", tmp_path / "examples" / "cnn.onnx")
     monkeypatch.chdir(tmp_path)
     failures, tried = doctest.testmod(
         convmat.onnx, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, extraglobs={"np": np}

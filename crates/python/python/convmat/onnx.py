@@ -20,22 +20,22 @@ input shape without ``input_shape``) raises :class:`convmat.ConvmatError` with o
 
 Examples
 --------
-``cnn.onnx``: a small CNN exported by ``torch.onnx.export`` (Conv, ReLU, MaxPool, a reflect-padded
-Conv, Flatten, Linear, BatchNorm1d, ReLU, Linear).
+``examples/cnn.onnx`` (in the repository; README's "ONNX models" section shows how
+``torch.onnx.export`` made it): Conv, BatchNorm, ReLU, MaxPool, a reflect-padded Conv, ReLU, Flatten,
+Linear, on one 1x28x28 image.
 
 >>> import numpy as np, convmat.onnx
->>> model = convmat.onnx.load("cnn.onnx")
+>>> model = convmat.onnx.load("examples/cnn.onnx")
 >>> for layer in model.affine_layers():
 ...     print(layer.name, layer.matrix.shape, layer.activation, layer.nodes)
-/conv1/Conv (576, 144) Relu ['/conv1/Conv']
-/conv2/Conv (54, 144) Relu ['/conv2/Pad', '/conv2/Conv']
-/fc1/Gemm (16, 54) Relu ['/Reshape', '/fc1/Gemm', '/bn3/BatchNormalization']
-/fc2/Gemm (10, 16) None ['/fc2/Gemm']
+/0/Conv (6272, 784) Relu ['/0/Conv']
+/4/Conv (784, 1568) Relu ['/4/Pad', '/4/Conv']
+/7/Gemm (10, 784) None ['/6/Flatten', '/7/Gemm']
 
 The whole model re-checked: the blocks composed with the nonlinearities between them (here ReLU
 and a 2x2 MaxPool) are the model (compare with ``onnxruntime`` on the same input).
 
->>> x = np.linspace(-1, 1, 144).reshape(1, 12, 12)
+>>> x = np.linspace(-1, 1, 784).reshape(1, 28, 28)
 >>> v = x.ravel()
 >>> for layer in model.affine_layers():
 ...     v = layer.matrix @ v + layer.bias
@@ -255,11 +255,11 @@ class Model:
         Examples
         --------
         >>> import convmat.onnx
-        >>> model = convmat.onnx.load("cnn.onnx")
+        >>> model = convmat.onnx.load("examples/cnn.onnx")
         >>> [(layer.op, layer.matrix.shape, layer.activation) for layer in model.affine_layers()]
-        [('Conv', (576, 144), 'Relu'), ('Conv', (54, 144), 'Relu'), ('Gemm', (16, 54), 'Relu'), ('Gemm', (10, 16), None)]
+        [('Conv', (6272, 784), 'Relu'), ('Conv', (784, 1568), 'Relu'), ('Gemm', (10, 784), None)]
         >>> [layer.op for layer in model.affine_layers(fold_batchnorm=False)]
-        ['Conv', 'Conv', 'Gemm', 'BatchNormalization', 'Gemm']
+        ['Conv', 'Conv', 'Gemm']
         >>> type(model.affine_layers(format="dense")[0].matrix).__name__
         'ndarray'
         """
@@ -312,9 +312,9 @@ class Model:
         Examples
         --------
         >>> import convmat, convmat.onnx
-        >>> layer, shape = convmat.onnx.load("cnn.onnx").conv_layer("/conv2/Conv")
+        >>> layer, shape = convmat.onnx.load("examples/cnn.onnx").conv_layer("/4/Conv")
         >>> layer, shape
-        (convmat.Conv(Conv2d(4, 6, 3, stride=2, padding=(1, 1), padding_mode='reflect')), (4, 6, 6))
+        (convmat.Conv(Conv2d(8, 16, 3, stride=2, padding=(1, 1), padding_mode='reflect')), (8, 14, 14))
         >>> s = convmat.spectral_norm(layer, shape)   # the node's Lipschitz constant, certified
         >>> bool(s.lower <= s.value <= s.upper)
         True
@@ -349,11 +349,11 @@ class Model:
         Examples
         --------
         >>> import scipy.sparse, convmat.onnx
-        >>> blocks = convmat.onnx.load("cnn.onnx").export("blocks")
+        >>> blocks = convmat.onnx.load("examples/cnn.onnx").export("blocks")
         >>> [(b["file"], b["nonlinearity"]) for b in blocks]
-        [('000_conv1_Conv.npz', 'Relu'), ('001_conv2_Conv.npz', 'Relu'), ('002_fc1_Gemm.npz', 'Relu'), ('003_fc2_Gemm.npz', None)]
-        >>> scipy.sparse.load_npz("blocks/000_conv1_Conv.npz").shape
-        (576, 144)
+        [('000_0_Conv.npz', 'Relu'), ('001_4_Conv.npz', 'Relu'), ('002_7_Gemm.npz', None)]
+        >>> scipy.sparse.load_npz("blocks/000_0_Conv.npz").shape
+        (6272, 784)
         """
         return json.loads(
             self._native.export(
@@ -376,7 +376,7 @@ class Model:
         Examples
         --------
         >>> import convmat.onnx
-        >>> [(n.op, n.kind) for n in convmat.onnx.load("cnn.onnx").graph][:3]
+        >>> [(n.op, n.kind) for n in convmat.onnx.load("examples/cnn.onnx").graph][:3]
         [('Conv', 'block'), ('Relu', 'nonlinearity'), ('MaxPool', 'nonlinearity')]
         """
         records = json.loads(self._native.graph(None if self.input_shape is None else list(self.input_shape), True))
@@ -415,10 +415,10 @@ class Model:
         Examples
         --------
         >>> import numpy as np, convmat.onnx
-        >>> model = convmat.onnx.load("cnn.onnx")
-        >>> y, tensors = model.run(np.ones((2, 1, 12, 12)), trace=True)
+        >>> model = convmat.onnx.load("examples/cnn.onnx")
+        >>> y, tensors = model.run(np.ones((2, 1, 28, 28)), trace=True)
         >>> y.shape, y.dtype, list(tensors)[0]
-        ((2, 10), dtype('float32'), '/conv1/Conv_output_0')
+        ((2, 10), dtype('float32'), '/0/Conv_output_0')
         """
         arr = np.asarray(getattr(x, "detach", lambda: x)(), dtype=np.float64)
         if not isinstance(dtype, str):
@@ -440,9 +440,9 @@ class Model:
         Examples
         --------
         >>> import convmat.onnx
-        >>> r = convmat.onnx.load("cnn.onnx").norms()
-        >>> [(l.name, l.certificate) for l in r.layers][:2], r.layers[r.largest].name
-        ([('/conv1/Conv', 'exact'), ('/conv2/Conv', 'exact')], '/conv1/Conv')
+        >>> r = convmat.onnx.load("examples/cnn.onnx").norms()
+        >>> [l.name for l in r.layers][:2], r.layers[r.largest].name
+        (['/0/Conv', '/4/Conv'], '/0/Conv')
         """
         from . import _network, _spectrum_tol
 
@@ -478,16 +478,16 @@ def load(path: Union[str, "os.PathLike[str]"], input_shape: Optional[Sequence[in
     Examples
     --------
     >>> import convmat.onnx
-    >>> model = convmat.onnx.load("cnn.onnx")
+    >>> model = convmat.onnx.load("examples/cnn.onnx")
     >>> model
-    convmat.onnx.Model('cnn.onnx', opset 20, 33 nodes, 7 affine)
+    convmat.onnx.Model('examples/cnn.onnx', opset 20, 23 nodes, 5 affine)
     >>> for n in model.nodes[:3]:
     ...     print(n.name, n.op, n.input_shape, n.output_shape, n.affine)
-    /conv1/Conv Conv (1, 12, 12) (4, 12, 12) True
-    /Relu Relu (4, 12, 12) (4, 12, 12) False
-    /MaxPool MaxPool (4, 12, 12) (4, 6, 6) False
+    /0/Conv Conv (1, 28, 28) (8, 28, 28) True
+    /2/Relu Relu (8, 28, 28) (8, 28, 28) False
+    /3/MaxPool MaxPool (8, 28, 28) (8, 14, 14) False
     >>> model.nodes[0].params["expression"]
-    'Conv2d(1, 4, 3, padding=(1, 1))'
+    'Conv2d(1, 8, 3, padding=(1, 1))'
     >>> convmat.onnx.load("missing.onnx")
     Traceback (most recent call last):
     ...
@@ -538,9 +538,9 @@ def _lower(
     Examples
     --------
     >>> import convmat.onnx
-    >>> r = convmat.onnx.load("cnn.onnx").lower("cnn_gemm.onnx")
+    >>> r = convmat.onnx.load("examples/cnn.onnx").lower("cnn_gemm.onnx")
     >>> [(b["op"], b["rows"], b["cols"]) for b in r["blocks"]][:2]
-    [('Conv', 576, 144), ('Conv', 54, 144)]
+    [('Conv', 6272, 784), ('Conv', 784, 1568)]
     """
     if not isinstance(form, str):
         raise ConvmatError(f"invalid form {form!r}: expected 'gemm' or 'matmul'")

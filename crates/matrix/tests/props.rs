@@ -6,6 +6,9 @@ use convmat_shape::{ConvSpec, Geometry, Padding, PaddingMode};
 use ndarray::{Array1, Array2, ArrayD, Axis, IxDyn};
 use proptest::prelude::*;
 
+mod common;
+use common::random_spec;
+
 /// A random layer with weights, bias and an input batch.
 #[derive(Clone, Debug)]
 struct Case {
@@ -39,28 +42,9 @@ fn case() -> impl Strategy<Value = Case> {
         .prop_filter_map(
             "invalid layer",
             |(rank, g, cin, cout, axes, (pk, pads), mode, transposed, bias, batch, seed)| {
-                let axes = &axes[..rank];
-                let v = |f: fn(&(usize, usize, usize, usize, usize)) -> usize| axes.iter().map(f).collect::<Vec<_>>();
-                let padding = match pk {
-                    0 => Padding::symmetric(&pads[..rank]),
-                    1 => Padding::Explicit { begin: pads[..rank].to_vec(), end: pads[3..3 + rank].to_vec() },
-                    2 if !transposed => Padding::Same,
-                    3 if !transposed => Padding::SameLower,
-                    _ => Padding::Valid,
-                };
-                let mut spec = if transposed {
-                    ConvSpec::new_transposed(rank, g * cin, g * cout, v(|a| a.1)).with_output_padding(v(|a| a.4))
-                } else {
-                    ConvSpec::new(rank, g * cin, g * cout, v(|a| a.1)).with_padding_mode(mode)
-                };
-                let stride = if matches!(padding, Padding::Same) { vec![1; rank] } else { v(|a| a.2) };
-                spec = spec
-                    .with_groups(g)
-                    .with_stride(stride)
-                    .with_dilation(v(|a| a.3))
-                    .with_padding(padding)
-                    .with_bias(bias);
-                let geometry = Geometry::new(&spec, &v(|a| a.0)).ok()?;
+                let (spec, spatial) = random_spec(&axes[..rank], (g, cin, cout), (pk, &pads), mode, transposed);
+                let spec = spec.with_bias(bias);
+                let geometry = Geometry::new(&spec, &spatial).ok()?;
                 let wlen = spec.weight_shape().iter().product();
                 let b = bias.then(|| ints(spec.out_channels(), seed ^ 1));
                 let conv = Conv::new(geometry, ints(wlen, seed), b).ok()?;

@@ -7,8 +7,11 @@ use convmat_matrix::{
     RangeOptions,
 };
 use convmat_numeric::{QFormat, SeededRng};
-use convmat_shape::{ConvSpec, Geometry, LayerOptions, Padding, PaddingMode};
+use convmat_shape::{Geometry, LayerOptions, Padding, PaddingMode};
 use proptest::prelude::*;
+
+mod common;
+use common::random_spec;
 
 /// A random layer with integer weights and bias, and the question asked of it.
 #[derive(Clone, Debug)]
@@ -124,23 +127,8 @@ fn layer(max_cols: usize) -> impl Strategy<Value = Case> {
         .prop_filter_map(
             "invalid or too large layer",
             move |(rank, g, cin, cout, axes, (pk, pads), mode, (transposed, bias), (xf, wfmt), rng, zps, seed)| {
-                let axes = &axes[..rank];
-                let v = |f: fn(&(usize, usize, usize, usize, usize)) -> usize| axes.iter().map(f).collect::<Vec<_>>();
-                let padding = match pk {
-                    0 => Padding::symmetric(&pads[..rank]),
-                    1 => Padding::Explicit { begin: pads[..rank].to_vec(), end: pads[3..3 + rank].to_vec() },
-                    2 if !transposed => Padding::Same,
-                    3 if !transposed => Padding::SameLower,
-                    _ => Padding::Valid,
-                };
-                let mut spec = if transposed {
-                    ConvSpec::new_transposed(rank, g * cin, g * cout, v(|a| a.1)).with_output_padding(v(|a| a.4))
-                } else {
-                    ConvSpec::new(rank, g * cin, g * cout, v(|a| a.1)).with_padding_mode(mode)
-                };
-                let stride = if matches!(padding, Padding::Same) { vec![1; rank] } else { v(|a| a.2) };
-                spec = spec.with_groups(g).with_stride(stride).with_dilation(v(|a| a.3)).with_padding(padding);
-                let input: Vec<usize> = std::iter::once(g * cin).chain(v(|a| a.0)).collect();
+                let (spec, spatial) = random_spec(&axes[..rank], (g, cin, cout), (pk, &pads), mode, transposed);
+                let input: Vec<usize> = std::iter::once(g * cin).chain(spatial).collect();
                 if input.iter().product::<usize>() > max_cols {
                     return None;
                 }

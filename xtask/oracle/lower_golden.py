@@ -32,9 +32,11 @@ Writes, into the folder given:
 - graphs.json: per case the model, input shape, the blocks (`node`: the ONNX node the lowered Gemm is named
   after, rows, cols), 4 inputs and onnxruntime's outputs on the original.
 
-`--check CONVMAT` lowers each golden model with that binary (both forms) and compares onnxruntime on the
-lowered model with onnxruntime on the original on 1,000 random inputs (uniform in [-1, 1]): the script stops
-when any output differs by more than 1e-5 of the largest output's size.
+`--check CONVMAT` lowers each golden model (the chains, the graph cases above and the thirteen graph goldens of
+graph_golden.py in crates/onnx/tests/golden/graphs) with that binary (both forms, both input shapes, both
+max-pool forms), checks the file with onnx.checker (full_check) and compares onnxruntime on the lowered
+model with onnxruntime on the original on 1,000 random inputs (uniform in [-1, 1]): the script stops when
+any output differs by more than 1e-5 of the largest output's size.
 """
 
 import copy
@@ -307,26 +309,38 @@ def write(out):
     print(f"wrote {len(cases)} cases to {out}")
 
 
-def check(convmat, golden=os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../crates/onnx/tests/golden/lower")):
-    cases = json.load(open(os.path.join(golden, "lower.json")))["cases"]
-    cases += json.load(open(os.path.join(golden, "graphs.json")))["cases"]
+def check(convmat, golden=os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../crates/onnx/tests/golden")):
+    lower_dir = os.path.join(golden, "lower")
+    cases = json.load(open(os.path.join(lower_dir, "lower.json")))["cases"]
+    cases += json.load(open(os.path.join(lower_dir, "graphs.json")))["cases"]
+    runs = [(os.path.join(lower_dir, c["model"]), c["name"], c["input_shape"]) for c in cases]
+    # the graph goldens of graph_golden.py (residual Adds, Concats, Splits, Slices, Transposes, LayerNorm, ...)
+    graphs = os.path.join(golden, "graphs")
+    for name in sorted(json.load(open(os.path.join(graphs, "graphs.json")))["models"]):
+        path = os.path.join(graphs, f"{name}.onnx")
+        shape = [d.dim_value for d in onnx.load(path).graph.input[0].type.tensor_type.shape.dim[1:]]
+        runs.append((path, name, shape))
     rng = np.random.default_rng(1000)
+    worst = 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        for case in cases:
-            model = os.path.join(golden, case["model"])
-            xs = rng.uniform(-1, 1, size=(1000, *case["input_shape"])).astype(np.float32)
+        for model, name, shape in runs:
+            xs = rng.uniform(-1, 1, size=(1000, *shape)).astype(np.float32)
             want = ort_run(model, xs)
             for form in ["gemm", "matmul"]:
                 for keep in [False, True]:
-                    out = os.path.join(tmp, f"{case['name']}_{form}_{keep}.onnx")
-                    cmd = [convmat, "lower", model, "-o", out, "--form", form] + (["--keep-input-shape"] if keep else [])
-                    subprocess.run(cmd, check=True, capture_output=True)
-                    onnx.checker.check_model(onnx.load(out))
-                    got = ort_run(out, xs if keep else xs.reshape(1000, -1))
-                    err = np.abs(got - want).max() / np.abs(want).max()
-                    print(f"{case['name']} form={form} keep_input_shape={keep}: 1000 inputs, "
-                          f"max |lowered - original| / max |original| = {err:.2e}")
-                    assert err <= 1e-5, (case["name"], form, keep, err)
+                    for max_pool in ["keep", "relu"]:
+                        out = os.path.join(tmp, f"{name}_{form}_{keep}_{max_pool}.onnx")
+                        cmd = [convmat, "lower", model, "-o", out, "--form", form, "--max-pool", max_pool]
+                        cmd += ["--keep-input-shape"] if keep else []
+                        subprocess.run(cmd, check=True, capture_output=True)
+                        onnx.checker.check_model(onnx.load(out), full_check=True)
+                        got = ort_run(out, xs if keep else xs.reshape(1000, -1))
+                        err = np.abs(got - want.reshape(got.shape)).max() / np.abs(want).max()
+                        worst = max(worst, err)
+                        print(f"{name} form={form} keep_input_shape={keep} max_pool={max_pool}: 1000 inputs, "
+                              f"max |lowered - original| / max |original| = {err:.2e}")
+                        assert err <= 1e-5, (name, form, keep, max_pool, err)
+    print(f"{len(runs)} models, worst {worst:.2e}")
 
 
 if __name__ == "__main__":

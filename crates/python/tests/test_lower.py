@@ -245,3 +245,36 @@ def test_marabou_reads_residual_add_and_concat(tmp_path, name):
     got = np.array(net.evaluateWithMarabou([x])[0]).reshape(-1)
     want = np.array(case["outputs"][0])
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max()), (got, want)
+
+
+def test_gurobi_machinelearning_takes_max_pool_as_relu_layers_not_junctions(tmp_path):
+    """What gurobi-machinelearning 1.7 accepted: maxpool_cnn with max_pool="relu" (Gemm and Relu only),
+    solved to the objective onnxruntime reaches on the original where the pip licence's size limit allows;
+    the residual block is refused by its own check ("Non-sequential architecture")."""
+    gp = pytest.importorskip("gurobipy")
+    gml = pytest.importorskip("gurobi_ml")
+    onnx = pytest.importorskip("onnx")
+    from gurobi_ml import add_predictor_constr
+
+    case = GRAPHS["maxpool_cnn"]
+    out, _ = lower_graph(tmp_path, "maxpool_cnn", max_pool="relu")
+    x0 = np.array(case["inputs"][0])
+    with gp.Env(params={"OutputFlag": 0}) as env, gp.Model(env=env) as m:
+        x = m.addMVar((1, len(x0)), lb=x0 - RADIUS, ub=x0 + RADIUS)
+        pred = add_predictor_constr(m, onnx.load(str(out)), x)
+        m.setObjective(pred.output[0, 0], gp.GRB.MAXIMIZE)
+        try:
+            m.optimize()
+        except gp.GurobiError as e:  # the pip licence's size limit: the constraints were built
+            assert "size-limited" in str(e) or "Model too large" in str(e), e
+        else:
+            original = original_logit0(case, x.X[0])
+            if original is not None:
+                assert abs(original - m.ObjVal) <= 1e-5 * max(1.0, abs(m.ObjVal)), (original, m.ObjVal)
+    if gml.__version__ != "1.7.0":
+        return
+    out, _ = lower_graph(tmp_path, "resnet_block")
+    with gp.Env(params={"OutputFlag": 0}) as env, gp.Model(env=env) as m:
+        x = m.addMVar((1, 72), lb=-1, ub=1)
+        with pytest.raises(Exception, match="Non-sequential architecture"):
+            add_predictor_constr(m, onnx.load(str(out)), x)

@@ -281,7 +281,10 @@ impl Model {
         let input = match g.inputs.as_slice() {
             [one] => one,
             [] => {
-                return Err(OnnxError::Format { path: self.path().into(), reason: "the graph has no input to lower".into() })
+                return Err(OnnxError::Format {
+                    path: self.path().into(),
+                    reason: "the graph has no input to lower".into(),
+                })
             }
             [_, second, ..] => {
                 return Err(OnnxError::unsupported(
@@ -556,8 +559,8 @@ fn write_dense(w: &mut impl Write, m: &Csr, buf: &mut Vec<u8>) -> std::io::Resul
         }
         w.write_all(buf)?;
         for r in start..end {
-            for k in indptr[r]..indptr[r + 1] {
-                let c = rows(r) + indices[k] as usize * 4;
+            for &col in &indices[indptr[r]..indptr[r + 1]] {
+                let c = rows(r) + col as usize * 4;
                 buf[c..c + 4].fill(0);
             }
         }
@@ -768,10 +771,21 @@ impl GraphBuilder {
     /// paired, each pair `(a, b)` giving the rows `a - b`, `b`, `-b` (an unpaired `a`: `a`, `-a`) of a
     /// block and a `Relu`, so `max(a, b) = relu(a - b) + relu(b) - relu(-b)` (and `a = relu(a) -
     /// relu(-a)`) is a linear form of the next level; a last block writes the maxima.
-    fn max_pool_relu(&mut self, i: usize, n: &NetNode, f: &Nonlinearity, x: &str, s: &[usize]) -> Result<String, OnnxError> {
+    fn max_pool_relu(
+        &mut self,
+        i: usize,
+        n: &NetNode,
+        f: &Nonlinearity,
+        x: &str,
+        s: &[usize],
+    ) -> Result<String, OnnxError> {
         type Lin = Vec<(usize, f64)>;
         let windows = windows(f, s).ok_or_else(|| {
-            OnnxError::unsupported(&n.name, &n.op, "a window holds no input element (padding only); write it with --max-pool keep")
+            OnnxError::unsupported(
+                &n.name,
+                &n.op,
+                "a window holds no input element (padding only); write it with --max-pool keep",
+            )
         })?;
         let scaled = |a: &Lin, k: f64| -> Lin { a.iter().map(|&(c, v)| (c, v * k)).collect() };
         let mut terms: Vec<Vec<Lin>> = windows.iter().map(|w| w.iter().map(|&j| vec![(j, 1.0)]).collect()).collect();
@@ -854,7 +868,13 @@ impl GraphBuilder {
 
     /// The two operands of an elementwise binary node as flat values of its output's size: an operand
     /// of another shape is broadcast by a selection block.
-    fn broadcast(&mut self, i: usize, n: &NetNode, ins: &[String], in_shapes: &[&[usize]]) -> Result<Vec<String>, OnnxError> {
+    fn broadcast(
+        &mut self,
+        i: usize,
+        n: &NetNode,
+        ins: &[String],
+        in_shapes: &[&[usize]],
+    ) -> Result<Vec<String>, OnnxError> {
         let out = &n.output_shapes[0];
         if in_shapes.iter().all(|s| *s == out.as_slice()) {
             return Ok(ins.to_vec());
@@ -905,12 +925,9 @@ impl GraphBuilder {
             Nonlinearity::LeakyRelu { alpha } | Nonlinearity::Elu { alpha } => {
                 self.node(op, name, vec![x], vec![float_attr("alpha", *alpha as f32)])
             }
-            Nonlinearity::HardSigmoid { alpha, beta } => self.node(
-                op,
-                name,
-                vec![x],
-                vec![float_attr("alpha", *alpha as f32), float_attr("beta", *beta as f32)],
-            ),
+            Nonlinearity::HardSigmoid { alpha, beta } => {
+                self.node(op, name, vec![x], vec![float_attr("alpha", *alpha as f32), float_attr("beta", *beta as f32)])
+            }
             Nonlinearity::Gelu { tanh } => {
                 let approximate = if *tanh { "tanh" } else { "none" };
                 self.node(op, name, vec![x], vec![string_attr("approximate", approximate)])
@@ -918,7 +935,8 @@ impl GraphBuilder {
             Nonlinearity::PRelu { .. } => {
                 // every element's slope, from convmat-net's own PRelu on -1s: PRelu(-1) = -slope
                 let negative = evaluate(n, f, in_shapes, -1.0)?;
-                let slope = self.constant(&format!("{name}.slope"), &[numel(s)], negative.iter().map(|v| -v as f32).collect());
+                let slope =
+                    self.constant(&format!("{name}.slope"), &[numel(s)], negative.iter().map(|v| -v as f32).collect());
                 self.node(op, name, vec![x, slope], vec![])
             }
             Nonlinearity::Clip { min, max } => {
@@ -1140,13 +1158,19 @@ fn run_alone(
 /// tensor, read off convmat-net's evaluation on input `k` holding its indices (plus one, exact in f64)
 /// and the other inputs zeros.
 fn reads(n: &NetNode, role: &Role, in_shapes: &[&[usize]], k: usize) -> Result<Vec<Vec<Option<usize>>>, OnnxError> {
-    let outs = run_alone(n, role, in_shapes, |j, len| {
-        if j == k {
-            (1..=len).map(|v| v as f64).collect()
-        } else {
-            vec![0.0; len]
-        }
-    })?;
+    let outs =
+        run_alone(
+            n,
+            role,
+            in_shapes,
+            |j, len| {
+                if j == k {
+                    (1..=len).map(|v| v as f64).collect()
+                } else {
+                    vec![0.0; len]
+                }
+            },
+        )?;
     Ok(outs.iter().map(|out| out.iter().map(|&v| (v > 0.0).then(|| v as usize - 1)).collect()).collect())
 }
 

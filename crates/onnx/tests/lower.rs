@@ -413,7 +413,8 @@ fn lowered_graphs_compute_what_onnxruntime_computes_on_the_originals() {
 
 #[test]
 fn junctions_are_written_on_flat_vectors_and_operands_explicitly() {
-    let ops = |m: &ModelProto| -> Vec<String> { m.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.clone()).collect() };
+    let ops =
+        |m: &ModelProto| -> Vec<String> { m.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.clone()).collect() };
     let inits = |m: &ModelProto| -> HashSet<String> {
         m.graph.as_ref().unwrap().initializer.iter().map(|t| t.name.clone()).collect()
     };
@@ -459,7 +460,10 @@ fn junctions_are_written_on_flat_vectors_and_operands_explicitly() {
     // 2x2 windows: two levels of pairwise maxima and the block writing them
     let pool: Vec<(&str, usize, usize)> =
         report.blocks.iter().filter(|b| b.op == "MaxPool").map(|b| (b.name.as_str(), b.rows, b.cols)).collect();
-    assert_eq!(pool, [("/pool/MaxPool/max0", 18 * 6, 72), ("/pool/MaxPool/max1", 18 * 3, 18 * 6), ("/pool/MaxPool/max", 18, 18 * 3)]);
+    assert_eq!(
+        pool,
+        [("/pool/MaxPool/max0", 18 * 6, 72), ("/pool/MaxPool/max1", 18 * 3, 18 * 6), ("/pool/MaxPool/max", 18, 18 * 3)]
+    );
 }
 
 /// `max |got - want| / max |want|`.
@@ -477,7 +481,13 @@ fn every_graph_golden_lowers_to_what_onnxruntime_computes() {
     for (name, info) in listing["models"].as_object().unwrap() {
         let npz = dir.join(format!("{name}.npz"));
         let x = convmat_io::read_npz(&npz, Some("x")).unwrap();
-        let y = convmat_io::read_npz(&npz, Some(info["tensors"].as_array().unwrap().iter().find(|t| t["name"] == "y").unwrap()["key"].as_str().unwrap())).unwrap();
+        let y = convmat_io::read_npz(
+            &npz,
+            Some(
+                info["tensors"].as_array().unwrap().iter().find(|t| t["name"] == "y").unwrap()["key"].as_str().unwrap(),
+            ),
+        )
+        .unwrap();
         for max_pool in [MaxPoolForm::Keep, MaxPoolForm::Relu] {
             let path = out.path().join(format!("{name}_{max_pool}.onnx"));
             let options = LowerOptions::default().max_pool(max_pool);

@@ -298,6 +298,8 @@ impl OnnxModel {
     }
     /// Writes the model lowered to dense Gemm (or MatMul + Add) blocks and its nonlinearities, as
     /// `convmat lower` does; returns `{"model", "output", "blocks", "bytes"}` as JSON text.
+    // the keyword arguments of `Model.lower`, one each
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (out_path, input_shape, form, max_dense_bytes, keep_input_shape, max_pool))]
     fn lower(
         &self,

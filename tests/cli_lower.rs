@@ -62,6 +62,7 @@ fn bad_input_gets_one_line_and_no_file() {
     );
     bad(&["lower", &a, "-o", &out, "--max-dense-bytes", "lots"], &["--max-dense-bytes", "lots"]);
     bad(&["lower", &a, "-o", &out, "--form", "conv"], &["conv", "gemm, matmul"]);
+    bad(&["lower", &a, "-o", &out, "--max-pool", "avg"], &["avg", "keep, relu"]);
     bad(&["lower", &a, "-o", &d.s("")], &["is a directory"]);
     bad(&["lower", &golden("bad/unsupported_op.onnx"), "-o", &out], &["is not supported"]);
     bad(&["lower", &golden("bad/dynamic_shape.onnx"), "-o", &out], &["dynamic shape", "--input-shape"]);
@@ -74,6 +75,29 @@ fn bad_input_gets_one_line_and_no_file() {
     std::fs::write(&out, b"old").unwrap();
     bad(&["lower", &a, "-o", &out, "--max-dense-bytes", "1K"], &["over the limit"]);
     assert_eq!(std::fs::read(&out).unwrap(), b"old");
+}
+
+#[test]
+fn graphs_lower_with_their_junctions() {
+    let d = Dir::new();
+    let text = ok(&["lower", &golden("lower/dense_block.onnx"), "-o", &d.s("dense.onnx"), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let blocks: Vec<(&str, u64, u64)> = v["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["name"].as_str().unwrap(), b["rows"].as_u64().unwrap(), b["cols"].as_u64().unwrap()))
+        .collect();
+    // the second Conv reads the 7 channels the first Concat joined; the pool the 11 of the second
+    assert_eq!(
+        blocks,
+        [("/conv1/Conv", 144, 108), ("/conv2/Conv", 144, 252), ("/pool/AveragePool", 99, 396), ("/fc/Gemm", 3, 99)]
+    );
+    let text = ok(&["lower", &golden("lower/activations.onnx"), "-o", &d.s("acts.onnx"), "--max-pool", "relu"]);
+    for part in ["/pool/MaxPool/max0  MaxPool -> gemm  108 x 72", "/pool/MaxPool/max  MaxPool -> gemm  18 x 54"] {
+        assert!(text.contains(part), "{part} in: {text}");
+    }
+    assert_eq!(d.listing(), ["acts.onnx", "dense.onnx"]);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use convmat_onnx::{Form, LowerOptions, LowerReport, Model};
+use convmat_onnx::{Form, LowerOptions, LowerReport, MaxPoolForm, Model};
 use serde::Serialize;
 
 use super::args::{parse_shape, Dims};
@@ -19,7 +19,10 @@ The written model: opset 13 or the model's own if later; one graph input named a
 [N, C*H*W] in row-major (NCHW) order with no Flatten or Reshape (--keep-input-shape declares [N, C, H, W]
 and adds a leading Flatten); every Gemm with alpha=1, beta=1, transA=0, transB=1 written explicitly
 (B is the block's rows x cols matrix); elementwise nonlinearities (Relu, Sigmoid, ...) on the flat vector,
-others (MaxPool, ...) between a Reshape and a Flatten; every node named, no two alike. Weights are float32.
+their operands written explicitly (LeakyRelu's alpha, PRelu's slope per element, Clip's bounds), others
+(MaxPool, ...) between a Reshape and a Flatten (--max-pool relu: Gemm + Relu layers instead); every node
+named, no two alike. Graphs lower too: a residual Add / Sub and a channel Concat become Add / Sub /
+Concat(axis=1) of the flat vectors; Split, Slice and Transpose become 0/1 selection Gemms. Weights are float32.
 The dense weights are sized before anything is built: over --max-dense-bytes (default: the memory
 available) the model is refused, naming its largest block. Blocks are built and written one at a time
 into a temporary file renamed over OUT.onnx on success.
@@ -27,6 +30,7 @@ into a temporary file renamed over OUT.onnx on success.
 Examples:
   convmat lower cnn.onnx -o cnn_gemm.onnx
   convmat lower cnn.onnx -o cnn_mm.onnx --form matmul --json
+  convmat lower resnet_block.onnx -o flat.onnx --max-pool relu
   convmat lower model.onnx -o flat.onnx --input-shape 3,32,32 --max-dense-bytes 2G")]
 pub struct LowerArgs {
     /// The ONNX model.
@@ -54,6 +58,11 @@ pub struct LowerArgs {
     #[arg(long)]
     keep_input_shape: bool,
 
+    /// How max pools are written: keep (the MaxPool op between a Reshape and a Flatten) or relu (Gemm +
+    /// Relu layers of pairwise maxima, for readers without MaxPool: OMLT, gurobi-machinelearning).
+    #[arg(long, value_name = "keep|relu", default_value = "keep", value_parser = parse_max_pool)]
+    max_pool: MaxPoolForm,
+
     /// Print JSON {"model", "output", "blocks": [{"name", "op", "rows", "cols", "bytes"}], "bytes", "seconds"}.
     #[arg(long)]
     json: bool,
@@ -61,6 +70,10 @@ pub struct LowerArgs {
 
 fn parse_form(text: &str) -> Result<Form, String> {
     text.parse().map_err(|e: convmat_onnx::FormError| e.to_string())
+}
+
+fn parse_max_pool(text: &str) -> Result<MaxPoolForm, String> {
+    text.parse().map_err(|e: convmat_onnx::MaxPoolFormError| e.to_string())
 }
 
 /// What `--json` prints: the library's report and the seconds the whole command took.
@@ -79,7 +92,8 @@ pub fn run(args: LowerArgs) -> Result<()> {
         .input_shape(args.input_shape.map(|d| d.0))
         .max_dense_bytes(max)
         .form(args.form)
-        .keep_input_shape(args.keep_input_shape);
+        .keep_input_shape(args.keep_input_shape)
+        .max_pool(args.max_pool);
     let model = Model::load(&args.model)?;
     let report = model.lower(&options)?.write(&args.output)?;
     let seconds = t.elapsed().as_secs_f64();

@@ -2,6 +2,7 @@
 what onnxruntime says the originals compute.
 
 Run:  /work/venv/bin/python xtask/oracle/lower_golden.py crates/onnx/tests/golden/lower
+      /work/venv/bin/python xtask/oracle/lower_golden.py graphs crates/onnx/tests/golden/lower
       /work/venv/bin/python xtask/oracle/lower_golden.py --check target/debug/convmat   (1,000 random inputs)
 
 Writes, into the folder given:
@@ -17,9 +18,25 @@ Writes, into the folder given:
 - lower.json: per case the model file, the input name and shape, the block cut, 4 inputs and the outputs
   onnxruntime computes on the original model; the oracles' versions.
 
-`--check CONVMAT` lowers each golden model with that binary (both forms) and compares onnxruntime on the
-lowered model with onnxruntime on the original on 1,000 random inputs (uniform in [-1, 1]): the script stops
-when any output differs by more than 1e-5 of the largest output's size.
+`graphs FOLDER` writes the graph cases (issue 29's junctions) beside them, leaving the chain files as they are:
+- resnet_block.onnx (2x6x6: Conv(2->4, 3, padding 1) + BatchNorm + ReLU, then a basic block Conv(4->4, 3,
+  padding 1) + BatchNorm + ReLU + Conv(4->4, 3, padding 1) + BatchNorm + the skip, ReLU; Flatten + Linear(144, 3))
+  and dense_block.onnx (3x6x6: two dense layers, each Conv(c->4, 3, padding 1) + ReLU concatenated onto its
+  input along the channels, torch.cat(dim=1); AvgPool(2) + Flatten + Linear(99, 3)) and activations.onnx
+  (1x6x6: Conv(1->3) + PReLU(3, slopes 0.1, -0.3, 0.5) + Conv(3->3) + LeakyReLU(0.2) + Conv(3->2) times 4 +
+  ReLU6 (Clip with min and max inputs) + MaxPool(2) + Flatten + Linear(18, 3); every Conv 3x3, padding 1),
+  and maxpool_cnn.onnx (1x8x8: Conv(1->2, 3, padding 1) + ReLU + MaxPool(2) + Flatten + Linear(32, 3), the
+  MaxPool for `--max-pool relu` on OMLT and HiGHS), exported as above;
+- graph_jacobians.npz: per case and block, keyed `{case}.{k}` in the order of graphs.json's `blocks`, the
+  block's Jacobian as above (the Conv with its BatchNorm, the pool, the Linear with the Flatten before it);
+- graphs.json: per case the model, input shape, the blocks (`node`: the ONNX node the lowered Gemm is named
+  after, rows, cols), 4 inputs and onnxruntime's outputs on the original.
+
+`--check CONVMAT` lowers each golden model (the chains, the graph cases above and the thirteen graph goldens of
+graph_golden.py in crates/onnx/tests/golden/graphs) with that binary (both forms, both input shapes, both
+max-pool forms), checks the file with onnx.checker (full_check) and compares onnxruntime on the lowered
+model with onnxruntime on the original on 1,000 random inputs (uniform in [-1, 1]): the script stops when
+any output differs by more than 1e-5 of the largest output's size.
 """
 
 import copy
@@ -68,6 +85,150 @@ def case_c():
 
 
 CASES = {"cnn_a": case_a, "cnn_b": case_b, "cnn_c": case_c}
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv0, self.bn0 = nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.conv1, self.bn1 = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.conv2, self.bn2 = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.relu0, self.relu1, self.relu2 = nn.ReLU(), nn.ReLU(), nn.ReLU()
+        self.flatten, self.fc = nn.Flatten(), nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        h = self.relu0(self.bn0(self.conv0(x)))
+        y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(h)))))
+        return self.fc(self.flatten(self.relu2(y + h)))
+
+    def blocks(self):
+        return [("/conv0/Conv", [self.conv0, self.bn0]), ("/conv1/Conv", [self.conv1, self.bn1]),
+                ("/conv2/Conv", [self.conv2, self.bn2]), ("/fc/Gemm", [self.flatten, self.fc])]
+
+
+class DenseBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(7, 4, 3, padding=1)
+        self.relu1, self.relu2 = nn.ReLU(), nn.ReLU()
+        self.pool, self.flatten, self.fc = nn.AvgPool2d(2), nn.Flatten(), nn.Linear(11 * 3 * 3, 3)
+
+    def forward(self, x):
+        x = torch.cat([x, self.relu1(self.conv1(x))], dim=1)
+        x = torch.cat([x, self.relu2(self.conv2(x))], dim=1)
+        return self.fc(self.flatten(self.pool(x)))
+
+    def blocks(self):
+        return [("/conv1/Conv", [self.conv1]), ("/conv2/Conv", [self.conv2]), ("/pool/AveragePool", [self.pool]),
+                ("/fc/Gemm", [self.flatten, self.fc])]
+
+
+class Activations(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 3, 3, padding=1), nn.Conv2d(3, 3, 3, padding=1)
+        self.conv3 = nn.Conv2d(3, 2, 3, padding=1)
+        self.prelu, self.leaky, self.relu6 = nn.PReLU(3), nn.LeakyReLU(0.2), nn.ReLU6()
+        self.pool, self.flatten, self.fc = nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * 3 * 3, 3)
+
+    def forward(self, x):
+        x = self.leaky(self.conv2(self.prelu(self.conv1(x))))
+        return self.fc(self.flatten(self.pool(self.relu6(4 * self.conv3(x)))))
+
+    def blocks(self):
+        return [("/conv1/Conv", [self.conv1]), ("/conv2/Conv", [self.conv2]), ("/conv3/Conv", [self.conv3, Times4()]),
+                ("/fc/Gemm", [self.flatten, self.fc])]
+
+
+class MaxPoolCnn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.relu = nn.Conv2d(1, 2, 3, padding=1), nn.ReLU()
+        self.pool, self.flatten, self.fc = nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * 4 * 4, 3)
+
+    def forward(self, x):
+        return self.fc(self.flatten(self.pool(self.relu(self.conv(x)))))
+
+    def blocks(self):
+        return [("/conv/Conv", [self.conv]), ("/fc/Gemm", [self.flatten, self.fc])]
+
+
+class Times4(nn.Module):
+    def forward(self, x):
+        return 4 * x
+
+
+def graph_cases():
+    torch.manual_seed(4)
+    resnet = ResnetBlock()
+    with torch.no_grad():
+        for bn in [resnet.bn0, resnet.bn1, resnet.bn2]:
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    torch.manual_seed(5)
+    dense = DenseBlock()
+    torch.manual_seed(7)
+    maxpool = MaxPoolCnn()
+    torch.manual_seed(6)
+    acts = Activations()
+    with torch.no_grad():
+        acts.prelu.weight.copy_(torch.tensor([0.1, -0.3, 0.5]))
+    # the input shape of each block, in the order of blocks()
+    return {"resnet_block": (resnet.eval(), (2, 6, 6), [(2, 6, 6), (4, 6, 6), (4, 6, 6), (4, 6, 6)]),
+            "dense_block": (dense.eval(), (3, 6, 6), [(3, 6, 6), (7, 6, 6), (11, 6, 6), (11, 3, 3)]),
+            "activations": (acts.eval(), (1, 6, 6), [(1, 6, 6), (3, 6, 6), (3, 6, 6), (2, 3, 3)]),
+            "maxpool_cnn": (maxpool.eval(), (1, 8, 8), [(1, 8, 8), (2, 4, 4)])}
+
+
+def write_graphs(out):
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(2929)
+    arrays, cases = {}, []
+    for name, (net, shape, block_inputs) in graph_cases().items():
+        path = os.path.join(out, f"{name}.onnx")
+        has_bn = any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+        torch.onnx.export(
+            net, torch.zeros(1, *shape), path, dynamo=False, opset_version=13, do_constant_folding=not has_bn,
+            training=torch.onnx.TrainingMode.EVAL, input_names=["input"], output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
+        model = onnx.load(path)
+        onnx.checker.check_model(model)
+        nodes = {n.name for n in model.graph.node}
+        cut = []
+        for k, ((node, modules), s) in enumerate(zip(net.blocks(), block_inputs)):
+            assert node in nodes, (name, node, sorted(nodes))
+            j, bias, s_out = jacobian(copy.deepcopy(nn.Sequential(*modules)), s)
+            nz = np.flatnonzero(j)
+            arrays[f"{name}.{k}.shape"] = np.array(j.shape, dtype=np.int32)
+            arrays[f"{name}.{k}.index"] = nz.astype(np.int32)
+            arrays[f"{name}.{k}.value"] = j.reshape(-1)[nz].astype(np.float32)
+            arrays[f"{name}.{k}.bias"] = bias.astype(np.float32)
+            cut.append({"node": node, "rows": j.shape[0], "cols": j.shape[1], "input_shape": list(s),
+                        "output_shape": s_out})
+        xs = rng.uniform(-1, 1, size=(4, *shape)).astype(np.float32)
+        ys = ort_run(path, xs)
+        with torch.no_grad():
+            yt = net(torch.from_numpy(xs)).numpy()
+        assert np.allclose(ys, yt, atol=1e-5), (name, np.abs(ys - yt).max())
+        cases.append({
+            "name": name, "model": f"{name}.onnx", "input": "input", "output": "logits",
+            "input_shape": list(shape), "blocks": cut,
+            "inputs": xs.reshape(4, -1).tolist(), "outputs": ys.tolist(),
+        })
+    np.savez_compressed(os.path.join(out, "graph_jacobians.npz"), **arrays)
+    meta = {
+        "oracle": "xtask/oracle/lower_golden.py graphs",
+        "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
+                     "numpy": np.__version__},
+        "cases": cases,
+    }
+    with open(os.path.join(out, "graphs.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+        f.write("\n")
+    print(f"wrote {len(cases)} graph cases to {out}")
 
 
 def network(blocks, acts):
@@ -148,29 +309,44 @@ def write(out):
     print(f"wrote {len(cases)} cases to {out}")
 
 
-def check(convmat, golden=os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../crates/onnx/tests/golden/lower")):
-    meta = json.load(open(os.path.join(golden, "lower.json")))
+def check(convmat, golden=os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../crates/onnx/tests/golden")):
+    lower_dir = os.path.join(golden, "lower")
+    cases = json.load(open(os.path.join(lower_dir, "lower.json")))["cases"]
+    cases += json.load(open(os.path.join(lower_dir, "graphs.json")))["cases"]
+    runs = [(os.path.join(lower_dir, c["model"]), c["name"], c["input_shape"]) for c in cases]
+    # the graph goldens of graph_golden.py (residual Adds, Concats, Splits, Slices, Transposes, LayerNorm, ...)
+    graphs = os.path.join(golden, "graphs")
+    for name in sorted(json.load(open(os.path.join(graphs, "graphs.json")))["models"]):
+        path = os.path.join(graphs, f"{name}.onnx")
+        shape = [d.dim_value for d in onnx.load(path).graph.input[0].type.tensor_type.shape.dim[1:]]
+        runs.append((path, name, shape))
     rng = np.random.default_rng(1000)
+    worst = 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        for case in meta["cases"]:
-            model = os.path.join(golden, case["model"])
-            xs = rng.uniform(-1, 1, size=(1000, *case["input_shape"])).astype(np.float32)
+        for model, name, shape in runs:
+            xs = rng.uniform(-1, 1, size=(1000, *shape)).astype(np.float32)
             want = ort_run(model, xs)
             for form in ["gemm", "matmul"]:
                 for keep in [False, True]:
-                    out = os.path.join(tmp, f"{case['name']}_{form}_{keep}.onnx")
-                    cmd = [convmat, "lower", model, "-o", out, "--form", form] + (["--keep-input-shape"] if keep else [])
-                    subprocess.run(cmd, check=True, capture_output=True)
-                    onnx.checker.check_model(onnx.load(out))
-                    got = ort_run(out, xs if keep else xs.reshape(1000, -1))
-                    err = np.abs(got - want).max() / np.abs(want).max()
-                    print(f"{case['name']} form={form} keep_input_shape={keep}: 1000 inputs, "
-                          f"max |lowered - original| / max |original| = {err:.2e}")
-                    assert err <= 1e-5, (case["name"], form, keep, err)
+                    for max_pool in ["keep", "relu"]:
+                        out = os.path.join(tmp, f"{name}_{form}_{keep}_{max_pool}.onnx")
+                        cmd = [convmat, "lower", model, "-o", out, "--form", form, "--max-pool", max_pool]
+                        cmd += ["--keep-input-shape"] if keep else []
+                        subprocess.run(cmd, check=True, capture_output=True)
+                        onnx.checker.check_model(onnx.load(out), full_check=True)
+                        got = ort_run(out, xs if keep else xs.reshape(1000, -1))
+                        err = np.abs(got - want.reshape(got.shape)).max() / np.abs(want).max()
+                        worst = max(worst, err)
+                        print(f"{name} form={form} keep_input_shape={keep} max_pool={max_pool}: 1000 inputs, "
+                              f"max |lowered - original| / max |original| = {err:.2e}")
+                        assert err <= 1e-5, (name, form, keep, max_pool, err)
+    print(f"{len(runs)} models, worst {worst:.2e}")
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--check"]:
         check(sys.argv[2])
+    elif sys.argv[1:2] == ["graphs"]:
+        write_graphs(sys.argv[2] if len(sys.argv) > 2 else "crates/onnx/tests/golden/lower")
     else:
         write(sys.argv[1] if len(sys.argv) > 1 else "crates/onnx/tests/golden/lower")

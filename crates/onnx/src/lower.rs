@@ -2,16 +2,18 @@
 //! Pad and constant Add / Mul folded) written as one dense `Gemm` (or `MatMul` + `Add`), the
 //! nonlinearities between blocks kept as the ONNX ops they were, the graph input flat.
 //!
-//! The plan ([`Model::lower`]) is checked and sized before any matrix is built; [`Lowered::write`]
-//! then streams the protobuf: the small messages first (nodes, inputs, outputs), then each block's
-//! weights as `raw_data`, built one block at a time and written row by row, so memory holds one
-//! block's sparse matrix and a few MiB of dense rows whatever the model's size.
+//! The model is read as convmat-net's graph record ([`Model::network`]), chains and graphs alike; the
+//! plan ([`Model::lower`]) is checked and sized before any matrix is built; [`Lowered::write`] then
+//! streams the protobuf: the small messages first (nodes, inputs, outputs), then each block's weights
+//! as `raw_data`, built one block at a time and written row by row, so memory holds one block's sparse
+//! matrix and a few MiB of dense rows whatever the model's size.
 //!
-//! The graph is built by [`GraphBuilder`], one method per kind of step (an affine block, a
-//! nonlinearity); a junction of two paths (a residual `Add`, a channel `Concat`) becomes one more
-//! method writing `Add` / `Concat(axis=1)` of the flat vectors it joins.
+//! The graph is built by [`GraphBuilder`], one method per kind of node of the record: a block, a
+//! junction (a residual `Add` / `Sub` and a channel `Concat` as `Add` / `Sub` / `Concat(axis=1)` of the
+//! flat vectors they join; Split, Slice, Transpose as 0/1 selection blocks), a nonlinearity (its
+//! operands written explicitly).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -19,13 +21,14 @@ use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use prost::Message;
 use serde::Serialize;
 
-use crate::blocks::{Activation, AffineLayer, AffineLayers, BlockOptions, Csr};
-use crate::node::Node;
+use convmat_net::{BlockMap, BlockSource, Graph, Junction, Node as NetNode, Nonlinearity, Port, Role, Tensor};
+
+use crate::blocks::{BlockOptions, Csr};
 use crate::proto::{
     attribute_type as at, data_type, AttributeProto, DimValue, Dimension, GraphProto, ModelProto, NodeProto,
     OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
 };
-use crate::{Model, OnnxError};
+use crate::{Model, Network, OnnxError};
 
 /// The opset a lowered model imports at least (Softmax's per-axis semantics; every op written here
 /// exists there).
@@ -35,33 +38,6 @@ const IR_VERSION: i64 = 7;
 /// Protobuf messages stop at 2 GiB: `onnx.load` and onnxruntime refuse larger files without external
 /// data, which the verifiers' readers do not follow.
 const MAX_FILE: u64 = (1 << 31) - 1;
-/// Ops applied elementwise: written on the flat vector as they were.
-const ELEMENTWISE: &[&str] = &[
-    "Relu",
-    "LeakyRelu",
-    "Sigmoid",
-    "HardSigmoid",
-    "Tanh",
-    "Softplus",
-    "Softsign",
-    "Elu",
-    "Selu",
-    "Celu",
-    "Gelu",
-    "Mish",
-    "HardSwish",
-    "ThresholdedRelu",
-    "Abs",
-    "Sign",
-    "Exp",
-    "Log",
-    "Sqrt",
-    "Erf",
-    "Round",
-    "Floor",
-    "Ceil",
-];
-
 /// How an affine block is written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -99,6 +75,45 @@ impl std::str::FromStr for Form {
     }
 }
 
+/// How a `MaxPool` / `GlobalMaxPool` is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MaxPoolForm {
+    /// As the op it was, between a `Reshape` to its input shape and a `Flatten` (onnxruntime,
+    /// `onnx.reference` and Marabou read it).
+    #[default]
+    Keep,
+    /// As `Gemm` + `Relu` layers: each window's maximum by a tree of pairwise maxima,
+    /// `max(a, b) = relu(a - b) + relu(b) - relu(-b)`, for readers that take nothing else (OMLT 1.2.2,
+    /// gurobi-machinelearning 1.7).
+    Relu,
+}
+
+impl std::fmt::Display for MaxPoolForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Keep => "keep",
+            Self::Relu => "relu",
+        })
+    }
+}
+
+/// A max-pool form name that is neither `keep` nor `relu`.
+#[derive(Debug, thiserror::Error)]
+#[error("max-pool form '{0}' is not known; valid forms: keep, relu")]
+pub struct MaxPoolFormError(pub String);
+
+impl std::str::FromStr for MaxPoolForm {
+    type Err = MaxPoolFormError;
+    fn from_str(s: &str) -> Result<Self, MaxPoolFormError> {
+        match s.to_ascii_lowercase().as_str() {
+            "keep" => Ok(Self::Keep),
+            "relu" => Ok(Self::Relu),
+            _ => Err(MaxPoolFormError(s.into())),
+        }
+    }
+}
+
 /// What [`Model::lower`] writes.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
@@ -112,6 +127,8 @@ pub struct LowerOptions {
     /// Declare the original input shape (`[N, C, H, W]`) behind a leading `Flatten`, instead of the
     /// flat `[N, C·H·W]`.
     pub keep_input_shape: bool,
+    /// How max pools are written.
+    pub max_pool: MaxPoolForm,
 }
 
 impl LowerOptions {
@@ -133,6 +150,11 @@ impl LowerOptions {
     /// Sets [`keep_input_shape`](Self::keep_input_shape).
     pub fn keep_input_shape(mut self, keep: bool) -> Self {
         self.keep_input_shape = keep;
+        self
+    }
+    /// Sets [`max_pool`](Self::max_pool).
+    pub fn max_pool(mut self, form: MaxPoolForm) -> Self {
+        self.max_pool = form;
         self
     }
 }
@@ -169,10 +191,12 @@ pub struct LowerReport {
 /// streams it.
 pub struct Lowered<'m> {
     model: &'m Model,
-    layers: AffineLayers<'m>,
+    network: Network<'m>,
     /// The graph without the block weights and biases.
     graph: GraphProto,
-    /// The initializers streamed from blocks, in file order.
+    /// Where each written matrix comes from.
+    sources: Vec<Source>,
+    /// The initializers streamed from sources, in file order.
     streamed: Vec<Streamed>,
     blocks: Vec<LoweredBlock>,
     form: Form,
@@ -181,11 +205,26 @@ pub struct Lowered<'m> {
     bytes: u64,
 }
 
-/// An initializer whose bytes come from a block.
+/// Where a written matrix and bias come from.
+#[derive(Clone, Debug)]
+enum Source {
+    /// The network's block at this node index, built when the stream reaches it.
+    Block(usize),
+    /// A small matrix made while planning (a junction's 0/1 selection), with its bias.
+    Built {
+        /// The graph node it stands for.
+        node: usize,
+        /// Taken when written.
+        matrix: Option<Box<Csr>>,
+        bias: Vec<f64>,
+    },
+}
+
+/// An initializer whose bytes come from a [`Source`].
 #[derive(Clone, Debug)]
 struct Streamed {
-    /// Index of the block in [`AffineLayers`] order.
-    layer: usize,
+    /// Index into [`Lowered::sources`].
+    source: usize,
     name: String,
     dims: Vec<i64>,
     part: Part,
@@ -222,24 +261,40 @@ impl Streamed {
     }
 }
 
+fn graph_error(e: convmat_net::NetError) -> OnnxError {
+    OnnxError::Graph(Box::new(e))
+}
+
 impl Model {
-    /// Plans this model's lowering to the ONNX verifiers read (see the module docs): checks every node
-    /// and sizes every block before building any, refusing dense weights over the limit.
+    /// Plans this model's lowering to the ONNX verifiers read (see the module docs): reads the model
+    /// as convmat-net's graph record ([`Model::network`]), checks every node and sizes every block
+    /// before building any, refusing dense weights over the limit.
     ///
     /// # Errors
-    /// As [`affine_layers`](Self::affine_layers); a nonlinearity this writer cannot carry (named); dense
-    /// weights over [`LowerOptions::max_dense_bytes`] or the memory available (naming the largest block
-    /// and its size); a file over protobuf's 2 GiB.
+    /// As [`network`](Self::network); a model of more than one input; a node this writer cannot carry
+    /// (named); dense weights over [`LowerOptions::max_dense_bytes`] or the memory available (naming
+    /// the largest block and its size); a file over protobuf's 2 GiB.
     pub fn lower(&self, options: &LowerOptions) -> Result<Lowered<'_>, OnnxError> {
-        let input_shape = options.input_shape.as_deref();
-        let layers = self.affine_layers(input_shape, &BlockOptions::default())?;
-        let outlines = layers.outlines();
-        let summary = self.summary(input_shape)?;
-        let input = summary.inputs.first().ok_or_else(|| OnnxError::Format {
-            path: self.path().into(),
-            reason: "the graph has no input to lower".into(),
-        })?;
-        if outlines.is_empty() {
+        let network = self.network(options.input_shape.as_deref(), &BlockOptions::default())?;
+        let g = network.graph();
+        let shapes = g.shapes().map_err(graph_error)?;
+        let input = match g.inputs.as_slice() {
+            [one] => one,
+            [] => {
+                return Err(OnnxError::Format {
+                    path: self.path().into(),
+                    reason: "the graph has no input to lower".into(),
+                })
+            }
+            [_, second, ..] => {
+                return Err(OnnxError::unsupported(
+                    &second.name,
+                    "input",
+                    format!("the graph has {} inputs; lowering writes models of one input", g.inputs.len()),
+                ))
+            }
+        };
+        if g.nodes.is_empty() {
             return Err(OnnxError::unsupported(
                 &input.name,
                 "input",
@@ -247,34 +302,31 @@ impl Model {
             ));
         }
         let opset = self.opset().max(MIN_OPSET);
-        let output_name = self.graph.output.first().map(|o| o.name.clone()).filter(|n| !n.is_empty());
-
-        let mut b = GraphBuilder::new(&input.name, output_name.as_deref());
-        let mut x = b.input(&input.name, &input.shape, options.keep_input_shape);
-        let mut blocks = Vec::new();
-        let mut streamed = Vec::new();
-        for (k, layer) in outlines.iter().enumerate() {
-            if layer.op != "Identity" {
-                let (y, s) = b.affine(&x, k, layer, options.form);
-                x = y;
-                streamed.extend(s);
-                let (rows, cols) = dims(layer);
-                blocks.push(LoweredBlock {
-                    name: layer.name.clone(),
-                    op: layer.op.clone(),
-                    rows,
-                    cols,
-                    bytes: (rows as u64).saturating_mul(cols as u64).saturating_add(rows as u64).saturating_mul(4),
-                });
-            }
-            for act in &layer.activations {
-                x = b.activation(self, &x, act)?;
+        let names: Vec<String> = self.graph.output.iter().map(|o| o.name.clone()).collect();
+        let mut b = GraphBuilder::new(&input.name, &names, options.form, options.max_pool);
+        let mut values: HashMap<&str, String> = HashMap::new();
+        values.insert(&input.name, b.input(&input.name, &input.shape, options.keep_input_shape));
+        for (i, n) in g.nodes.iter().enumerate() {
+            let ins: Vec<String> = n.inputs.iter().map(|t| values[t.as_str()].clone()).collect();
+            let in_shapes: Vec<&[usize]> = n.inputs.iter().map(|t| shapes[t.as_str()].as_slice()).collect();
+            let outs = b.step(self, i, n, &ins, &in_shapes)?;
+            for (t, v) in n.outputs.iter().zip(outs) {
+                values.insert(t, v);
             }
         }
-        let out_len = outlines.last().map(|l| l.output_shape.iter().product()).unwrap_or(0);
-        let graph = b.finish(x, out_len);
+        let outputs = g
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                let name = names.get(k).cloned().unwrap_or_default();
+                (name, values[t.as_str()].clone(), shapes[t.as_str()].iter().product())
+            })
+            .collect();
+        let (graph, sources, streamed, blocks) = b.finish(outputs);
         check_size(&blocks, options.max_dense_bytes.or_else(convmat_matrix::available_memory))?;
-        let mut lowered = Lowered { model: self, layers, graph, streamed, blocks, form: options.form, opset, bytes: 0 };
+        let mut lowered =
+            Lowered { model: self, network, graph, sources, streamed, blocks, form: options.form, opset, bytes: 0 };
         lowered.bytes = lowered.model_len();
         if lowered.bytes > MAX_FILE {
             let largest = largest(&lowered.blocks).expect("a file that large has blocks");
@@ -289,10 +341,6 @@ impl Model {
         }
         Ok(lowered)
     }
-}
-
-fn dims(layer: &AffineLayer) -> (usize, usize) {
-    (layer.output_shape.iter().product(), layer.input_shape.iter().product())
 }
 
 fn largest(blocks: &[LoweredBlock]) -> Option<&LoweredBlock> {
@@ -402,16 +450,17 @@ impl Lowered<'_> {
         self.graph.encode(&mut head).expect("a Vec grows");
         w.write_all(&head).map_err(&io)?;
         let streamed = std::mem::take(&mut self.streamed);
-        let mut layer: Option<(usize, AffineLayer)> = None;
+        // the matrix being written (one at a time: the previous one is dropped before the next is built)
+        let mut current: Option<(usize, Csr, Vec<f64>)> = None;
         let mut buf = Vec::new();
         for s in &streamed {
-            while layer.as_ref().is_none_or(|(k, _)| *k != s.layer) {
-                let k = layer.as_ref().map_or(0, |(k, _)| k + 1);
-                let next = self.layers.next().expect("planned blocks exist")?;
-                layer = Some((k, next));
+            if current.as_ref().is_none_or(|(k, ..)| *k != s.source) {
+                drop(current.take());
+                let (m, b) = self.build(s.source)?;
+                current = Some((s.source, m, b));
             }
-            let (_, l) = layer.as_ref().expect("set above");
-            check_built(l, &s.dims, s.part)?;
+            let (_, m, bias) = current.as_ref().expect("set above");
+            self.check_built(s.source, m, bias, &s.dims, s.part)?;
             let mut t = Vec::new();
             encode_key(5, WireType::LengthDelimited, &mut t);
             encode_varint(s.encoded_len(), &mut t);
@@ -421,40 +470,69 @@ impl Lowered<'_> {
             w.write_all(&t).map_err(&io)?;
             match s.part {
                 Part::Bias => {
-                    let bytes: Vec<u8> = l.bias.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect();
+                    let bytes: Vec<u8> = bias.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect();
                     w.write_all(&bytes).map_err(&io)?;
                 }
-                Part::Matrix => write_dense(w, &l.matrix, &mut buf).map_err(&io)?,
+                Part::Matrix => write_dense(w, m, &mut buf).map_err(&io)?,
                 Part::Transposed => {
-                    let csc: Csr = l.matrix.to_other_storage();
+                    let csc: Csr = m.to_other_storage();
                     write_dense(w, &csc, &mut buf).map_err(&io)?;
                 }
             }
         }
         Ok(())
     }
-}
 
-/// Checks that a built block has the shape its outline promised.
-fn check_built(l: &AffineLayer, dims: &[i64], part: Part) -> Result<(), OnnxError> {
-    let (r, c) = l.matrix.shape();
-    let want: Vec<i64> = match part {
-        Part::Matrix => vec![r as i64, c as i64],
-        Part::Transposed => vec![c as i64, r as i64],
-        Part::Bias => vec![l.bias.len() as i64],
-    };
-    if want != dims {
-        return Err(OnnxError::shape(
-            &l.name,
-            &l.op,
-            format!("the block built is {r} x {c} with {} biases, its outline said {dims:?}", l.bias.len()),
-        ));
+    /// The graph node a source stands for.
+    fn source_node(&self, source: usize) -> &convmat_net::Node {
+        let i = match &self.sources[source] {
+            Source::Block(i) | Source::Built { node: i, .. } => *i,
+        };
+        &self.network.graph().nodes[i]
     }
-    Ok(())
+
+    /// Builds (or takes) a source's matrix and bias.
+    fn build(&mut self, source: usize) -> Result<(Csr, Vec<f64>), OnnxError> {
+        match &mut self.sources[source] {
+            Source::Block(i) => {
+                let i = *i;
+                let n = &self.network.graph().nodes[i];
+                self.network.block(i)?.to_csr().map_err(|e| OnnxError::Matrix {
+                    node: n.name.clone(),
+                    op: n.op.clone(),
+                    source: Box::new(e),
+                })
+            }
+            Source::Built { matrix, bias, .. } => {
+                Ok((*matrix.take().expect("each source is written once"), std::mem::take(bias)))
+            }
+        }
+    }
+
+    /// Checks that a built block has the shape its plan promised.
+    fn check_built(&self, source: usize, m: &Csr, bias: &[f64], dims: &[i64], part: Part) -> Result<(), OnnxError> {
+        let (r, c) = m.shape();
+        let want: Vec<i64> = match part {
+            Part::Matrix => vec![r as i64, c as i64],
+            Part::Transposed => vec![c as i64, r as i64],
+            Part::Bias => vec![bias.len() as i64],
+        };
+        if want != dims {
+            let n = self.source_node(source);
+            return Err(OnnxError::shape(
+                &n.name,
+                &n.op,
+                format!("the block built is {r} x {c} with {} biases, its plan said {dims:?}", bias.len()),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Writes a compressed matrix's outer dimension by outer dimension as dense little-endian f32 rows
-/// (rows of a CSR, columns of a CSC), a few MiB at a time.
+/// (rows of a CSR, columns of a CSC), a few MiB at a time. The buffer is zeroed once; after each chunk
+/// only the entries it set are cleared again, so a sparse matrix costs one pass of writes, not a
+/// `memset` of every chunk besides.
 fn write_dense(w: &mut impl Write, m: &Csr, buf: &mut Vec<u8>) -> std::io::Result<()> {
     let inner = m.inner_dims();
     let row_bytes = inner * 4;
@@ -463,19 +541,29 @@ fn write_dense(w: &mut impl Write, m: &Csr, buf: &mut Vec<u8>) -> std::io::Resul
     let indptr = indptr.raw_storage();
     let (indices, data) = (m.indices(), m.data());
     let outer = m.outer_dims();
+    buf.clear();
     let mut start = 0;
     while start < outer {
         let end = (start + per_chunk).min(outer);
-        buf.clear();
-        buf.resize((end - start) * row_bytes, 0);
+        let len = (end - start) * row_bytes;
+        if buf.len() != len {
+            buf.clear();
+            buf.resize(len, 0);
+        }
+        let rows = |r: usize| (r - start) * row_bytes;
         for r in start..end {
-            let row = &mut buf[(r - start) * row_bytes..(r - start + 1) * row_bytes];
             for k in indptr[r]..indptr[r + 1] {
-                let c = indices[k] as usize * 4;
-                row[c..c + 4].copy_from_slice(&(data[k] as f32).to_le_bytes());
+                let c = rows(r) + indices[k] as usize * 4;
+                buf[c..c + 4].copy_from_slice(&(data[k] as f32).to_le_bytes());
             }
         }
         w.write_all(buf)?;
+        for r in start..end {
+            for &col in &indices[indptr[r]..indptr[r + 1]] {
+                let c = rows(r) + col as usize * 4;
+                buf[c..c + 4].fill(0);
+            }
+        }
         start = end;
     }
     Ok(())
@@ -499,25 +587,40 @@ impl<W: Write> Write for Counting<W> {
 }
 
 /// The lowered graph as it is planned: nodes with unique non-empty names, values in SSA, the small
-/// initializers (reshape targets) kept, the block weights left to the stream.
+/// initializers (reshape targets, slopes, bounds) kept, the block weights left to the stream.
 ///
-/// Every value is a flat `[N, n]` float tensor between steps. A graph with junctions adds one method
-/// per junction: `add(a, b)` writing `Add(a, b)` and `concat(values)` writing `Concat(axis = 1)`, which
-/// is the channel concatenation of the row-major (NCHW) samples.
+/// Every value is a flat `[N, n]` float tensor between steps (a sample in row-major order), so a
+/// residual `Add` / `Sub` of two equal shapes is `Add` / `Sub` of the flat vectors, a channel `Concat`
+/// (axis 1) is `Concat(axis = 1)` of them, and every other rearrangement (Split, Slice, Transpose, a
+/// Concat on another axis, an operand broadcast onto the other's shape) is a 0/1 selection matrix
+/// written as one more affine block, its rows read off convmat-net's own evaluation of the junction.
 pub(crate) struct GraphBuilder {
     used: HashSet<String>,
     graph: GraphProto,
-    /// The name the final value takes (the original graph output's), reserved.
-    output: String,
+    form: Form,
+    max_pool: MaxPoolForm,
+    sources: Vec<Source>,
+    streamed: Vec<Streamed>,
+    blocks: Vec<LoweredBlock>,
+    /// The graph input's name.
+    input: String,
 }
 
 impl GraphBuilder {
-    fn new(input: &str, output: Option<&str>) -> Self {
+    fn new(input: &str, outputs: &[String], form: Form, max_pool: MaxPoolForm) -> Self {
         let mut used = HashSet::new();
         used.insert(input.to_string());
-        let output = output.filter(|o| *o != input).unwrap_or("output").to_string();
-        used.insert(output.clone());
-        Self { used, graph: GraphProto { name: "convmat_lowered".into(), ..Default::default() }, output }
+        used.extend(outputs.iter().filter(|o| !o.is_empty()).cloned());
+        Self {
+            used,
+            graph: GraphProto { name: "convmat_lowered".into(), ..Default::default() },
+            form,
+            max_pool,
+            sources: Vec::new(),
+            streamed: Vec::new(),
+            blocks: Vec::new(),
+            input: input.into(),
+        }
     }
 
     /// `base`, or `base_1`, `base_2`, ... when taken (node, value and initializer names share one set).
@@ -546,6 +649,19 @@ impl GraphBuilder {
         out
     }
 
+    /// A small float initializer of `dims` (`[]`: a scalar), named after `base`.
+    fn constant(&mut self, base: &str, dims: &[usize], values: Vec<f32>) -> String {
+        let name = self.fresh(base);
+        self.graph.initializer.push(TensorProto {
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: data_type::FLOAT,
+            float_data: values,
+            name: name.clone(),
+            ..Default::default()
+        });
+        name
+    }
+
     /// The graph input: flat `[N, C·H·W]`, or `[N, C, H, W]` and a `Flatten`.
     fn input(&mut self, name: &str, shape: &[usize], keep: bool) -> String {
         let flat = shape.iter().product::<usize>();
@@ -558,14 +674,36 @@ impl GraphBuilder {
         }
     }
 
+    /// Node `i` of the graph record on the flat values `ins` (of sample shapes `in_shapes`): the flat
+    /// values of its outputs.
+    fn step(
+        &mut self,
+        model: &Model,
+        i: usize,
+        n: &NetNode,
+        ins: &[String],
+        in_shapes: &[&[usize]],
+    ) -> Result<Vec<String>, OnnxError> {
+        match &n.role {
+            Role::Block => {
+                let (rows, cols) = (numel(&n.output_shapes[0]), numel(in_shapes[0]));
+                Ok(vec![self.affine(&ins[0], Source::Block(i), &n.name, &n.op, rows, cols)])
+            }
+            Role::Junction(j) => self.junction(i, n, j, ins, in_shapes),
+            Role::Nonlinearity(f) => self.nonlinearity(model, i, n, f, ins, in_shapes).map(|v| vec![v]),
+            _ => Err(OnnxError::unsupported(&n.name, &n.op, "lowering does not know this node's role")),
+        }
+    }
+
     /// One affine block on `x`: its node(s) and the initializers to stream.
-    fn affine(&mut self, x: &str, k: usize, layer: &AffineLayer, form: Form) -> (String, Vec<Streamed>) {
-        let (rows, cols) = dims(layer);
-        let base = if layer.name.is_empty() { format!("block{k}") } else { layer.name.clone() };
+    fn affine(&mut self, x: &str, source: Source, name: &str, op: &str, rows: usize, cols: usize) -> String {
+        let k = self.sources.len();
+        self.sources.push(source);
+        let base = if name.is_empty() { format!("block{k}") } else { name.to_string() };
         let w = self.fresh(&format!("{base}.weight"));
         let b = self.fresh(&format!("{base}.bias"));
-        let bias = Streamed { layer: k, name: b.clone(), dims: vec![rows as i64], part: Part::Bias };
-        match form {
+        let bias = Streamed { source: k, name: b.clone(), dims: vec![rows as i64], part: Part::Bias };
+        let (y, node) = match self.form {
             Form::Gemm => {
                 let attrs = vec![
                     float_attr("alpha", 1.0),
@@ -574,53 +712,298 @@ impl GraphBuilder {
                     int_attr("transB", 1),
                 ];
                 let y = self.node("Gemm", &base, vec![x.into(), w.clone(), b], attrs);
-                let weight = Streamed { layer: k, name: w, dims: vec![rows as i64, cols as i64], part: Part::Matrix };
-                (y, vec![weight, bias])
+                let weight = Streamed { source: k, name: w, dims: vec![rows as i64, cols as i64], part: Part::Matrix };
+                self.streamed.extend([weight, bias]);
+                (y, self.graph.node.len() - 1)
             }
             Form::MatMul => {
                 let m = self.node("MatMul", &base, vec![x.into(), w.clone()], vec![]);
+                let at = self.graph.node.len() - 1;
                 let y = self.node("Add", &format!("{base}/bias"), vec![m, b], vec![]);
                 let weight =
-                    Streamed { layer: k, name: w, dims: vec![cols as i64, rows as i64], part: Part::Transposed };
-                (y, vec![weight, bias])
+                    Streamed { source: k, name: w, dims: vec![cols as i64, rows as i64], part: Part::Transposed };
+                self.streamed.extend([weight, bias]);
+                (y, at)
             }
-        }
+        };
+        self.blocks.push(LoweredBlock {
+            name: self.graph.node[node].name.clone(),
+            op: op.into(),
+            rows,
+            cols,
+            bytes: (rows as u64).saturating_mul(cols as u64).saturating_add(rows as u64).saturating_mul(4),
+        });
+        y
     }
 
-    /// A nonlinearity on `x`, as the op it was: on the flat vector when elementwise (or a Softmax over
-    /// the whole sample), otherwise between a `Reshape` to its input shape and a `Flatten`.
-    fn activation(&mut self, model: &Model, x: &str, act: &Activation) -> Result<String, OnnxError> {
-        let i = model.node_index(&act.name)?;
-        let p = &model.graph.node[i];
-        let node = Node::new(p);
-        if let Some(extra) = p.input.iter().skip(1).find(|s| !s.is_empty()) {
-            return Err(OnnxError::unsupported(
-                &act.name,
-                &act.op,
-                format!("lowering carries nonlinearities without operands; input '{extra}' (PRelu's slope, Clip's min or max) is not written yet"),
-            ));
+    /// A 0/1 selection on `x` (`cols` values): output `r` is `x[index[r]]`, written as an affine block
+    /// standing for graph node `i`.
+    fn select(&mut self, x: &str, i: usize, name: &str, op: &str, index: &[usize], cols: usize) -> String {
+        let rows: Vec<Vec<(usize, f64)>> = index.iter().map(|&c| vec![(c, 1.0)]).collect();
+        self.built(x, i, name, op, &rows, cols)
+    }
+
+    /// A matrix made here (`rows`: each row's sparse entries; no bias) on `x` (`cols` values), written
+    /// as an affine block standing for graph node `i`.
+    fn built(&mut self, x: &str, i: usize, name: &str, op: &str, rows: &[Vec<(usize, f64)>], cols: usize) -> String {
+        let mut indptr = Vec::with_capacity(rows.len() + 1);
+        let (mut indices, mut data) = (Vec::new(), Vec::new());
+        indptr.push(0);
+        for row in rows {
+            let mut row = row.clone();
+            row.sort_by_key(|&(c, _)| c);
+            for (c, v) in row {
+                if indices.len() > indptr[indptr.len() - 1] && indices.last() == Some(&(c as u32)) {
+                    *data.last_mut().expect("an entry") += v;
+                } else {
+                    indices.push(c as u32);
+                    data.push(v);
+                }
+            }
+            indptr.push(indices.len());
         }
-        let attrs: Vec<AttributeProto> = p.attribute.clone();
-        let softmax = matches!(act.op.as_str(), "Softmax" | "LogSoftmax");
-        let rank = act.input_shape.len();
-        let flat_ok = ELEMENTWISE.contains(&act.op.as_str())
-            || (softmax && rank <= 1)
-            // before opset 13 Softmax flattens from `axis` (default 1): over the whole sample
-            || (softmax && model.opset() < 13 && node.int("axis").unwrap_or(1) == 1);
-        if flat_ok {
-            let attrs = if softmax { vec![int_attr("axis", 1)] } else { attrs };
-            return Ok(self.node(&act.op, &act.name, vec![x.into()], attrs));
+        let matrix = Csr::new((rows.len(), cols), indptr, indices, data);
+        let source = Source::Built { node: i, matrix: Some(Box::new(matrix)), bias: vec![0.0; rows.len()] };
+        self.affine(x, source, name, op, rows.len(), cols)
+    }
+
+    /// A max pool as `Gemm` + `Relu` layers ([`MaxPoolForm::Relu`]): per level, the windows' values
+    /// paired, each pair `(a, b)` giving the rows `a - b`, `b`, `-b` (an unpaired `a`: `a`, `-a`) of a
+    /// block and a `Relu`, so `max(a, b) = relu(a - b) + relu(b) - relu(-b)` (and `a = relu(a) -
+    /// relu(-a)`) is a linear form of the next level; a last block writes the maxima.
+    fn max_pool_relu(
+        &mut self,
+        i: usize,
+        n: &NetNode,
+        f: &Nonlinearity,
+        x: &str,
+        s: &[usize],
+    ) -> Result<String, OnnxError> {
+        type Lin = Vec<(usize, f64)>;
+        let windows = windows(f, s).ok_or_else(|| {
+            OnnxError::unsupported(
+                &n.name,
+                &n.op,
+                "a window holds no input element (padding only); write it with --max-pool keep",
+            )
+        })?;
+        let scaled = |a: &Lin, k: f64| -> Lin { a.iter().map(|&(c, v)| (c, v * k)).collect() };
+        let mut terms: Vec<Vec<Lin>> = windows.iter().map(|w| w.iter().map(|&j| vec![(j, 1.0)]).collect()).collect();
+        let (mut x, mut cols, mut level) = (x.to_string(), numel(s), 0);
+        while terms.iter().any(|t| t.len() > 1) {
+            let mut rows: Vec<Lin> = Vec::new();
+            for t in &mut terms {
+                let mut next = Vec::with_capacity(t.len().div_ceil(2));
+                for pair in t.chunks(2) {
+                    let r = rows.len();
+                    match pair {
+                        [a, b] => {
+                            rows.push(a.iter().copied().chain(scaled(b, -1.0)).collect());
+                            rows.extend([b.clone(), scaled(b, -1.0)]);
+                            next.push(vec![(r, 1.0), (r + 1, 1.0), (r + 2, -1.0)]);
+                        }
+                        [a, ..] => {
+                            rows.extend([a.clone(), scaled(a, -1.0)]);
+                            next.push(vec![(r, 1.0), (r + 1, -1.0)]);
+                        }
+                        [] => {}
+                    }
+                }
+                *t = next;
+            }
+            let y = self.built(&x, i, &format!("{}/max{level}", n.name), &n.op, &rows, cols);
+            x = self.node("Relu", &format!("{}/relu{level}", n.name), vec![y], vec![]);
+            cols = rows.len();
+            level += 1;
         }
-        if softmax && model.opset() < 13 {
-            return Err(OnnxError::unsupported(
-                &act.name,
-                &act.op,
-                "a Softmax before opset 13 over part of the sample (axis > 1) is not written by lowering",
-            ));
+        let rows: Vec<Lin> = terms.into_iter().map(|mut t| t.pop().unwrap_or_default()).collect();
+        Ok(self.built(&x, i, &format!("{}/max", n.name), &n.op, &rows, cols))
+    }
+
+    /// A junction on flat values.
+    fn junction(
+        &mut self,
+        i: usize,
+        n: &NetNode,
+        j: &Junction,
+        ins: &[String],
+        in_shapes: &[&[usize]],
+    ) -> Result<Vec<String>, OnnxError> {
+        Ok(match j {
+            Junction::Reshape => vec![ins[0].clone()],
+            Junction::Add | Junction::Sub => {
+                let operands = self.broadcast(i, n, ins, in_shapes)?;
+                vec![self.node(j.name(), &n.name, operands, vec![])]
+            }
+            Junction::Concat { axis: 1 } => vec![self.node("Concat", &n.name, ins.to_vec(), vec![int_attr("axis", 1)])],
+            Junction::Concat { .. } => {
+                let cat = self.node("Concat", &format!("{}/flat", n.name), ins.to_vec(), vec![int_attr("axis", 1)]);
+                let offsets: Vec<usize> = in_shapes
+                    .iter()
+                    .scan(0, |acc, s| {
+                        let at = *acc;
+                        *acc += numel(s);
+                        Some(at)
+                    })
+                    .collect();
+                let cols = in_shapes.iter().map(|s| numel(s)).sum();
+                let map = index_maps(n, &n.role, in_shapes)?;
+                let index: Vec<usize> = map[0].iter().map(|&(k, e)| offsets[k] + e).collect();
+                vec![self.select(&cat, i, &n.name, &n.op, &index, cols)]
+            }
+            Junction::Split { .. } | Junction::Slice { .. } | Junction::Transpose { .. } => {
+                let cols = numel(in_shapes[0]);
+                let maps = index_maps(n, &n.role, in_shapes)?;
+                let mut outs = Vec::with_capacity(maps.len());
+                for (o, map) in maps.iter().enumerate() {
+                    let index: Vec<usize> = map.iter().map(|&(_, e)| e).collect();
+                    let name = if maps.len() > 1 { format!("{}/{o}", n.name) } else { n.name.clone() };
+                    outs.push(self.select(&ins[0], i, &name, &n.op, &index, cols));
+                }
+                outs
+            }
+            _ => return Err(OnnxError::unsupported(&n.name, &n.op, "lowering does not write this junction")),
+        })
+    }
+
+    /// The two operands of an elementwise binary node as flat values of its output's size: an operand
+    /// of another shape is broadcast by a selection block.
+    fn broadcast(
+        &mut self,
+        i: usize,
+        n: &NetNode,
+        ins: &[String],
+        in_shapes: &[&[usize]],
+    ) -> Result<Vec<String>, OnnxError> {
+        let out = &n.output_shapes[0];
+        if in_shapes.iter().all(|s| *s == out.as_slice()) {
+            return Ok(ins.to_vec());
         }
+        let mut operands = Vec::with_capacity(2);
+        for (k, (x, s)) in ins.iter().zip(in_shapes).enumerate() {
+            if *s == out.as_slice() {
+                operands.push(x.clone());
+                continue;
+            }
+            let index = reads(n, &Role::Junction(Junction::Add), in_shapes, k)?.swap_remove(0);
+            let index = index.into_iter().collect::<Option<Vec<usize>>>().ok_or_else(|| {
+                OnnxError::shape(&n.name, &n.op, "a broadcast element reads no operand (a bug: please report it)")
+            })?;
+            operands.push(self.select(x, i, &format!("{}/broadcast{k}", n.name), &n.op, &index, numel(s)));
+        }
+        Ok(operands)
+    }
+
+    /// A nonlinearity on `x`, as the op it was, its operands written explicitly: on the flat vector
+    /// when elementwise (or a Softmax over the whole sample), otherwise between a `Reshape` to its
+    /// input shape and a `Flatten`.
+    fn nonlinearity(
+        &mut self,
+        model: &Model,
+        i: usize,
+        n: &NetNode,
+        f: &Nonlinearity,
+        ins: &[String],
+        in_shapes: &[&[usize]],
+    ) -> Result<String, OnnxError> {
+        let x = ins[0].clone();
+        let s = in_shapes[0];
+        let name = n.name.as_str();
+        let op = f.name();
+        Ok(match f {
+            Nonlinearity::Relu
+            | Nonlinearity::Sigmoid
+            | Nonlinearity::Tanh
+            | Nonlinearity::Softplus
+            | Nonlinearity::Softsign
+            | Nonlinearity::Erf
+            | Nonlinearity::Abs
+            | Nonlinearity::Exp
+            | Nonlinearity::Sqrt
+            | Nonlinearity::Reciprocal
+            | Nonlinearity::HardSwish => self.node(op, name, vec![x], vec![]),
+            Nonlinearity::LeakyRelu { alpha } | Nonlinearity::Elu { alpha } => {
+                self.node(op, name, vec![x], vec![float_attr("alpha", *alpha as f32)])
+            }
+            Nonlinearity::HardSigmoid { alpha, beta } => {
+                self.node(op, name, vec![x], vec![float_attr("alpha", *alpha as f32), float_attr("beta", *beta as f32)])
+            }
+            Nonlinearity::Gelu { tanh } => {
+                let approximate = if *tanh { "tanh" } else { "none" };
+                self.node(op, name, vec![x], vec![string_attr("approximate", approximate)])
+            }
+            Nonlinearity::PRelu { .. } => {
+                // every element's slope, from convmat-net's own PRelu on -1s: PRelu(-1) = -slope
+                let negative = evaluate(n, f, in_shapes, -1.0)?;
+                let slope =
+                    self.constant(&format!("{name}.slope"), &[numel(s)], negative.iter().map(|v| -v as f32).collect());
+                self.node(op, name, vec![x, slope], vec![])
+            }
+            Nonlinearity::Clip { min, max } => {
+                let mut inputs = vec![x];
+                for (bound, key) in [(min, "min"), (max, "max")] {
+                    inputs.push(match bound {
+                        Some(v) => self.constant(&format!("{name}.{key}"), &[], vec![*v as f32]),
+                        None => String::new(),
+                    });
+                }
+                while inputs.last().is_some_and(String::is_empty) {
+                    inputs.pop();
+                }
+                self.node(op, name, inputs, vec![])
+            }
+            Nonlinearity::Pow { exponent } => {
+                let e = self.constant(&format!("{name}.exponent"), &[], vec![*exponent as f32]);
+                self.node(op, name, vec![x, e], vec![])
+            }
+            Nonlinearity::MaxPool { .. } | Nonlinearity::GlobalMaxPool if self.max_pool == MaxPoolForm::Relu => {
+                self.max_pool_relu(i, n, f, &x, s)?
+            }
+            Nonlinearity::MaxPool { .. } | Nonlinearity::GlobalMaxPool => {
+                let p = &model.graph.node[model.node_index(name)?];
+                self.reshaped(op, name, &x, s, vec![], p.attribute.clone())
+            }
+            Nonlinearity::Softmax { axis, coerce } | Nonlinearity::LogSoftmax { axis, coerce } => {
+                if s.len() <= 1 || (*coerce && *axis == 1) {
+                    self.node(op, name, vec![x], vec![int_attr("axis", 1)])
+                } else if *coerce {
+                    return Err(OnnxError::unsupported(
+                        name,
+                        op,
+                        "a Softmax before opset 13 over part of the sample (axis > 1) is not written by lowering",
+                    ));
+                } else {
+                    self.reshaped(op, name, &x, s, vec![], vec![int_attr("axis", *axis as i64)])
+                }
+            }
+            Nonlinearity::LayerNorm { axis, epsilon, scale, bias } => {
+                let norm = &s[axis - 1..];
+                let sc = self.constant(&format!("{name}.scale"), norm, scale.iter().map(|&v| v as f32).collect());
+                let b = self.constant(&format!("{name}.bias"), norm, bias.iter().map(|&v| v as f32).collect());
+                let attrs = vec![int_attr("axis", *axis as i64), float_attr("epsilon", *epsilon as f32)];
+                self.reshaped(op, name, &x, s, vec![sc, b], attrs)
+            }
+            Nonlinearity::Mul | Nonlinearity::Div => {
+                let operands = self.broadcast(i, n, ins, in_shapes)?;
+                self.node(op, name, operands, vec![])
+            }
+            _ => return Err(OnnxError::unsupported(name, &n.op, "lowering does not write this nonlinearity")),
+        })
+    }
+
+    /// `op` on `x` reshaped to `[-1, *shape]`, flattened after.
+    fn reshaped(
+        &mut self,
+        op: &str,
+        name: &str,
+        x: &str,
+        shape: &[usize],
+        operands: Vec<String>,
+        attrs: Vec<AttributeProto>,
+    ) -> String {
         let mut target = vec![-1i64];
-        target.extend(act.input_shape.iter().map(|&d| d as i64));
-        let shape_name = self.fresh(&format!("{}/shape", act.name));
+        target.extend(shape.iter().map(|&d| d as i64));
+        let shape_name = self.fresh(&format!("{name}/shape"));
         self.graph.initializer.push(TensorProto {
             dims: vec![target.len() as i64],
             data_type: data_type::INT64,
@@ -628,30 +1011,195 @@ impl GraphBuilder {
             name: shape_name.clone(),
             ..Default::default()
         });
-        let r = self.node("Reshape", &format!("{}/Reshape", act.name), vec![x.into(), shape_name], vec![]);
-        let y = self.node(&act.op, &act.name, vec![r], attrs);
-        Ok(self.node("Flatten", &format!("{}/Flatten", act.name), vec![y], vec![int_attr("axis", 1)]))
+        let r = self.node("Reshape", &format!("{name}/Reshape"), vec![x.into(), shape_name], vec![]);
+        let mut inputs = vec![r];
+        inputs.extend(operands);
+        let y = self.node(op, name, inputs, attrs);
+        self.node("Flatten", &format!("{name}/Flatten"), vec![y], vec![int_attr("axis", 1)])
     }
 
-    /// The graph with `x` renamed to the reserved output name and declared `[N, len]`.
-    fn finish(mut self, x: String, len: usize) -> GraphProto {
-        let out = self.output.clone();
-        if let Some(last) = self.graph.node.last_mut().filter(|n| n.output.first() == Some(&x)) {
-            last.output[0] = out.clone();
-        } else {
-            // the input itself (a model whose only block was folded away): an Identity names it
-            let name = self.fresh("Identity_output");
-            self.graph.node.push(NodeProto {
-                input: vec![x],
-                output: vec![out.clone()],
-                name,
-                op_type: "Identity".into(),
-                ..Default::default()
-            });
+    /// The graph with its outputs `(name, value, length)`: the node writing each value renamed to the
+    /// original output's name (an `Identity` where a value is the input or another output), declared
+    /// `[N, length]`.
+    #[allow(clippy::type_complexity)]
+    fn finish(
+        mut self,
+        outputs: Vec<(String, String, usize)>,
+    ) -> (GraphProto, Vec<Source>, Vec<Streamed>, Vec<LoweredBlock>) {
+        // value -> the output name it took
+        let mut renamed: HashMap<String, String> = HashMap::new();
+        for (name, value, len) in outputs {
+            let taken = name.is_empty() || name == self.input || self.graph.output.iter().any(|o| o.name == name);
+            let name = if taken { self.fresh("output") } else { name };
+            let written = self.graph.node.iter().any(|n| n.output.contains(&value));
+            match renamed.get(&value) {
+                None if written => {
+                    for n in &mut self.graph.node {
+                        for v in n.input.iter_mut().chain(n.output.iter_mut()) {
+                            if *v == value {
+                                *v = name.clone();
+                            }
+                        }
+                    }
+                    renamed.insert(value, name.clone());
+                }
+                source => {
+                    let source = source.cloned().unwrap_or(value);
+                    let node = self.fresh(&format!("{name}/Identity"));
+                    self.graph.node.push(NodeProto {
+                        input: vec![source],
+                        output: vec![name.clone()],
+                        name: node,
+                        op_type: "Identity".into(),
+                        ..Default::default()
+                    });
+                }
+            }
+            self.graph.output.push(value_info(&name, &[len]));
         }
-        self.graph.output.push(value_info(&out, &[len]));
-        self.graph
+        (self.graph, self.sources, self.streamed, self.blocks)
     }
+}
+
+fn numel(s: &[usize]) -> usize {
+    s.iter().product()
+}
+
+/// The input elements (flat, row-major `C, *spatial`) of each window of a max pool on `s`, outputs
+/// in row-major order; `None` when a window holds none.
+fn windows(f: &Nonlinearity, s: &[usize]) -> Option<Vec<Vec<usize>>> {
+    let (channels, spatial) = (s.first().copied().unwrap_or(1), s.get(1..).unwrap_or_default());
+    let plane = numel(spatial);
+    let mut out = Vec::new();
+    match f {
+        Nonlinearity::GlobalMaxPool => {
+            out.extend((0..channels).map(|c| (c * plane..(c + 1) * plane).collect::<Vec<_>>()));
+        }
+        Nonlinearity::MaxPool { kernel, strides, dilations, pads_begin, output } => {
+            let unravel = |mut flat: usize, dims: &[usize]| -> Vec<usize> {
+                let mut idx = vec![0; dims.len()];
+                for d in (0..dims.len()).rev() {
+                    idx[d] = flat % dims[d];
+                    flat /= dims[d];
+                }
+                idx
+            };
+            for c in 0..channels {
+                for o in 0..numel(output) {
+                    let at = unravel(o, output);
+                    let mut window = Vec::new();
+                    for k in 0..numel(kernel) {
+                        let tap = unravel(k, kernel);
+                        let mut flat = 0usize;
+                        let mut inside = true;
+                        for d in 0..spatial.len() {
+                            let i = (at[d] * strides[d] + tap[d] * dilations[d]) as i64 - pads_begin[d] as i64;
+                            inside &= i >= 0 && (i as usize) < spatial[d];
+                            flat = flat * spatial[d] + i.max(0) as usize;
+                        }
+                        if inside {
+                            window.push(c * plane + flat);
+                        }
+                    }
+                    out.push(window);
+                }
+            }
+        }
+        _ => return None,
+    }
+    out.iter().all(|w| !w.is_empty()).then_some(out)
+}
+
+/// A block source for one-node graphs of junctions and nonlinearities, which build none.
+struct NoBlocks;
+
+impl BlockSource for NoBlocks {
+    fn block(&self, _: usize, n: &NetNode) -> Result<BlockMap, Box<dyn std::error::Error + Send + Sync>> {
+        Err(format!("node '{}' is not a block", n.name).into())
+    }
+}
+
+/// `n` alone, with `role`, as a graph of inputs `in0, in1, ...` of sample shapes `in_shapes`, run in
+/// f64 on one sample of each input (`fill(k)`); its outputs.
+fn run_alone(
+    n: &NetNode,
+    role: &Role,
+    in_shapes: &[&[usize]],
+    fill: impl Fn(usize, usize) -> Vec<f64>,
+) -> Result<Vec<Vec<f64>>, OnnxError> {
+    let inputs: Vec<Port> =
+        in_shapes.iter().enumerate().map(|(k, s)| Port { name: format!("in{k}"), shape: s.to_vec() }).collect();
+    let outputs: Vec<String> = (0..n.output_shapes.len()).map(|o| format!("out{o}")).collect();
+    let node = NetNode {
+        name: n.name.clone(),
+        op: n.op.clone(),
+        role: role.clone(),
+        inputs: inputs.iter().map(|p| p.name.clone()).collect(),
+        outputs: outputs.clone(),
+        output_shapes: n.output_shapes.clone(),
+        folded: Vec::new(),
+        params: Default::default(),
+    };
+    let tensors = in_shapes
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let mut shape = vec![1];
+            shape.extend_from_slice(s);
+            Tensor::new(shape, fill(k, numel(s)))
+        })
+        .collect();
+    let graph = Graph { inputs, nodes: vec![node], outputs };
+    let run = graph.run(&NoBlocks, tensors, false).map_err(graph_error)?;
+    Ok(run.outputs.into_iter().map(|t| t.data).collect())
+}
+
+/// Which element of input `k` each output element of `n` (evaluated as `role`) reads, per output
+/// tensor, read off convmat-net's evaluation on input `k` holding its indices (plus one, exact in f64)
+/// and the other inputs zeros.
+fn reads(n: &NetNode, role: &Role, in_shapes: &[&[usize]], k: usize) -> Result<Vec<Vec<Option<usize>>>, OnnxError> {
+    let outs =
+        run_alone(
+            n,
+            role,
+            in_shapes,
+            |j, len| {
+                if j == k {
+                    (1..=len).map(|v| v as f64).collect()
+                } else {
+                    vec![0.0; len]
+                }
+            },
+        )?;
+    Ok(outs.iter().map(|out| out.iter().map(|&v| (v > 0.0).then(|| v as usize - 1)).collect()).collect())
+}
+
+/// Which input element each output element of a rearranging node reads, `(input, flat index)` per
+/// output tensor.
+fn index_maps(n: &NetNode, role: &Role, in_shapes: &[&[usize]]) -> Result<Vec<Vec<(usize, usize)>>, OnnxError> {
+    let mut maps: Vec<Vec<Option<(usize, usize)>>> = n.output_shapes.iter().map(|s| vec![None; numel(s)]).collect();
+    for k in 0..in_shapes.len() {
+        for (map, read) in maps.iter_mut().zip(reads(n, role, in_shapes, k)?) {
+            for (m, r) in map.iter_mut().zip(read) {
+                if m.is_none() {
+                    *m = r.map(|e| (k, e));
+                }
+            }
+        }
+    }
+    maps.into_iter()
+        .map(|map| {
+            map.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| {
+                OnnxError::shape(&n.name, &n.op, "an output element reads no input (a bug: please report it)")
+            })
+        })
+        .collect()
+}
+
+/// A nonlinearity's output on inputs all equal to `value`.
+fn evaluate(n: &NetNode, f: &Nonlinearity, in_shapes: &[&[usize]], value: f64) -> Result<Vec<f64>, OnnxError> {
+    let outs = run_alone(n, &Role::Nonlinearity(f.clone()), in_shapes, |_, len| vec![value; len])?;
+    Ok(outs.into_iter().next().unwrap_or_default())
 }
 
 /// A float tensor value `[N, *dims]`, `N` dynamic.
@@ -668,6 +1216,10 @@ fn value_info(name: &str, dims: &[usize]) -> ValueInfoProto {
 
 fn int_attr(name: &str, i: i64) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: at::INT, i, ..Default::default() }
+}
+
+fn string_attr(name: &str, s: &str) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: at::STRING, s: s.as_bytes().to_vec(), ..Default::default() }
 }
 
 fn float_attr(name: &str, f: f32) -> AttributeProto {

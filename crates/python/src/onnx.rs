@@ -298,7 +298,9 @@ impl OnnxModel {
     }
     /// Writes the model lowered to dense Gemm (or MatMul + Add) blocks and its nonlinearities, as
     /// `convmat lower` does; returns `{"model", "output", "blocks", "bytes"}` as JSON text.
-    #[pyo3(signature = (out_path, input_shape, form, max_dense_bytes, keep_input_shape))]
+    // the keyword arguments of `Model.lower`, one each
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (out_path, input_shape, form, max_dense_bytes, keep_input_shape, max_pool))]
     fn lower(
         &self,
         py: Python<'_>,
@@ -307,13 +309,16 @@ impl OnnxModel {
         form: &str,
         max_dense_bytes: Option<u64>,
         keep_input_shape: bool,
+        max_pool: &str,
     ) -> PyResult<String> {
         let form = form.parse::<convmat_onnx::Form>().map_err(|e| crate::error(e.to_string()))?;
+        let max_pool = max_pool.parse::<convmat_onnx::MaxPoolForm>().map_err(|e| crate::error(e.to_string()))?;
         let options = convmat_onnx::LowerOptions::default()
             .input_shape(input_shape)
             .form(form)
             .max_dense_bytes(max_dense_bytes)
-            .keep_input_shape(keep_input_shape);
+            .keep_input_shape(keep_input_shape)
+            .max_pool(max_pool);
         heavy(py, || {
             let report = self.model.lower(&options).and_then(|l| l.write(&out_path)).map_err(onnx_msg)?;
             serde_json::to_string(&report).map_err(msg)

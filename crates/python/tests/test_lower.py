@@ -175,3 +175,106 @@ def test_gurobi_machinelearning_accepts_the_lowered_model(tmp_path, name, form):
         original = original_logit0(case, x.X[0])
         if original is not None:
             assert abs(original - m.ObjVal) <= 1e-5 * max(1.0, abs(m.ObjVal)), (original, m.ObjVal)
+
+
+GRAPHS = {c["name"]: c for c in json.loads((GOLDEN / "lower" / "graphs.json").read_text())["cases"]}
+
+
+def lower_graph(tmp_path, name, **kw):
+    out = tmp_path / f"{name}_{kw.get('form', 'gemm')}_{kw.get('max_pool', 'keep')}.onnx"
+    report = convmat.onnx.load(GOLDEN / "lower" / GRAPHS[name]["model"]).lower(out, **kw)
+    return out, report
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+@pytest.mark.parametrize("form", ["gemm", "matmul"])
+@pytest.mark.parametrize("max_pool", ["keep", "relu"])
+def test_lowered_graphs_on_onnxruntime_equal_the_originals(tmp_path, name, form, max_pool):
+    """Residual Add, channel Concat, PRelu / LeakyRelu / Clip with explicit operands, MaxPool kept or as
+    Gemm + Relu: onnxruntime on the lowered model against onnxruntime's outputs of the original."""
+    ort = pytest.importorskip("onnxruntime")
+    case = GRAPHS[name]
+    out, _ = lower_graph(tmp_path, name, form=form, max_pool=max_pool)
+    s = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = s.run(None, {case["input"]: np.array(case["inputs"], dtype=np.float32)})[0]
+    want = np.array(case["outputs"])
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_max_pool_as_relu_layers_on_omlt_and_highs(tmp_path):
+    """maxpool_cnn lowered with max_pool="relu" is Gemm and Relu only: OMLT reads it and the MILP's
+    maximiser reaches the objective on the original (MaxPool and all) where onnxruntime runs it."""
+    case = GRAPHS["maxpool_cnn"]
+    out, report = lower_graph(tmp_path, "maxpool_cnn", max_pool="relu")
+    assert [b["op"] for b in report["blocks"]] == ["Conv", "MaxPool", "MaxPool", "MaxPool", "Gemm"]
+    x0 = np.array(case["inputs"][0])
+    objective, x = milp_highs(out, x0)
+    assert np.abs(x - x0).max() <= RADIUS + 1e-6
+    lowered = reference(out, x[None])[0, 0]
+    assert abs(lowered - objective) <= 1e-5 * max(1.0, abs(objective)), (lowered, objective)
+    original = original_logit0(case, x)
+    if original is not None:
+        assert abs(original - objective) <= 1e-5 * max(1.0, abs(objective)), (original, objective)
+
+
+def test_omlt_1_2_2_reads_no_junction(tmp_path):
+    """What OMLT 1.2.2 accepted: chains of Gemm / MatMul + Add and Relu only; the residual Add of two
+    computed vectors is refused by its own parser (a graph-capable reader, onnxruntime or Marabou, is
+    needed for ResNets)."""
+    omlt = pytest.importorskip("omlt")
+    onnx = pytest.importorskip("onnx")
+    if omlt.__version__ != "1.2.2":
+        pytest.skip(f"documents OMLT 1.2.2, found {omlt.__version__}")
+    from omlt.io import load_onnx_neural_network
+
+    out, _ = lower_graph(tmp_path, "resnet_block")
+    with pytest.raises(ValueError, match="Add"):
+        load_onnx_neural_network(onnx.load(str(out)))
+
+
+@pytest.mark.parametrize("name", ["resnet_block", "dense_block"])
+def test_marabou_reads_residual_add_and_concat(tmp_path, name):
+    """Marabou's ONNX reader takes the lowered graphs, and its own equations evaluate them as onnxruntime
+    evaluates the originals."""
+    marabou = pytest.importorskip("maraboupy.Marabou")
+    case = GRAPHS[name]
+    out, _ = lower_graph(tmp_path, name)
+    net = marabou.read_onnx(str(out))
+    x = np.array(case["inputs"][0])[None]
+    got = np.array(net.evaluateWithMarabou([x])[0]).reshape(-1)
+    want = np.array(case["outputs"][0])
+    assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max()), (got, want)
+
+
+def test_gurobi_machinelearning_takes_max_pool_as_relu_layers_not_junctions(tmp_path):
+    """What gurobi-machinelearning 1.7 accepted: maxpool_cnn with max_pool="relu" (Gemm and Relu only),
+    solved to the objective onnxruntime reaches on the original where the pip licence's size limit allows;
+    the residual block is refused by its own check ("Non-sequential architecture")."""
+    gp = pytest.importorskip("gurobipy")
+    gml = pytest.importorskip("gurobi_ml")
+    onnx = pytest.importorskip("onnx")
+    from gurobi_ml import add_predictor_constr
+
+    case = GRAPHS["maxpool_cnn"]
+    out, _ = lower_graph(tmp_path, "maxpool_cnn", max_pool="relu")
+    x0 = np.array(case["inputs"][0])
+    with gp.Env(params={"OutputFlag": 0}) as env, gp.Model(env=env) as m:
+        x = m.addMVar((1, len(x0)), lb=x0 - RADIUS, ub=x0 + RADIUS)
+        pred = add_predictor_constr(m, onnx.load(str(out)), x)
+        m.setObjective(pred.output[0, 0], gp.GRB.MAXIMIZE)
+        try:
+            m.optimize()
+        except gp.GurobiError as e:  # the pip licence's size limit: the constraints were built
+            assert "size-limited" in str(e) or "Model too large" in str(e), e
+        else:
+            original = original_logit0(case, x.X[0])
+            if original is not None:
+                assert abs(original - m.ObjVal) <= 1e-5 * max(1.0, abs(m.ObjVal)), (original, m.ObjVal)
+    if gml.__version__ != "1.7.0":
+        return
+    out, _ = lower_graph(tmp_path, "resnet_block")
+    with gp.Env(params={"OutputFlag": 0}) as env, gp.Model(env=env) as m:
+        x = m.addMVar((1, 72), lb=-1, ub=1)
+        with pytest.raises(Exception, match="Non-sequential architecture"):
+            add_predictor_constr(m, onnx.load(str(out)), x)

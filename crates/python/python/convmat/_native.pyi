@@ -97,6 +97,7 @@ class OnnxModel:
         form: str,
         max_dense_bytes: Optional[int],
         keep_input_shape: bool,
+        max_pool: str,
     ) -> str: ...
 
 def cli_main(argv: List[str]) -> int: ...

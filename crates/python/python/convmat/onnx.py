@@ -504,6 +504,7 @@ def _lower(
     form: str = "gemm",
     max_dense_bytes: Optional[int] = None,
     keep_input_shape: bool = False,
+    max_pool: str = "keep",
 ) -> Dict[str, Any]:
     """Writes the model lowered for MILP encoders and verifiers: ``convmat lower MODEL.onnx -o out_path``.
 
@@ -522,6 +523,13 @@ def _lower(
     max_dense_bytes : int, optional
         Refuse models whose dense weights take more bytes (default: the memory available).
     keep_input_shape : bool
+    max_pool : {"keep", "relu"}
+        ``"keep"``: a MaxPool stays the op it was, between a ``Reshape`` and a ``Flatten``; ``"relu"``: it
+        becomes ``Gemm`` + ``Relu`` layers (pairwise maxima, ``max(a, b) = relu(a - b) + relu(b) -
+        relu(-b)``) for readers that take nothing else (OMLT, gurobi-machinelearning).
+
+    Graphs lower too: a residual ``Add`` / ``Sub`` and a channel ``Concat`` become ``Add`` / ``Sub`` /
+    ``Concat(axis=1)`` of the flat vectors; Split, Slice and Transpose become 0/1 selection blocks.
 
     Returns
     -------
@@ -544,6 +552,8 @@ def _lower(
     """
     if not isinstance(form, str):
         raise ConvmatError(f"invalid form {form!r}: expected 'gemm' or 'matmul'")
+    if not isinstance(max_pool, str):
+        raise ConvmatError(f"invalid max_pool {max_pool!r}: expected 'keep' or 'relu'")
     if max_dense_bytes is not None and (
         isinstance(max_dense_bytes, bool) or not isinstance(max_dense_bytes, int) or max_dense_bytes < 0
     ):
@@ -555,6 +565,7 @@ def _lower(
             form,
             max_dense_bytes,
             _bool("keep_input_shape", keep_input_shape),
+            max_pool,
         )
     )
 

@@ -81,6 +81,7 @@ class Model:
         form: Literal["gemm", "matmul"] = "gemm",
         max_dense_bytes: Optional[int] = None,
         keep_input_shape: bool = False,
+        max_pool: Literal["keep", "relu"] = "keep",
     ) -> Dict[str, Any]: ...
 
 def load(path: _Path, input_shape: Optional[Sequence[int]] = None) -> Model: ...

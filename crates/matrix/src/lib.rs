@@ -52,6 +52,7 @@
 #![warn(missing_docs)]
 
 mod apply;
+mod blocked;
 mod build;
 mod circulant;
 mod direct;
@@ -75,7 +76,7 @@ pub use direct::{direct_conv, random_inputs, verify, Verification};
 pub use error::MatrixError;
 pub use fixed::{Accumulation, FixedConv, FixedOutput};
 pub use flip::{convmtx2, flip_kernel};
-pub use gemm::Float;
+pub use gemm::{matmul_transposed, Float};
 pub use grad::KernelGrad;
 pub use layer::Conv;
 pub use memory::{available_memory, check_memory};

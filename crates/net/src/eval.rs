@@ -357,21 +357,28 @@ fn nonlinearity<T: Float>(f: &Nonlinearity, ins: &[&Tensor<T>], out: Vec<usize>)
             let os = strides(output);
             let taps = numel(kernel);
             let ks = strides(kernel);
+            // the taps each output position reads inside one plane, found once for every plane
+            let (mut reads, mut starts) = (Vec::new(), vec![0]);
+            for o in 0..plane_out {
+                'tap: for k in 0..taps {
+                    let mut src = 0;
+                    for d in 0..r {
+                        let pos = ((o / os[d]) % output[d] * st[d] + (k / ks[d]) % kernel[d] * dilations[d]) as isize
+                            - pads_begin[d] as isize;
+                        if pos < 0 || pos >= ins_sp[d] as isize {
+                            continue 'tap;
+                        }
+                        src += pos as usize * in_st[d];
+                    }
+                    reads.push(src);
+                }
+                starts.push(reads.len());
+            }
             let mut data = Vec::with_capacity(numel(&out));
             for plane in x.data.chunks(plane_in) {
                 for o in 0..plane_out {
                     let mut best: Option<T> = None;
-                    'tap: for k in 0..taps {
-                        let mut src = 0;
-                        for d in 0..r {
-                            let pos = ((o / os[d]) % output[d] * st[d] + (k / ks[d]) % kernel[d] * dilations[d])
-                                as isize
-                                - pads_begin[d] as isize;
-                            if pos < 0 || pos >= ins_sp[d] as isize {
-                                continue 'tap;
-                            }
-                            src += pos as usize * in_st[d];
-                        }
+                    for &src in &reads[starts[o]..starts[o + 1]] {
                         let v = plane[src];
                         if best.is_none_or(|b| v > b || v.to_f64().is_nan()) {
                             best = Some(v);

@@ -79,7 +79,7 @@ pub use flip::{convmtx2, flip_kernel};
 pub use gemm::{matmul_transposed, Float};
 pub use grad::KernelGrad;
 pub use layer::Conv;
-pub use memory::{available_memory, check_memory};
+pub use memory::{available_memory, check_memory, keep_freed_memory};
 pub use op::{Operator, OperatorPath};
 pub use range::{
     accumulator_range, signed_bits, AccumulatorRange, ChannelRange, Extremum, InputRange, RangeError, RangeOptions,

@@ -250,13 +250,23 @@ fn junction<T: Float>(j: &Junction, ins: &[&Tensor<T>], shapes: Vec<Vec<usize>>)
         }
         Junction::Transpose { perm } => {
             let out = &shapes[0];
-            let (is, os) = (strides(&x.shape), strides(out));
-            let data = (0..numel(out))
-                .map(|flat| {
-                    let src: usize = perm.iter().enumerate().map(|(d, &p)| (flat / os[d]) % out[d] * is[p]).sum();
-                    x.data[src]
-                })
-                .collect();
+            let is = strides(&x.shape);
+            // the output in order, its source offset stepped like an odometer (no division per element)
+            let step: Vec<usize> = perm.iter().map(|&p| is[p]).collect();
+            let (mut idx, mut src) = (vec![0; out.len()], 0);
+            let mut data = Vec::with_capacity(numel(out));
+            for _ in 0..numel(out) {
+                data.push(x.data[src]);
+                for d in (0..out.len()).rev() {
+                    idx[d] += 1;
+                    src += step[d];
+                    if idx[d] < out[d] {
+                        break;
+                    }
+                    src -= step[d] * out[d];
+                    idx[d] = 0;
+                }
+            }
             vec![Tensor::new(out.clone(), data)]
         }
         Junction::Reshape => vec![Tensor::new(shapes[0].clone(), x.data.clone())],

@@ -105,5 +105,40 @@ fn operator(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, csr, dense, operator);
+/// `A·x` in f32 on the register-blocked direct kernels (`Operator::new`) beside the GEMM paths, per
+/// shape; throughput in multiply-adds. `xtask/oracle/peers/conv_speed.py` runs torch's `F.conv2d` on the
+/// same shapes.
+fn direct(c: &mut Criterion) {
+    let mut g = c.benchmark_group("operator_f32_direct");
+    g.sample_size(10);
+    // (name, batch, C_in, C_out, kernel, stride, padding, groups, input size)
+    let shapes = [
+        ("64to64_3x3_32x32_batch8", 8, 64, 64, 3, 1, 1, 1, 32),
+        ("64to128_3x3_s2_56x56", 1, 64, 128, 3, 2, 1, 1, 56),
+        ("3to64_7x7_s2_224x224", 1, 3, 64, 7, 2, 3, 1, 224),
+        ("depthwise144_3x3_56x56", 1, 144, 144, 3, 1, 1, 144, 56),
+    ];
+    for (name, n, cin, cout, k, s, p, groups, hw) in shapes {
+        let spec =
+            ConvSpec::new(2, cin, cout, [k]).with_stride([s]).with_padding(Padding::uniform(p)).with_groups(groups);
+        let conv = Conv::new(Geometry::new(&spec, &[hw, hw]).unwrap(), weights(cout * cin / groups * k * k, 42), None)
+            .unwrap();
+        let x = weights(n * conv.cols(), 3);
+        let mut y = vec![0.0f32; n * conv.rows()];
+        g.throughput(Throughput::Elements((n * conv.rows() * cin / groups * k * k) as u64));
+        let mut ops = vec![
+            ("direct", Operator::new(&conv)),
+            ("unfold_gemm", Operator::with_path(&conv, OperatorPath::UnfoldGemm)),
+        ];
+        if s == 1 {
+            ops.push(("shifted", Operator::with_path(&conv, OperatorPath::Shifted)));
+        }
+        for (path, mut op) in ops {
+            g.bench_function(BenchmarkId::new(path, name), |b| b.iter(|| op.apply(black_box(&x), &mut y).unwrap()));
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, csr, dense, operator, direct);
 criterion_main!(benches);

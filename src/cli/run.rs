@@ -52,6 +52,8 @@ pub fn run(args: RunArgs) -> Result<()> {
             bail!("{}: the trace folder exists and is not empty (give a new or empty folder)", dir.display());
         }
     }
+    // one job, block after block: freed buffers are reused instead of faulting in fresh pages
+    convmat_matrix::keep_freed_memory();
     let x = read_array(&args.input).context("reading --input")?;
     let model = Model::load(&args.model)?;
     match args.dtype {

@@ -6,6 +6,7 @@
 
 use convmat_numeric::Scalar;
 use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
 
 mod sealed {
     pub trait Sealed {}
@@ -15,7 +16,10 @@ mod sealed {
 
 /// The floats convmat multiplies with faer's GEMM (`f32` and `f64`): the scalars of
 /// [`Operator`](crate::Operator). Sealed.
-pub trait Float: Scalar<Acc = Self> + faer::traits::ComplexField + sealed::Sealed {}
+pub trait Float:
+    Scalar<Acc = Self> + faer::traits::ComplexField + sealed::Sealed + crate::blocked::kernels::Kernels
+{
+}
 impl Float for f32 {}
 impl Float for f64 {}
 
@@ -95,4 +99,35 @@ pub(crate) fn gemm<T: Float>(
             (ct, bt) = (c1, b1);
         }
     });
+}
+
+/// `out = x · wᵀ` for row-major `x` (`n x k`: `n` rows of `k` values) and `w` (`m x k`), `out` row-major
+/// `n x m`: a batch of rows through one dense matrix (a Gemm or MatMul block), on faer's GEMM, the rows
+/// split over rayon's pool when there are enough of them.
+///
+/// # Errors
+/// `k` zero, or lengths that are not whole rows of `k` values or disagree on `n` and `m`.
+pub fn matmul_transposed<T: Float>(x: &[T], w: &[T], k: usize, out: &mut [T]) -> Result<(), crate::MatrixError> {
+    let (n, m) = (x.len().checked_div(k).unwrap_or(0), w.len().checked_div(k).unwrap_or(0));
+    if k == 0 || x.len() != n * k || w.len() != m * k || out.len() != n * m {
+        return Err(crate::MatrixError::Dimension {
+            what: "matmul_transposed operands",
+            expected: format!("x of n * {k}, w of m * {k} and out of n * m values"),
+            got: vec![x.len(), w.len(), out.len()],
+        });
+    }
+    if n == 0 || m == 0 {
+        return Ok(());
+    }
+    // column-major views: outᵀ (m x n) = w (m x k, as wᵀ transposed) · xᵀ (k x n)
+    let wt = MatRef::from_column_major_slice(w, k, m).transpose();
+    let parts = rayon::current_num_threads().min(n * m * k / (1 << 18)).min(n).max(1);
+    let rows = n.div_ceil(parts);
+    out.par_chunks_mut(rows * m).zip(x.par_chunks(rows * k)).for_each(|(o, x)| {
+        let r = x.len() / k;
+        let xt = MatRef::from_column_major_slice(x, k, r);
+        let ot = MatMut::from_column_major_slice_mut(o, m, r);
+        faer::linalg::matmul::matmul(ot, Accum::Replace, wt, xt, T::ONE, Par::Seq);
+    });
+    Ok(())
 }

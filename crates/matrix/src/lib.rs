@@ -52,6 +52,7 @@
 #![warn(missing_docs)]
 
 mod apply;
+mod blocked;
 mod build;
 mod circulant;
 mod direct;
@@ -75,10 +76,10 @@ pub use direct::{direct_conv, random_inputs, verify, Verification};
 pub use error::MatrixError;
 pub use fixed::{Accumulation, FixedConv, FixedOutput};
 pub use flip::{convmtx2, flip_kernel};
-pub use gemm::Float;
+pub use gemm::{matmul_transposed, Float};
 pub use grad::KernelGrad;
 pub use layer::Conv;
-pub use memory::{available_memory, check_memory};
+pub use memory::{available_memory, check_memory, keep_freed_memory};
 pub use op::{Operator, OperatorPath};
 pub use range::{
     accumulator_range, signed_bits, AccumulatorRange, ChannelRange, Extremum, InputRange, RangeError, RangeOptions,

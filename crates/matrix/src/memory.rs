@@ -31,6 +31,22 @@ pub fn check_memory(what: impl FnOnce() -> String, count: usize, elem_bytes: usi
     Ok(())
 }
 
+/// Asks the C allocator to keep freed memory in the process: with glibc, allocations up to 1 GiB come
+/// from the heap instead of fresh `mmap`s and freed memory is not handed back, so a run that builds
+/// block after block (weights, packed weights, outputs) reuses pages instead of faulting in freshly
+/// zeroed ones each time (measured on `convmat run` of resnet18 at 224x224: 59,900 minor page faults
+/// and 0.26-0.42 s against 27,900 and 0.13-0.14 s). Peak memory is unchanged; memory freed stays
+/// reserved until the process ends, so this is for a process that does one job (the command line).
+/// Elsewhere (other C libraries and systems) it does nothing.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only sets allocator parameters; an unsupported value is refused and ignored.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+    }
+}
+
 /// `MemAvailable` of a `/proc/meminfo` text, in bytes (the file says kB, meaning KiB).
 fn mem_available(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;

@@ -4,6 +4,7 @@ use convmat_shape::PaddingMode;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
+use crate::blocked::Direct;
 use crate::gemm::{gemm, Float, RowMajor, Threads};
 use crate::{fold_into, unfold_into, Conv, MatrixError};
 
@@ -44,7 +45,12 @@ pub enum OperatorPath {
 /// ```
 pub struct Operator<'a, T: Float> {
     conv: &'a Conv<T>,
+    /// The shifted GEMMs, built when a product first needs them.
     shifted: Option<Shifted<T>>,
+    /// Whether the GEMM path is [`OperatorPath::Shifted`].
+    shifted_path: bool,
+    /// `A·x` on the register-blocked direct kernels, where they apply and win.
+    direct: Option<Direct<T>>,
     /// Per parallel run of samples, its scratch.
     scratch: Vec<Scratch<T>>,
 }
@@ -55,6 +61,7 @@ impl<T: Float> std::fmt::Debug for Operator<'_, T> {
             .field("rows", &self.conv.rows())
             .field("cols", &self.conv.cols())
             .field("path", &self.path())
+            .field("direct", &self.direct())
             .finish()
     }
 }
@@ -66,24 +73,37 @@ struct Scratch<T> {
     a: Vec<T>,
     /// shifted: the computed positions of the output (or of `Aᵀ·y`'s padded grid).
     b: Vec<T>,
+    /// direct: the zero-padded input (padding stays zero between calls).
+    d: Vec<T>,
 }
 
 impl<'a, T: Float> Operator<'a, T> {
     /// The operator of `conv`, on the fastest path for its geometry.
     pub fn new(conv: &'a Conv<T>) -> Self {
-        Self { conv, shifted: Shifted::new(conv), scratch: Vec::new() }
+        let direct = Direct::new(conv);
+        let shifted_path = Shifted::applies(conv);
+        // with the direct kernel, only `Aᵀ·y` needs the shifted GEMMs: built if it is ever called
+        let shifted = if direct.is_none() && shifted_path { Shifted::new(conv) } else { None };
+        Self { conv, shifted, shifted_path, direct, scratch: Vec::new() }
     }
 
-    /// The operator of `conv` on a chosen path; `Shifted` falls back to unfold + GEMM where it does not
-    /// apply (strided, transposed or not zero-padded layers).
+    /// The operator of `conv` on a chosen GEMM path, for `A·x` too (no direct kernel); `Shifted` falls
+    /// back to unfold + GEMM where it does not apply (strided, transposed or not zero-padded layers).
     pub fn with_path(conv: &'a Conv<T>, path: OperatorPath) -> Self {
         let shifted = if path == OperatorPath::Shifted { Shifted::new(conv) } else { None };
-        Self { conv, shifted, scratch: Vec::new() }
+        Self { conv, shifted_path: shifted.is_some(), shifted, direct: None, scratch: Vec::new() }
     }
 
-    /// The path this operator takes.
+    /// Whether `A·x` runs on the register-blocked direct convolution (x86-64 with AVX2 and FMA; plain
+    /// zero-padded layers with a vector of output channels per group, or depthwise), which
+    /// [`new`](Self::new) picks where it applies; `Aᵀ·y` always takes [`path`](Self::path).
+    pub fn direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// The GEMM path this operator takes: for `Aᵀ·y`, and for `A·x` unless [`direct`](Self::direct).
     pub fn path(&self) -> OperatorPath {
-        if self.shifted.is_some() {
+        if self.shifted_path {
             OperatorPath::Shifted
         } else {
             OperatorPath::UnfoldGemm
@@ -168,7 +188,10 @@ impl<'a, T: Float> Operator<'a, T> {
         let (runs, gemm_threads) = if n >= threads { (threads, Threads::One) } else { (1, Threads::All) };
         let run = n.div_ceil(runs);
         self.scratch.resize_with(runs, Scratch::default);
-        let (conv, shifted) = (self.conv, self.shifted.as_ref());
+        if self.shifted_path && self.shifted.is_none() && !(forward && self.direct.is_some()) {
+            self.shifted = Shifted::new(self.conv);
+        }
+        let (conv, shifted, direct) = (self.conv, self.shifted.as_ref(), self.direct.as_ref());
         // sample `i` into `y`; `buf` holds a converted sample
         let sample = |i: usize, y: &mut [T], s: &mut Scratch<T>, buf: &mut Vec<T>| {
             let x: &[T] = match input {
@@ -181,6 +204,9 @@ impl<'a, T: Float> Operator<'a, T> {
             };
             let transposed = conv.geometry().spec().is_transposed();
             match (shifted, forward) {
+                _ if forward && direct.is_some() => {
+                    direct.expect("checked").apply(x, y, &mut s.d, gemm_threads);
+                }
                 (Some(sh), true) => sh.apply(x, y, s, gemm_threads),
                 (Some(sh), false) => sh.adjoint(x, y, s, gemm_threads),
                 (None, f) if f != transposed => gather(conv, x, y, &mut s.a, gemm_threads),
@@ -276,12 +302,22 @@ struct Shifted<T> {
 }
 
 impl<T: Float> Shifted<T> {
-    fn new(conv: &Conv<T>) -> Option<Self> {
+    /// Whether the layer takes this path: stride 1, zero padding, not transposed, a nonempty output.
+    fn applies(conv: &Conv<T>) -> bool {
         let geo = conv.geometry();
         let spec = geo.spec();
-        if spec.is_transposed() || spec.padding_mode() != PaddingMode::Zeros || spec.stride().iter().any(|&s| s != 1) {
+        !(spec.is_transposed()
+            || spec.padding_mode() != PaddingMode::Zeros
+            || spec.stride().iter().any(|&s| s != 1)
+            || geo.output_spatial().contains(&0))
+    }
+
+    fn new(conv: &Conv<T>) -> Option<Self> {
+        if !Self::applies(conv) {
             return None;
         }
+        let geo = conv.geometry();
+        let spec = geo.spec();
         let r = spec.rank();
         let (input, output) = (geo.input_spatial(), geo.output_spatial());
         let dims: Vec<usize> = (0..r).map(|a| input[a] + geo.pad_begin()[a] + geo.pad_end()[a]).collect();

@@ -5,7 +5,6 @@
 #![allow(clippy::assign_op_pattern)]
 
 use convmat_matrix::{ConvLayer, Float, MatrixError, MatrixOptions, Operator};
-use ndarray::{ArrayView2, Axis};
 use sprs::CsMatI;
 
 /// The sparse matrix type blocks are exported in: `f64` values, `u32` column indices, `usize` row offsets.
@@ -165,15 +164,13 @@ impl BlockMap {
                     }
                 }
             }
-            Self::Dense { weight, rows: r, cols: c, reps, bias } => {
+            Self::Dense { weight, cols: c, bias, .. } => {
                 let w: Vec<T> = weight.iter().map(|&v| t(v)).collect();
-                let w = ArrayView2::from_shape((*r, *c), &w).expect("rows x cols weights");
-                let xs = ArrayView2::from_shape((n * reps, *c), x).expect("whole samples");
-                let out = dot(xs, w.t());
+                // every sample's `reps` rows of `c` values through one GEMM
+                convmat_matrix::matmul_transposed(x, &w, *c, &mut y)?;
                 let b: Vec<T> = bias.iter().map(|&v| t(v)).collect();
-                for (k, (dst, src)) in y.chunks_mut(*r).zip(out.axis_iter(Axis(0))).enumerate() {
-                    let off = (k % reps) * r;
-                    dst.iter_mut().zip(src).zip(&b[off..off + r]).for_each(|((d, &s), &b)| *d = s + b);
+                for sample in y.chunks_mut(rows) {
+                    sample.iter_mut().zip(&b).for_each(|(v, &b)| *v = *v + b);
                 }
             }
             Self::Sparse { matrix, bias } => {
@@ -246,23 +243,6 @@ impl BlockMap {
             }
         })
     }
-}
-
-/// `a · b` in `T` (ndarray's GEMM for `f32` / `f64`).
-fn dot<T: Float>(a: ArrayView2<'_, T>, b: ArrayView2<'_, T>) -> ndarray::Array2<T> {
-    let mut c = ndarray::Array2::from_elem((a.nrows(), b.ncols()), T::ZERO);
-    // row by row keeps this generic over the sealed Float (ndarray's `dot` needs LinalgScalar)
-    for (mut crow, arow) in c.axis_iter_mut(Axis(0)).zip(a.axis_iter(Axis(0))) {
-        for (k, &av) in arow.iter().enumerate() {
-            if av == T::ZERO {
-                continue;
-            }
-            for (cv, &bv) in crow.iter_mut().zip(b.row(k)) {
-                *cv = *cv + av * bv;
-            }
-        }
-    }
-    c
 }
 
 fn scale_rows(m: Csr, scale: &[f64]) -> Csr {

@@ -250,13 +250,23 @@ fn junction<T: Float>(j: &Junction, ins: &[&Tensor<T>], shapes: Vec<Vec<usize>>)
         }
         Junction::Transpose { perm } => {
             let out = &shapes[0];
-            let (is, os) = (strides(&x.shape), strides(out));
-            let data = (0..numel(out))
-                .map(|flat| {
-                    let src: usize = perm.iter().enumerate().map(|(d, &p)| (flat / os[d]) % out[d] * is[p]).sum();
-                    x.data[src]
-                })
-                .collect();
+            let is = strides(&x.shape);
+            // the output in order, its source offset stepped like an odometer (no division per element)
+            let step: Vec<usize> = perm.iter().map(|&p| is[p]).collect();
+            let (mut idx, mut src) = (vec![0; out.len()], 0);
+            let mut data = Vec::with_capacity(numel(out));
+            for _ in 0..numel(out) {
+                data.push(x.data[src]);
+                for d in (0..out.len()).rev() {
+                    idx[d] += 1;
+                    src += step[d];
+                    if idx[d] < out[d] {
+                        break;
+                    }
+                    src -= step[d] * out[d];
+                    idx[d] = 0;
+                }
+            }
             vec![Tensor::new(out.clone(), data)]
         }
         Junction::Reshape => vec![Tensor::new(shapes[0].clone(), x.data.clone())],
@@ -357,21 +367,28 @@ fn nonlinearity<T: Float>(f: &Nonlinearity, ins: &[&Tensor<T>], out: Vec<usize>)
             let os = strides(output);
             let taps = numel(kernel);
             let ks = strides(kernel);
+            // the taps each output position reads inside one plane, found once for every plane
+            let (mut reads, mut starts) = (Vec::new(), vec![0]);
+            for o in 0..plane_out {
+                'tap: for k in 0..taps {
+                    let mut src = 0;
+                    for d in 0..r {
+                        let pos = ((o / os[d]) % output[d] * st[d] + (k / ks[d]) % kernel[d] * dilations[d]) as isize
+                            - pads_begin[d] as isize;
+                        if pos < 0 || pos >= ins_sp[d] as isize {
+                            continue 'tap;
+                        }
+                        src += pos as usize * in_st[d];
+                    }
+                    reads.push(src);
+                }
+                starts.push(reads.len());
+            }
             let mut data = Vec::with_capacity(numel(&out));
             for plane in x.data.chunks(plane_in) {
                 for o in 0..plane_out {
                     let mut best: Option<T> = None;
-                    'tap: for k in 0..taps {
-                        let mut src = 0;
-                        for d in 0..r {
-                            let pos = ((o / os[d]) % output[d] * st[d] + (k / ks[d]) % kernel[d] * dilations[d])
-                                as isize
-                                - pads_begin[d] as isize;
-                            if pos < 0 || pos >= ins_sp[d] as isize {
-                                continue 'tap;
-                            }
-                            src += pos as usize * in_st[d];
-                        }
+                    for &src in &reads[starts[o]..starts[o + 1]] {
                         let v = plane[src];
                         if best.is_none_or(|b| v > b || v.to_f64().is_nan()) {
                             best = Some(v);

@@ -317,10 +317,10 @@ fn nonlinearity(a: &Analysis<'_>, node: &Node<'_>) -> Result<Nonlinearity, OnnxE
             };
             Nonlinearity::LayerNorm { axis, epsilon: float("epsilon", 1e-5), scale: expand(1, "scale", 1.0)?, bias: expand(2, "B", 0.0)? }
         }
-        // ONNX's float defaults
+        // ONNX's float defaults (1.67326319217681884765625, 1.05070102214813232421875)
         "Selu" => Nonlinearity::Selu {
-            alpha: float("alpha", 1.673_263_192_176_818_847_656_25),
-            gamma: float("gamma", 1.050_701_022_148_132_324_218_75),
+            alpha: float("alpha", f64::from(1.673_263_2_f32)),
+            gamma: float("gamma", f64::from(1.050_701_f32)),
         },
         "Celu" => Nonlinearity::Celu { alpha: float("alpha", 1.0) },
         "Mish" => Nonlinearity::Mish,

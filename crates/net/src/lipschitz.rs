@@ -158,7 +158,14 @@ pub struct GraphBound {
 }
 
 impl Graph {
-    /// The graph's Lipschitz upper bound in the 2-norm, node by node (see the [module](self)):
+    /// The graph's Lipschitz upper bound in the 2-norm, node by node (AutoLip on the graph). `L(t)` bounds
+    /// the Lipschitz constant of the map from the graph inputs to tensor `t` (a graph input: 1): a block
+    /// multiplies by its norm's upper bound; `Add` / `Sub` give `Σ √r_i · L(x_i)` (`r_i` the copies
+    /// broadcasting makes of operand `i`); `Concat` gives `√(Σ L(x_i)²)`; `Split`, `Slice`, `Transpose`
+    /// and reshapes keep `L`; a nonlinearity multiplies by [`Nonlinearity::lipschitz`], and `x · g(x)`
+    /// for a Sigmoid or HardSigmoid gate `g` of `x` alone by the product's own constant (SiLU, HardSwish);
+    /// an op with no known constant counts as 1-Lipschitz in each operand and is named in
+    /// [`GraphBound::conditional_on`]. The bound is `√(Σ L(o)²)` over the graph outputs.
     /// `block_upper(index)` is an upper bound of the spectral norm of the block at node `index`.
     ///
     /// # Errors

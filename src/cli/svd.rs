@@ -7,11 +7,11 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use convmat_io::{read_array, write_npy, AtomicFile};
 use convmat_matrix::Conv;
-use convmat_onnx::{BlockOptions, NetworkNorms};
+use convmat_net::{sequential_norms, NetworkNorms};
+use convmat_onnx::{BlockOptions, OnnxError};
 use convmat_shape::Layer;
 use convmat_spectrum::{
-    interlacing_upper_bounds_with, sequential_norms, singular_values_with, Certificate, Method, Request, SpectrumError,
-    StartVector,
+    interlacing_upper_bounds_with, singular_values_with, Certificate, Method, Request, SpectrumError, StartVector,
 };
 use serde::Serialize;
 
@@ -46,6 +46,12 @@ of the lower bounds is NOT a lower bound of the network's constant. The same for
 --layer \"Sequential(...)\" with --weights holding its state_dict (safetensors or npz: layer i's
 weight is the tensor i.weight, as torch names the children of nn.Sequential) and --input-shape.
 Conv and Linear layers are affine; BatchNorm must be folded into the convolution first.
+Graphs (residual Add, Concat, Split, channel shuffles) are read too, and the report adds the graph's
+own bound (JSON graph_upper), node by node: branches summed at Add/Sub, concatenations by the root of
+the sum of squares, each nonlinearity's constant multiplied in; an op with no global constant (a
+product of two computed tensors, LayerNormalization) is named in graph_conditional_on. Each layer says
+how its interval was found (method: diagonal, closed-form, dense-svd, per-group, certified,
+power-iteration) and whether --tol was met (tol_met; tol_missed lists those that were not).
 
 Long runs show progress on stderr on a terminal (not with --quiet or --json); Ctrl-C stops them between
 steps: exit code 130, one line, no output file.
@@ -310,7 +316,12 @@ fn network(args: &SvdArgs, watch: &Watch, chain: Option<Vec<Layer>>) -> Result<(
             l.check_onnx_only()?;
             let model = convmat_onnx::Model::load(model_path)?;
             let input = l.input_shape.as_ref().map(|d| d.0.as_slice());
-            let norms = watch.run(|m| model.block_norms(input, &BlockOptions::default(), args.tol, m, stage))?;
+            let norms = watch.run(|m| {
+                model.block_norms(input, &BlockOptions::default(), args.tol, m, stage).map_err(|e| match e {
+                    OnnxError::Graph(g) if g.is_cancelled() => anyhow::Error::from(SpectrumError::Cancelled),
+                    e => e.into(),
+                })
+            })?;
             (model_path, norms)
         }
         Some(layers) => {
@@ -377,6 +388,28 @@ fn network(args: &SvdArgs, watch: &Watch, chain: Option<Vec<Layer>>) -> Result<(
     );
     if let Some(b) = norms.largest.map(|i| &norms.layers[i]) {
         println!("largest layer norm: {} ({}), at most {:.9e}", b.name, b.op, b.upper);
+    }
+    let methods: Vec<String> = norms.layers.iter().map(|b| format!("{} {}", b.name, b.method)).collect();
+    println!("methods: {}", methods.join(", "));
+    if !norms.tol_missed.is_empty() {
+        println!(
+            "--tol {:e} not met by {} of {} layers: {} (their intervals are certified, only wider)",
+            args.tol,
+            norms.tol_missed.len(),
+            norms.layers.len(),
+            norms.tol_missed.join(", ")
+        );
+    }
+    println!(
+        "graph bound {:.9e}: an upper bound of the whole graph's Lipschitz constant (2-norm), node by node: branches \
+         summed, concatenations by the root of the sum of squares, each nonlinearity's constant multiplied in",
+        norms.graph_upper
+    );
+    if !norms.graph_conditional_on.is_empty() {
+        println!(
+            "  conditional: it counts these as 1-Lipschitz in each operand, which they need not be: {}",
+            norms.graph_conditional_on.join("; ")
+        );
     }
     Ok(())
 }

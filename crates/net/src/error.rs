@@ -83,6 +83,16 @@ pub enum NetError {
         /// What the block source reported.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A block's spectral norm failed, or the caller's monitor cancelled it.
+    #[error("node '{node}' ({op}): {source}")]
+    Norm {
+        /// The block's node.
+        node: String,
+        /// Its op.
+        op: String,
+        /// The spectrum library's error.
+        source: Box<convmat_spectrum::SpectrumError>,
+    },
     /// A block's product failed.
     #[error("node '{node}' ({op}): {source}")]
     Matrix {
@@ -100,6 +110,11 @@ fn dims(shape: &[usize]) -> String {
 }
 
 impl NetError {
+    /// Whether the caller's monitor stopped a norm ([`NetError::Norm`] holding `Cancelled`).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Self::Norm { source, .. } if matches!(**source, convmat_spectrum::SpectrumError::Cancelled))
+    }
+
     pub(crate) fn shape(node: &str, op: &str, what: impl Into<String>) -> Self {
         Self::Shape { node: node.into(), op: op.into(), what: what.into() }
     }

@@ -360,6 +360,55 @@ fn nonlinearity<T: Float>(f: &Nonlinearity, ins: &[&Tensor<T>], out: Vec<usize>)
                 x.data.chunks(inner).map(|c| c.iter().copied().fold(c[0], |m, v| if v > m { v } else { m })).collect();
             Tensor::new(out, data)
         }
+        Nonlinearity::Selu { alpha, gamma } => {
+            map(&|v| if v > 0.0 { gamma * v } else { gamma * alpha * (v.exp() - 1.0) })
+        }
+        Nonlinearity::Celu { alpha } => map(&|v| v.max(0.0) + (alpha * ((v / alpha).exp() - 1.0)).min(0.0)),
+        Nonlinearity::Mish => map(&|v| v * (if v > 0.0 { v + (-v).exp().ln_1p() } else { v.exp().ln_1p() }).tanh()),
+        Nonlinearity::ThresholdedRelu { alpha } => map(&|v| if v > *alpha { v } else { 0.0 }),
+        Nonlinearity::Sign => map(&|v| {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                v
+            }
+        }),
+        Nonlinearity::Log => map(&f64::ln),
+        Nonlinearity::Round => map(&f64::round_ties_even),
+        Nonlinearity::Floor => map(&f64::floor),
+        Nonlinearity::Ceil => map(&f64::ceil),
+        Nonlinearity::GlobalLpPool { p } => {
+            let inner = numel(&x.shape[2..]);
+            let data = x.data.chunks(inner).map(|c| T::from_f64(lp(c.iter().map(|v| v.to_f64()), *p))).collect();
+            Tensor::new(out, data)
+        }
+        Nonlinearity::LpPool { p, kernel, strides: st, dilations, pads_begin, output } => {
+            let mut data = Vec::with_capacity(numel(&out));
+            windows(&x.shape, kernel, st, dilations, pads_begin, output, |plane, taps| {
+                data.push(T::from_f64(lp(taps.iter().map(|&e| x.data[plane + e].to_f64()), *p)));
+            });
+            Tensor::new(out, data)
+        }
+        Nonlinearity::Lrn { size, alpha, beta, bias } => {
+            // ONNX: channels c - floor((size - 1) / 2) ..= c + ceil((size - 1) / 2)
+            let (c, inner) = (x.shape[1], numel(&x.shape[2..]));
+            let (below, above) = ((size - 1) / 2, (size - 1).div_ceil(2));
+            let mut y = Vec::with_capacity(x.data.len());
+            for sample in x.data.chunks(c * inner) {
+                for ch in 0..c {
+                    for e in 0..inner {
+                        let sq: f64 = (ch.saturating_sub(below)..=(ch + above).min(c - 1))
+                            .map(|k| sample[k * inner + e].to_f64().powi(2))
+                            .sum();
+                        let v = sample[ch * inner + e].to_f64();
+                        y.push(T::from_f64(v / (bias + alpha / *size as f64 * sq).powf(*beta)));
+                    }
+                }
+            }
+            Tensor::new(x.shape.clone(), y)
+        }
         Nonlinearity::MaxPool { kernel, strides: st, dilations, pads_begin, output } => {
             let r = kernel.len();
             let (ins_sp, in_st) = (&x.shape[2..], strides(&x.shape[2..]));
@@ -398,6 +447,53 @@ fn nonlinearity<T: Float>(f: &Nonlinearity, ins: &[&Tensor<T>], out: Vec<usize>)
                 }
             }
             Tensor::new(out, data)
+        }
+    }
+}
+
+/// `(Σ |v|^p)^(1/p)`.
+fn lp(v: impl Iterator<Item = f64>, p: f64) -> f64 {
+    if p == 2.0 {
+        v.map(|a| a * a).sum::<f64>().sqrt()
+    } else if p == 1.0 {
+        v.map(f64::abs).sum()
+    } else {
+        v.map(|a| a.abs().powf(p)).sum::<f64>().powf(1.0 / p)
+    }
+}
+
+/// Every window of a pool on `(N, C, *spatial)`, in output order: `f(plane offset, element offsets in
+/// the plane of the taps inside the input)` (pads left out).
+fn windows(
+    shape: &[usize],
+    kernel: &[usize],
+    st: &[usize],
+    dilations: &[usize],
+    pads_begin: &[usize],
+    output: &[usize],
+    mut f: impl FnMut(usize, &[usize]),
+) {
+    let r = kernel.len();
+    let (ins_sp, in_st) = (&shape[2..], strides(&shape[2..]));
+    let (plane_in, plane_out) = (numel(ins_sp), numel(output));
+    let (os, ks, taps) = (strides(output), strides(kernel), numel(kernel));
+    let mut inside = Vec::with_capacity(taps);
+    for plane in (0..numel(&shape[..2])).map(|p| p * plane_in) {
+        for o in 0..plane_out {
+            inside.clear();
+            'tap: for k in 0..taps {
+                let mut src = 0;
+                for d in 0..r {
+                    let pos = ((o / os[d]) % output[d] * st[d] + (k / ks[d]) % kernel[d] * dilations[d]) as isize
+                        - pads_begin[d] as isize;
+                    if pos < 0 || pos >= ins_sp[d] as isize {
+                        continue 'tap;
+                    }
+                    src += pos as usize * in_st[d];
+                }
+                inside.push(src);
+            }
+            f(plane, &inside);
         }
     }
 }

@@ -10,6 +10,10 @@
 //! - **nonlinearity** ([`Nonlinearity`]): Relu, Clip, Sigmoid, HardSwish, Gelu, Erf, MaxPool, Softmax,
 //!   LayerNormalization, the product of two computed tensors, ..., each by ONNX semantics.
 //!
+//! [`Graph::norms`] certifies every block's spectral norm and bounds the whole graph's Lipschitz
+//! constant node by node ([`Graph::lipschitz_bound`]); [`sequential_norms`] reads a PyTorch
+//! `Sequential(...)` chain into a graph and gives the same table.
+//!
 //! [`Graph::validate`] checks the record (cycles, tensors read before written, shapes at junctions);
 //! [`Graph::run`] evaluates it on a batch in `f32` or `f64`, every block through convmat's
 //! [`Operator`](convmat_matrix::Operator), with an optional trace of every tensor in graph order.
@@ -45,15 +49,22 @@
 #![warn(missing_docs)]
 
 mod block;
+mod chain;
 mod error;
 mod eval;
 mod graph;
+mod lipschitz;
+mod norms;
 mod role;
 mod trace;
 
 pub use block::{BlockMap, Csr};
+pub use chain::{sequential_norms, NetworkError};
+pub use convmat_spectrum::{Certificate, Monitor, NormInterval, SpectrumError};
 pub use error::{NetError, TraceError};
 pub use eval::{BlockSource, Run, Tensor, Traced};
 pub use graph::{Graph, Node, Port};
+pub use lipschitz::{GraphBound, Lipschitz, ERF, GELU, GELU_TANH, MISH, SILU};
+pub use norms::{block_norm, BlockInterval, BlockNorm, NetworkNorms, NormMethod, ASSUMED, DENSE_FALLBACK};
 pub use role::{broadcast, Junction, Kind, Nonlinearity, Precision, Role};
 pub use trace::{write_trace, TraceRecord};

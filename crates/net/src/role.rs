@@ -215,6 +215,67 @@ pub enum Nonlinearity {
     Mul,
     /// `a / b` of two computed tensors, NumPy broadcasting.
     Div,
+    /// `gamma · x` if `x > 0` else `gamma · alpha · (exp(x) - 1)` (ONNX Selu).
+    Selu {
+        /// The scale of the negative part.
+        alpha: f64,
+        /// The overall scale.
+        gamma: f64,
+    },
+    /// `max(0, x) + min(0, alpha · (exp(x / alpha) - 1))` (ONNX Celu).
+    Celu {
+        /// The scale.
+        alpha: f64,
+    },
+    /// `x · tanh(ln(1 + exp(x)))`.
+    Mish,
+    /// `x` if `x > alpha` else 0.
+    ThresholdedRelu {
+        /// The threshold.
+        alpha: f64,
+    },
+    /// `-1`, `0` or `1` by the sign of `x`.
+    Sign,
+    /// The natural logarithm.
+    Log,
+    /// The nearest integer, halves to even.
+    Round,
+    /// The largest integer not above `x`.
+    Floor,
+    /// The smallest integer not below `x`.
+    Ceil,
+    /// `(Σ |x|^p)^(1/p)` over each window, pads counting as zeros (ONNX LpPool).
+    LpPool {
+        /// The exponent.
+        p: f64,
+        /// Window size per spatial dimension.
+        kernel: Vec<usize>,
+        /// Step per spatial dimension.
+        strides: Vec<usize>,
+        /// Dilation per spatial dimension.
+        dilations: Vec<usize>,
+        /// Padding before each spatial dimension.
+        pads_begin: Vec<usize>,
+        /// The output's spatial size.
+        output: Vec<usize>,
+    },
+    /// `(Σ |x|^p)^(1/p)` over each channel.
+    GlobalLpPool {
+        /// The exponent.
+        p: f64,
+    },
+    /// Local response normalization across channels: `x / (bias + alpha / size · Σ x²)^beta`, the sum
+    /// over the `size` channels around each (ONNX LRN).
+    Lrn {
+        /// Channels summed over.
+        size: usize,
+        /// Scale of the sum.
+        alpha: f64,
+        /// Exponent.
+        beta: f64,
+        /// Offset.
+        bias: f64,
+    },
 }
 
 /// NumPy broadcasting of two shapes, `None` when they do not broadcast.
@@ -372,6 +433,18 @@ impl Nonlinearity {
             Self::LayerNorm { .. } => "LayerNormalization",
             Self::Mul => "Mul",
             Self::Div => "Div",
+            Self::Selu { .. } => "Selu",
+            Self::Celu { .. } => "Celu",
+            Self::Mish => "Mish",
+            Self::ThresholdedRelu { .. } => "ThresholdedRelu",
+            Self::Sign => "Sign",
+            Self::Log => "Log",
+            Self::Round => "Round",
+            Self::Floor => "Floor",
+            Self::Ceil => "Ceil",
+            Self::LpPool { .. } => "LpPool",
+            Self::GlobalLpPool { .. } => "GlobalLpPool",
+            Self::Lrn { .. } => "LRN",
         }
     }
 
@@ -398,8 +471,9 @@ impl Nonlinearity {
                 }
                 s.clone()
             }
-            Self::MaxPool { kernel, strides, dilations, pads_begin, output } => {
-                spatial("MaxPool")?;
+            Self::MaxPool { kernel, strides, dilations, pads_begin, output }
+            | Self::LpPool { kernel, strides, dilations, pads_begin, output, .. } => {
+                spatial(self.name())?;
                 let r = s.len() - 2;
                 if [kernel.len(), strides.len(), dilations.len(), pads_begin.len(), output.len()]
                     .iter()
@@ -411,8 +485,8 @@ impl Nonlinearity {
                 o.extend(output);
                 o
             }
-            Self::GlobalMaxPool => {
-                spatial("GlobalMaxPool")?;
+            Self::GlobalMaxPool | Self::GlobalLpPool { .. } => {
+                spatial(self.name())?;
                 let mut o = s[..2].to_vec();
                 o.extend(std::iter::repeat_n(1, s.len() - 2));
                 o
@@ -420,6 +494,14 @@ impl Nonlinearity {
             Self::Softmax { axis, .. } | Self::LogSoftmax { axis, .. } => {
                 if *axis >= s.len() {
                     return Err(format!("axis {axis} is not an axis of {s:?}"));
+                }
+                s.clone()
+            }
+            Self::Lrn { size, .. } => {
+                if s.len() < 2 || *size == 0 {
+                    return Err(format!(
+                        "LRN of size {size} needs a positive size and (N, C, ...); its input has shape {s:?}"
+                    ));
                 }
                 s.clone()
             }

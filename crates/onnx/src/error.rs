@@ -72,16 +72,6 @@ pub enum OnnxError {
         /// What the input is for.
         role: &'static str,
     },
-    /// A block's spectral norm could not be computed (or the run was cancelled).
-    #[error("node '{node}' ({op}): {source}")]
-    Spectrum {
-        /// The block's main node.
-        node: String,
-        /// Its op.
-        op: String,
-        /// What the spectrum library reported.
-        source: Box<convmat_spectrum::SpectrumError>,
-    },
     /// No node has that name.
     #[error("the model has no node named '{name}'; {}", near_text(near))]
     UnknownNode {

@@ -50,11 +50,11 @@ pub mod proto;
 mod tensor;
 
 pub use blocks::{write_block, Activation, AffineLayer, AffineLayers, BlockOptions, Csr, ExportedBlock};
+pub use convmat_net::{BlockNorm, NetworkNorms};
 pub use error::OnnxError;
 pub use graph::{InputInfo, Model, NodeInfo, NodeKind, Summary, AFFINE_OPS, IDENTITIES, NONLINEARITIES};
 pub use lower::{Form, FormError, LowerOptions, LowerReport, Lowered, LoweredBlock, MaxPoolForm, MaxPoolFormError};
 pub use network::Network;
-pub use norms::{is_one_lipschitz, BlockNorm, NetworkNorms};
 pub use tensor::{Tensor, Values};
 
 use convmat_matrix::ConvLayer;

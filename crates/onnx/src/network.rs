@@ -317,11 +317,55 @@ fn nonlinearity(a: &Analysis<'_>, node: &Node<'_>) -> Result<Nonlinearity, OnnxE
             };
             Nonlinearity::LayerNorm { axis, epsilon: float("epsilon", 1e-5), scale: expand(1, "scale", 1.0)?, bias: expand(2, "B", 0.0)? }
         }
+        // ONNX's float defaults (1.67326319217681884765625, 1.05070102214813232421875)
+        "Selu" => Nonlinearity::Selu {
+            alpha: float("alpha", f64::from(1.673_263_2_f32)),
+            gamma: float("gamma", f64::from(1.050_701_f32)),
+        },
+        "Celu" => Nonlinearity::Celu { alpha: float("alpha", 1.0) },
+        "Mish" => Nonlinearity::Mish,
+        "ThresholdedRelu" => Nonlinearity::ThresholdedRelu { alpha: float("alpha", 1.0) },
+        "Sign" => Nonlinearity::Sign,
+        "Log" => Nonlinearity::Log,
+        "Round" => Nonlinearity::Round,
+        "Floor" => Nonlinearity::Floor,
+        "Ceil" => Nonlinearity::Ceil,
+        "LpPool" | "GlobalLpPool" => {
+            let p = node.int("p").unwrap_or(2);
+            if p < 1 {
+                return Err(OnnxError::attr(name, op, "p", p.to_string(), "a positive integer"));
+            }
+            if op == "GlobalLpPool" {
+                Nonlinearity::GlobalLpPool { p: p as f64 }
+            } else {
+                let w = PoolParts::from_node(node, &s)?;
+                Nonlinearity::LpPool {
+                    p: p as f64,
+                    kernel: w.kernel,
+                    strides: w.stride,
+                    dilations: w.dilation,
+                    pads_begin: w.pad_begin,
+                    output: w.out,
+                }
+            }
+        }
+        "LRN" => {
+            let size = node.int("size").ok_or_else(|| OnnxError::attr(name, op, "size", "missing", "required"))?;
+            if size < 1 {
+                return Err(OnnxError::attr(name, op, "size", size.to_string(), "a positive integer"));
+            }
+            Nonlinearity::Lrn {
+                size: size as usize,
+                alpha: float("alpha", 1e-4),
+                beta: float("beta", 0.75),
+                bias: float("bias", 1.0),
+            }
+        }
         _ => {
             return Err(OnnxError::unsupported(
                 name,
                 op,
-                "convmat knows it as a nonlinearity but does not evaluate it (run, export's graph and the graph bound take Relu, LeakyRelu, PRelu, Elu, Clip, HardSigmoid, HardSwish, Sigmoid, Tanh, Softplus, Softsign, Erf, Gelu, Abs, Exp, Sqrt, Reciprocal, Pow, MaxPool, GlobalMaxPool, Softmax, LogSoftmax, LayerNormalization)",
+                "convmat knows it as a nonlinearity but does not evaluate it (run, export's graph and the graph bound take Relu, LeakyRelu, PRelu, Elu, Selu, Celu, Mish, ThresholdedRelu, Clip, HardSigmoid, HardSwish, Sigmoid, Tanh, Softplus, Softsign, Erf, Gelu, Abs, Sign, Exp, Log, Sqrt, Reciprocal, Pow, Round, Floor, Ceil, MaxPool, GlobalMaxPool, LpPool, GlobalLpPool, LRN, Softmax, LogSoftmax, LayerNormalization)",
             ))
         }
     })

@@ -138,7 +138,7 @@ pub fn network_norms(
             let names = names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
             tensors.get(key).cloned().ok_or_else(|| format!("the weights have no '{key}'; they have: {names}"))
         };
-        let norms = convmat_spectrum::sequential_norms(&layers, &input_shape, weight, tol, m, |_, _, _| {});
+        let norms = convmat_net::sequential_norms(&layers, &input_shape, weight, tol, m, |_, _, _| {});
         serde_json::to_string(&norms.map_err(msg)?).map_err(msg)
     })
 }

@@ -17,8 +17,8 @@
 //!   residuals of block Lanczos' Ritz vectors (Davis-Kahan, Weyl, Kato-Temple). [`Certificate`] names
 //!   what each interval rests on; reflect / replicate padding get the residual-only statement.
 //! - [`dense_singular_values`]: all singular values of a small layer through its dense matrix.
-//! - [`NetworkNorms`]: a network's affine layers with their certified norms and the product of the
-//!   upper bounds (AutoLip); [`sequential_norms`] for a `Sequential(...)` chain with its `state_dict`.
+//! - A whole network's table (every block's certified norm, the AutoLip bound of the graph) is
+//!   `convmat-net`'s (`Graph::norms`, `sequential_norms`), built on these functions.
 //! - [`singular_values`]: picks among them ([`Method::Auto`]) and reports which, with the iterations,
 //!   the residual and, for zero padding, the norm of the circular convolution on the padded grid, which
 //!   bounds the layer's norm from above (the layer is a sub-block of it).
@@ -52,7 +52,6 @@ mod krylov;
 mod lanczos;
 mod limits;
 mod monitor;
-mod network;
 mod sparse;
 mod start;
 mod symbol;
@@ -68,7 +67,6 @@ pub use fft::{fft_singular_values, fft_singular_values_with};
 pub use lanczos::{lanczos, lanczos_from, lanczos_with, LanczosResult};
 pub use limits::check_tolerance;
 pub use monitor::{Monitor, Phase, Progress};
-pub use network::{conv_norm, sequential_norms, BlockNorm, NetworkError, NetworkNorms};
 pub use sparse::{csr_norm, sparse_norm, CsrRef, SPARSE_DENSE_LIMIT};
 pub use start::{Start, StartVector};
 pub use values::{singular_values, singular_values_with, Method, Request, Spectrum};

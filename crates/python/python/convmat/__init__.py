@@ -718,6 +718,11 @@ class LayerNorm(NamedTuple):
     activations: List[str]
     """The nonlinearities and pools that follow the layer."""
     seconds: float
+    method: str = ""
+    """How the interval was found: ``"diagonal"``, ``"closed-form"``, ``"dense-svd"``, ``"per-group"``,
+    ``"certified"`` or ``"power-iteration"``."""
+    tol_met: bool = True
+    """Whether the interval's relative width is within the ``tol`` asked for."""
 
 
 class NetworkNorms(NamedTuple):
@@ -733,6 +738,14 @@ class NetworkNorms(NamedTuple):
     largest: Optional[int]
     """Index in ``layers`` of the largest upper bound."""
     not_one_lipschitz: List[str]
+    graph_upper: float = math.inf
+    """An upper bound of the whole graph's Lipschitz constant (2-norm), node by node: branches summed,
+    concatenations by the root of the sum of squares, each nonlinearity's constant multiplied in."""
+    graph_conditional_on: List[str] = []
+    """The ops with no global constant (``"name (op): why"``): where any is listed, ``graph_upper`` counts
+    them as 1-Lipschitz in each operand and holds only where they are."""
+    tol_missed: List[str] = []
+    """The layers whose interval is wider than the ``tol`` asked for."""
 
 
 def _network(text: str) -> NetworkNorms:
@@ -743,7 +756,9 @@ def _network(text: str) -> NetworkNorms:
         for l in d["layers"]
     ]
     upper = math.inf if d["product_upper"] is None else float(d["product_upper"])
-    return NetworkNorms(layers, upper, float(d["product_lower"]), d["largest"], d["not_one_lipschitz"])
+    graph = math.inf if d.get("graph_upper") is None else float(d["graph_upper"])
+    return NetworkNorms(layers, upper, float(d["product_lower"]), d["largest"], d["not_one_lipschitz"], graph,
+                        d.get("graph_conditional_on", []), d.get("tol_missed", []))
 
 
 def _module_text(m: Any) -> str:

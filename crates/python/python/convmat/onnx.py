@@ -433,9 +433,9 @@ class Model:
         ``convmat svd --weights MODEL.onnx --json``, as a :class:`convmat.NetworkNorms` (the same result
         :func:`convmat.network_norms` gives for a ``torch.nn.Sequential``).
 
-        Blocks are cut as :meth:`affine_layers` cuts them (BatchNorm folded); a convolution above 4 M matrix
-        entries gets the certified matrix-free norm, every other block the norm of its built matrix. Ctrl-C
-        stops the computation.
+        Blocks are the graph's (BatchNorm folded; residual Adds, Concats and Splits are read too); each
+        layer's ``method`` says how its interval was found (closed form, dense SVD, per group, certified
+        matrix-free) and ``graph_upper`` bounds the whole graph node by node. Ctrl-C stops the computation.
 
         Examples
         --------

@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 mod block;
+mod diff;
 mod error;
 mod eval;
 mod graph;
@@ -52,8 +53,9 @@ mod role;
 mod trace;
 
 pub use block::{BlockMap, Csr};
+pub use diff::{diff_traces, TensorDiff, TraceDiff};
 pub use error::{NetError, TraceError};
 pub use eval::{BlockSource, Run, Tensor, Traced};
 pub use graph::{Graph, Node, Port};
 pub use role::{broadcast, Junction, Kind, Nonlinearity, Precision, Role};
-pub use trace::{write_trace, TraceRecord};
+pub use trace::{write_trace, write_trace_with, TraceRecord};

@@ -31,8 +31,7 @@ fn range_of_quantized_nodes_matches_brute_force() {
         let all: Value = serde_json::from_str(&ok(&["range", "--weights", &model, "--json"])).unwrap();
         assert_eq!(all["layers"][0]["channels"], r["channels"], "{model}");
     }
-    let r: Value =
-        serde_json::from_str(&ok(&["range", "--weights", &golden("tiny_cnn_qop.onnx"), "--json"])).unwrap();
+    let r: Value = serde_json::from_str(&ok(&["range", "--weights", &golden("tiny_cnn_qop.onnx"), "--json"])).unwrap();
     assert_eq!(r["layers"].as_array().unwrap().len(), 5, "the torch CNN's five QLinearConv nodes");
 }
 
@@ -71,7 +70,10 @@ fn diff_names_the_first_diverging_tensor_and_its_steps() {
     write("tb", [&[1.0, 2.0, 3.0], &[5.0, 7.0, 7.0, 10.0], &[1.0]]);
     let out = ok(&["diff", &d.s("ta"), &d.s("tb")]);
     assert!(out.contains("first diverging tensor: 'b' (node 'n1', QLinearConv): 2 of 4 elements differ"), "{out}");
-    assert!(out.contains("1 by 1 step, 1 by 2 steps") && out.contains("1 identical before it, 1 of the 1 after it differ"), "{out}");
+    assert!(
+        out.contains("1 by 1 step, 1 by 2 steps") && out.contains("1 identical before it, 1 of the 1 after it differ"),
+        "{out}"
+    );
     let j: Value = serde_json::from_str(&ok(&["diff", &d.s("ta"), &d.s("tb"), "--json"])).unwrap();
     assert_eq!((j["first"].as_u64(), j["tensors"][1]["steps"]["2"].as_u64()), (Some(1), Some(1)));
     bad(&["diff", &d.s("ta"), &d.s("nowhere")], &["trace.json"]);
@@ -89,6 +91,9 @@ fn bad_quantization_parameters_are_one_line_and_write_nothing() {
         bad_in(&d, &["run", &model, "--input", &x, "-o", &d.s("y.npy")], &[fragments[0]]);
     }
     let q = golden("qlinearconv_u8.onnx");
-    bad(&["range", "--weights", &q, "--input-dtype", "q8.0"], &["--input-dtype is not taken with --weights MODEL.onnx"]);
+    bad(
+        &["range", "--weights", &q, "--input-dtype", "q8.0"],
+        &["--input-dtype is not taken with --weights MODEL.onnx"],
+    );
     bad(&["range", "--weights", &q, "--layer", "quant"], &["not a quantized convolution", "the model's: qconv"]);
 }

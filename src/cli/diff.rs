@@ -47,11 +47,8 @@ pub fn run(args: DiffArgs) -> Result<()> {
             let steps = if t.steps.is_empty() {
                 String::new()
             } else {
-                let parts: Vec<String> = t
-                    .steps
-                    .iter()
-                    .map(|(s, n)| format!("{n} by {s} step{}", if *s == 1 { "" } else { "s" }))
-                    .collect();
+                let parts: Vec<String> =
+                    t.steps.iter().map(|(s, n)| format!("{n} by {s} step{}", if *s == 1 { "" } else { "s" })).collect();
                 format!(" ({})", parts.join(", "))
             };
             println!(

@@ -29,8 +29,17 @@ pub fn run(
     let input = match model.input_quant_type() {
         Some(ty) => {
             let data: Vec<i64> = x.data.iter().map(|&v| v as i64).collect();
-            if let Some((i, &v)) = x.data.iter().enumerate().find(|(_, v)| **v != v.trunc() || !(ty.min() as f64..=ty.max() as f64).contains(*v)) {
-                anyhow::bail!("--input value {i} is {v}: the model's input takes {ty} stored integers [{}, {}]", ty.min(), ty.max());
+            if let Some((i, &v)) = x
+                .data
+                .iter()
+                .enumerate()
+                .find(|(_, v)| **v != v.trunc() || !(ty.min() as f64..=ty.max() as f64).contains(*v))
+            {
+                anyhow::bail!(
+                    "--input value {i} is {v}: the model's input takes {ty} stored integers [{}, {}]",
+                    ty.min(),
+                    ty.max()
+                );
             }
             QTensor::Int { ty, shape: x.shape.clone(), data }
         }

@@ -162,7 +162,9 @@ impl Model {
             let mut shape = vec![1];
             shape.extend(&sample);
             let x = match &input {
-                QTensor::Int { ty, data, .. } => QTensor::Int { ty: *ty, shape, data: data[k * per..(k + 1) * per].to_vec() },
+                QTensor::Int { ty, data, .. } => {
+                    QTensor::Int { ty: *ty, shape, data: data[k * per..(k + 1) * per].to_vec() }
+                }
                 QTensor::Float { data, .. } => QTensor::Float { shape, data: data[k * per..(k + 1) * per].to_vec() },
             };
             let (outs, tr) = plan.run_one(x, reference, trace)?;
@@ -246,25 +248,25 @@ impl<'a, 'm> Plan<'a, 'm> {
             layers.insert(i, l);
         }
         let mut qdq_ops = HashMap::new();
-        let producer: HashMap<&str, usize> = g
-            .node
-            .iter()
-            .enumerate()
-            .flat_map(|(i, p)| p.output.iter().map(move |o| (o.as_str(), i)))
-            .collect();
+        let producer: HashMap<&str, usize> =
+            g.node.iter().enumerate().flat_map(|(i, p)| p.output.iter().map(move |o| (o.as_str(), i))).collect();
         for (i, p) in g.node.iter().enumerate() {
             let node = Node::new(p);
             if !QDQ_OPS.contains(&node.op()) || a.infos[i].kind == NodeKind::Constant {
                 continue;
             }
-            let acts: Vec<&str> = p.input.iter().map(String::as_str).filter(|v| !v.is_empty() && !a.is_const(v)).collect();
+            let acts: Vec<&str> =
+                p.input.iter().map(String::as_str).filter(|v| !v.is_empty() && !a.is_const(v)).collect();
             let dqs: Option<Vec<usize>> = acts
                 .iter()
                 .map(|v| producer.get(v).copied().filter(|&d| g.node[d].op_type == "DequantizeLinear"))
                 .collect();
             let out = p.output.first().map_or("", String::as_str);
             let q = match r.readers_of(out) {
-                1 => g.node.iter().position(|n| n.op_type == "QuantizeLinear" && n.input.first().is_some_and(|v| v == out)),
+                1 => g
+                    .node
+                    .iter()
+                    .position(|n| n.op_type == "QuantizeLinear" && n.input.first().is_some_and(|v| v == out)),
                 _ => None,
             };
             let (Some(dqs), Some(q)) = (dqs, q) else { continue };
@@ -273,8 +275,11 @@ impl<'a, 'm> Plan<'a, 'm> {
             }
             let same = |d: usize| {
                 let (dn, qn) = (Node::new(&g.node[d]), Node::new(&g.node[q]));
-                let c = |n: &Node<'_>, k: usize| n.input(k).and_then(|v| a.constant(v)).and_then(Result::ok).map(|t| t.to_f64());
-                c(&dn, 1) == c(&qn, 1) && c(&dn, 2).unwrap_or_else(|| vec![0.0]) == c(&qn, 2).unwrap_or_else(|| vec![0.0])
+                let c = |n: &Node<'_>, k: usize| {
+                    n.input(k).and_then(|v| a.constant(v)).and_then(Result::ok).map(|t| t.to_f64())
+                };
+                c(&dn, 1) == c(&qn, 1)
+                    && c(&dn, 2).unwrap_or_else(|| vec![0.0]) == c(&qn, 2).unwrap_or_else(|| vec![0.0])
             };
             if !matches!(node.op(), "Add" | "GlobalAveragePool") && !same(dqs[0]) {
                 continue;
@@ -352,7 +357,11 @@ impl<'a, 'm> Plan<'a, 'm> {
             }
             let get = |v: &str| -> Result<&QTensor, OnnxError> {
                 values.get(v).ok_or_else(|| {
-                    OnnxError::unsupported(node.name, node.op(), format!("its input '{v}' was not computed in this quantized run"))
+                    OnnxError::unsupported(
+                        node.name,
+                        node.op(),
+                        format!("its input '{v}' was not computed in this quantized run"),
+                    )
                 })
             };
             let (out_name, out) = if let Some((dqs, q)) = self.qdq_ops.get(&i) {
@@ -371,7 +380,12 @@ impl<'a, 'm> Plan<'a, 'm> {
             };
             if trace {
                 let op = self.layers.get(&i).map_or(node.op(), |l| l.op.as_str());
-                traced.push(QTraced { node: node.name.into(), op: op.into(), tensor: out_name.clone(), value: out.clone() });
+                traced.push(QTraced {
+                    node: node.name.into(),
+                    op: op.into(),
+                    tensor: out_name.clone(),
+                    value: out.clone(),
+                });
             }
             values.insert(out_name, out);
         }
@@ -393,7 +407,10 @@ impl<'a, 'm> Plan<'a, 'm> {
             return Err(OnnxError::Quantization {
                 node: node.name.into(),
                 op: node.op().into(),
-                what: format!("scale '{}' is {s} (value {j}): a scale must be a positive finite number", node.input(scale_at).unwrap_or_default()),
+                what: format!(
+                    "scale '{}' is {s} (value {j}): a scale must be a positive finite number",
+                    node.input(scale_at).unwrap_or_default()
+                ),
             });
         }
         let (zp, ty) = match node.input(zp_at) {
@@ -421,13 +438,17 @@ impl<'a, 'm> Plan<'a, 'm> {
         let float = |t: &QTensor| -> Result<Vec<f32>, OnnxError> {
             match t {
                 QTensor::Float { data, .. } => Ok(data.clone()),
-                QTensor::Int { .. } => Err(OnnxError::unsupported(name, op, "it reads stored integers where it takes floats")),
+                QTensor::Int { .. } => {
+                    Err(OnnxError::unsupported(name, op, "it reads stored integers where it takes floats"))
+                }
             }
         };
         let int = |t: &QTensor| -> Result<(QuantType, Vec<i64>), OnnxError> {
             match t {
                 QTensor::Int { ty, data, .. } => Ok((*ty, data.clone())),
-                QTensor::Float { .. } => Err(OnnxError::unsupported(name, op, "it reads floats where it takes stored integers")),
+                QTensor::Float { .. } => {
+                    Err(OnnxError::unsupported(name, op, "it reads floats where it takes stored integers"))
+                }
             }
         };
         Ok(match op {
@@ -693,7 +714,11 @@ fn max_pool<T: Copy + PartialOrd>(x: &[T], s: &[usize], p: &PoolParts, lowest: T
 /// matrix, then requantised (or the int32 accumulator for the integer ops).
 fn layer(l: &QuantLayer, x: &QTensor, reference: QuantReference) -> Result<QTensor, OnnxError> {
     let QTensor::Int { data, shape, .. } = x else {
-        return Err(OnnxError::unsupported(&l.name, &l.op, "its input holds floats; a quantized layer reads stored integers"));
+        return Err(OnnxError::unsupported(
+            &l.name,
+            &l.op,
+            "its input holds floats; a quantized layer reads stored integers",
+        ));
     };
     let fail = |source| OnnxError::Matrix { node: l.name.clone(), op: l.op.clone(), source: Box::new(source) };
     let conv = l.conv_layer()?;

@@ -383,7 +383,11 @@ impl Model {
                 names.push(l.name);
             }
         }
-        let have = if names.is_empty() { "the model has none".to_string() } else { format!("the model's: {}", names.join(", ")) };
+        let have = if names.is_empty() {
+            "the model has none".to_string()
+        } else {
+            format!("the model's: {}", names.join(", "))
+        };
         Err(OnnxError::unsupported(
             node.name,
             node.op(),
@@ -393,6 +397,9 @@ impl Model {
         ))
     }
 }
+
+/// The float scale after an integer op, and the `Cast` and `Mul` nodes that apply it.
+type ScaleAfter = (Vec<f32>, Vec<String>);
 
 /// The graph's wiring, for reading patterns around a node.
 pub(crate) struct Reader<'a, 'm> {
@@ -442,7 +449,9 @@ impl<'a, 'm> Reader<'a, 'm> {
         if let Some(q) = self.producer_op(v, "QuantizeLinear") {
             return match q.input(2) {
                 Some(z) => self.init_type(z).and_then(QuantType::from_onnx),
-                None => Some(QuantType::from_onnx(q.int("output_dtype").unwrap_or(0) as i32).unwrap_or(QuantType::Uint8)),
+                None => {
+                    Some(QuantType::from_onnx(q.int("output_dtype").unwrap_or(0) as i32).unwrap_or(QuantType::Uint8))
+                }
             };
         }
         let g = &self.a.model.graph;
@@ -550,14 +559,22 @@ impl<'a, 'm> Reader<'a, 'm> {
     }
 
     /// A constant integer tensor (a weight) with its type.
-    fn int_const(&self, node: &Node<'_>, k: usize, role: &'static str) -> Result<(Tensor, Option<QuantType>), OnnxError> {
+    fn int_const(
+        &self,
+        node: &Node<'_>,
+        k: usize,
+        role: &'static str,
+    ) -> Result<(Tensor, Option<QuantType>), OnnxError> {
         let t = self.a.const_input(node, k, role)?;
         let v = node.input(k).unwrap_or_default();
         let ty = match self.init_type(v) {
             Some(code) => Some(QuantType::from_onnx(code).ok_or_else(|| {
                 self.fail(
                     node,
-                    format!("{role} '{v}' is {}: a quantized {role} is int8, uint8, int16, uint16, int4 or uint4", dt::name(code)),
+                    format!(
+                        "{role} '{v}' is {}: a quantized {role} is int8, uint8, int16, uint16, int4 or uint4",
+                        dt::name(code)
+                    ),
                 )
             })?),
             None => None,
@@ -578,7 +595,9 @@ impl<'a, 'm> Reader<'a, 'm> {
             return Err(self.fail(node, format!("bias '{v}' is {ty}: a quantized convolution's bias is int32")));
         }
         if t.len() != channels {
-            return Err(self.fail(node, format!("bias '{v}' has {} values; the layer has {channels} output channels", t.len())));
+            return Err(
+                self.fail(node, format!("bias '{v}' has {} values; the layer has {channels} output channels", t.len()))
+            );
         }
         Ok(Some(t.to_i64()))
     }
@@ -592,7 +611,7 @@ impl<'a, 'm> Reader<'a, 'm> {
     }
 
     /// A `Cast` to float → `Mul` by a constant after an integer op's output: the scale, and the nodes.
-    fn output_scale(&self, out: &str, channels: usize) -> Result<Option<(Vec<f32>, Vec<String>)>, OnnxError> {
+    fn output_scale(&self, out: &str, channels: usize) -> Result<Option<ScaleAfter>, OnnxError> {
         let only = |v: &str| -> Option<Node<'m>> {
             match self.readers.get(v).map(Vec::as_slice) {
                 Some([r]) => Some(self.node(*r)),
@@ -786,11 +805,15 @@ impl<'a, 'm> Reader<'a, 'm> {
             let axis = w_axis(2)?;
             (vec![k, n], None, s[1..].to_vec(), o, format!("Linear({k}, {n}, bias=False)"), n, (axis, 1))
         };
-        let weight = self.quantization(&dq_w, "w", wq, Some(1), Some(2), w_ty, Some((c_out, axis.1, "output channel")))?;
+        let weight =
+            self.quantization(&dq_w, "w", wq, Some(1), Some(2), w_ty, Some((c_out, axis.1, "output channel")))?;
         if weight.scale.len() > 1 && axis.0 != axis.1 {
             return Err(self.fail(
                 &dq_w,
-                format!("per-axis weight quantization along axis {}: {op}'s output channels lie along axis {}", axis.0, axis.1),
+                format!(
+                    "per-axis weight quantization along axis {}: {op}'s output channels lie along axis {}",
+                    axis.0, axis.1
+                ),
             ));
         }
         let bias = match &dq_b {
@@ -823,7 +846,12 @@ impl<'a, 'm> Reader<'a, 'm> {
 
 /// `DequantizeLinear` of constants: `(x - zero_point) · scale` in float32 as onnxruntime computes it,
 /// per tensor or along `axis`.
-pub(crate) fn dequantize(node: &Node<'_>, x: &Tensor, scale: &Tensor, zp: Option<&Tensor>) -> Result<Tensor, OnnxError> {
+pub(crate) fn dequantize(
+    node: &Node<'_>,
+    x: &Tensor,
+    scale: &Tensor,
+    zp: Option<&Tensor>,
+) -> Result<Tensor, OnnxError> {
     let (name, op) = (node.name, node.op());
     if node.int("block_size").unwrap_or(0) != 0 {
         return Err(OnnxError::unsupported(name, op, "blocked quantization (block_size) is not read"));

@@ -29,7 +29,10 @@ fn accumulator_ranges_match_numpy_brute_force() {
         let node = case["node"].as_str().unwrap();
         let q = model.quantized_layer(node, None).unwrap();
         assert_eq!(q.input.zero_point_at(0), case["input_zero_point"].as_i64().unwrap(), "{node}");
-        assert_eq!((q.input.ty.min(), q.input.ty.max()), (case["input_min"].as_i64().unwrap(), case["input_max"].as_i64().unwrap()));
+        assert_eq!(
+            (q.input.ty.min(), q.input.ty.max()),
+            (case["input_min"].as_i64().unwrap(), case["input_max"].as_i64().unwrap())
+        );
         let r = q.accumulator_range(None).unwrap();
         let (mins, maxs): (Vec<i128>, Vec<i128>) = r.channels().iter().map(|c| (c.min, c.max)).unzip();
         assert_eq!(mins, ints(&case["expected_min"]), "{} {node} minima", case["model"]);

@@ -333,10 +333,14 @@ impl QuantLayer {
 }
 
 impl Model {
-    /// Whether the model computes on quantized tensors (QuantizeLinear, QLinearConv, ConvInteger, ...):
-    /// `convmat run` then runs it in integers.
+    /// Whether the model computes on quantized activations (QuantizeLinear, QLinearConv, ConvInteger,
+    /// a DequantizeLinear of a computed tensor, ...): `convmat run` then runs it in integers.
     pub fn is_quantized(&self) -> bool {
-        self.graph.node.iter().any(|p| is_quantized_op(&p.op_type))
+        // a DequantizeLinear of a stored weight alone (weight-only quantization) folds into a float model
+        self.graph.node.iter().any(|p| {
+            is_quantized_op(&p.op_type)
+                && (p.op_type != "DequantizeLinear" || p.input.first().is_some_and(|x| !self.init.contains_key(x)))
+        })
     }
 
     /// The stored-integer type of the first graph input, when it is a quantized integer type.

@@ -10,6 +10,10 @@
   all negative) and its bias (channel 1's 30000), float64, for ``convmat range``;
 - ``examples/one.npy``, ``examples/pm125.npy``: a ``1x1`` identity weight and the input ``[[[1.25, -1.25]]]``
   for the rounding-dialect example;
+- ``examples/qconv.onnx``, ``examples/qconv_x.npy``: a quantized ``QuantizeLinear -> QLinearConv ->
+  DequantizeLinear`` model built with onnx.helper (uint8 activations, zero point 128; per-channel int8
+  weights; an int32 bias) and a float input batch ``(2, 3, 8, 8)``, for ``convmat range --weights`` and
+  ``convmat run`` on quantized models;
 - ``examples/resnet_x.npy``: the input batch ``(2, 4, 6, 6)`` of the ResNet basic-block golden
   (``crates/onnx/tests/golden/graphs/resnet_basic.npz``), for ``convmat run``.
 
@@ -63,6 +67,32 @@ def main() -> None:
     net = cnn()
     torch.onnx.export(net, torch.randn(1, 1, 28, 28), str(HERE / "cnn.onnx"), dynamo=False,
                       input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    qconv()
+
+
+def qconv():
+    """A quantized convolution: QuantizeLinear -> QLinearConv (per-channel int8 weights in [-64, 63], an
+    int32 bias, padding 1) -> DequantizeLinear, numpy seed 5."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    w = rng.integers(-64, 64, (4, 3, 3, 3)).astype(np.int8)
+    arr = lambda name, v, t: numpy_helper.from_array(np.asarray(v, dtype=t), name)
+    inits = [arr("x_scale", 0.02, np.float32), arr("x_zp", 128, np.uint8), arr("w", w, np.int8),
+             arr("w_scale", [0.01, 0.004, 0.02, 0.008], np.float32), arr("w_zp", [0, 0, 0, 0], np.int8),
+             arr("y_scale", 0.05, np.float32), arr("y_zp", 128, np.uint8),
+             arr("B", rng.integers(-2000, 2000, 4), np.int32)]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zp"], ["xq"], name="quant"),
+             helper.make_node("QLinearConv", ["xq", "x_scale", "x_zp", "w", "w_scale", "w_zp", "y_scale", "y_zp", "B"],
+                              ["yq"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("DequantizeLinear", ["yq", "y_scale", "y_zp"], ["y"], name="dequant")]
+    graph = helper.make_graph(nodes, "qconv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4, 8, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, HERE / "qconv.onnx")
+    np.save(HERE / "qconv_x.npy", rng.normal(0, 1, (2, 3, 8, 8)).astype(np.float32))
 
 
 if __name__ == "__main__":

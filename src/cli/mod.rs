@@ -10,10 +10,12 @@ mod args;
 mod build;
 mod check;
 mod demo;
+mod diff;
 mod export;
 mod layer;
 mod lower;
 mod onnx;
+mod qrun;
 mod range;
 mod run;
 mod shape;
@@ -36,6 +38,7 @@ enum Command {
     Build(build::BuildArgs),
     Check(check::CheckArgs),
     Demo(demo::DemoArgs),
+    Diff(diff::DiffArgs),
     Export(export::ExportArgs),
     Lower(lower::LowerArgs),
     Onnx(onnx::OnnxArgs),
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Build(a) => build::run(a),
         Command::Check(a) => check::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Diff(a) => diff::run(a),
         Command::Export(a) => export::run(a),
         Command::Lower(a) => lower::run(a),
         Command::Onnx(a) => onnx::run(a),

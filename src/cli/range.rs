@@ -44,19 +44,26 @@ format, shape --input-shape) that reaches the value, and DIR/index.json. `convma
 --dtype the input format (real values: stored integers times 2^-F), --acc-dtype s{bits},{frac_bits}
 --overflow wrap --raw reproduces it at that output; one bit narrower it wraps.
 
-ONNX models (--weights MODEL.onnx) are not read here yet: quantized ONNX nodes need their zero points
-and types from the model.
+--weights MODEL.onnx [--layer NODE]: the quantized convolutions and matrix products of an ONNX model
+(QLinearConv, ConvInteger, QLinearMatMul, MatMulInteger, and DequantizeLinear -> Conv / MatMul as
+onnxruntime fuses them), types, zero points (per output channel too) and the int32 bias from the model;
+--input-range is then in stored integers, and --input-dtype, --weight-dtype and the zero-point flags
+are refused (the model gives them). Without --layer, every quantized node: --json prints {model,
+layers: [report + node, op, form]}. A matrix product x @ W of K inputs is the Conv1d(K, N, 1) of one
+row of x.
 
 Examples:
   convmat range --weight w.npy --input-shape 64,56,56 --padding 1 --input-dtype q8.0
   convmat range --weight w.npy --bias b.npy --input-shape 3,32,32 --input-dtype uq8.0 \\
-      --input-zero-point 128 --weight-dtype q8.0 --witness wit --json")]
+      --input-zero-point 128 --weight-dtype q8.0 --witness wit --json
+  convmat range --weights model_int8.onnx --layer conv1 --json")]
 pub struct RangeArgs {
     #[command(flatten)]
     layer: LayerArgs,
-    /// The inputs' format: qI.F (q8.0 = int8), uqI.F (uq8.0 = uint8), sW,F or uW,F.
-    #[arg(long, value_name = "DTYPE")]
-    input_dtype: String,
+    /// The inputs' format: qI.F (q8.0 = int8), uqI.F (uq8.0 = uint8), sW,F or uW,F (an ONNX model
+    /// gives its own).
+    #[arg(long, value_name = "DTYPE", required_unless_present = "weights")]
+    input_dtype: Option<String>,
     /// A narrower input box in real units: LO,HI (e.g. 0,6).
     #[arg(long, value_name = "LO,HI", allow_hyphen_values = true)]
     input_range: Option<String>,
@@ -106,6 +113,18 @@ struct WitnessFile {
 
 #[derive(Serialize)]
 struct Report {
+    /// The ONNX node (quantized models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
+    /// Its op.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    op: Option<String>,
+    /// The quantized form it was read from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    form: Option<String>,
+    /// Per output channel weight zero points, when they differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weight_zero_points: Option<Vec<i64>>,
     layer: String,
     input_shape: Vec<usize>,
     input_format: String,
@@ -144,13 +163,11 @@ fn output_index(layer: &ConvLayer, row: usize) -> Vec<usize> {
 }
 
 pub fn run(args: RangeArgs) -> Result<()> {
-    if args.layer.onnx_model().is_some() {
-        bail!(
-            "convmat range does not read ONNX models yet (quantized nodes carry their zero points and types): \
-             give --weight W.npy [--bias B.npy] with the layer flags"
-        );
+    if let Some(model) = args.layer.onnx_model() {
+        return run_onnx(&args, model);
     }
-    let mut options = RangeOptions::new(qformat("input-dtype", &args.input_dtype)?);
+    let input_dtype = args.input_dtype.as_deref().context("--input-dtype is required with --weight")?;
+    let mut options = RangeOptions::new(qformat("input-dtype", input_dtype)?);
     options.weight_format = args.weight_dtype.as_deref().map(|w| qformat("weight-dtype", w)).transpose()?;
     options.input_range =
         args.input_range.as_deref().map(|r| r.parse::<InputRange>().context("--input-range")).transpose()?;
@@ -164,6 +181,73 @@ pub fn run(args: RangeArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_table(&report);
+    }
+    Ok(())
+}
+
+/// `--weights MODEL.onnx [--layer NODE]`: the quantized nodes' ranges, types and zero points from the model.
+fn run_onnx(args: &RangeArgs, path: &Path) -> Result<()> {
+    for (flag, given) in [
+        ("--input-dtype", args.input_dtype.is_some()),
+        ("--weight-dtype", args.weight_dtype.is_some()),
+        ("--input-zero-point", args.input_zero_point != 0),
+        ("--weight-zero-point", args.weight_zero_point != 0),
+    ] {
+        if given {
+            bail!("{flag} is not taken with --weights MODEL.onnx: the model gives the types and zero points of its quantized nodes");
+        }
+    }
+    let model = convmat_onnx::Model::load(path)?;
+    let shape = args.layer.input_shape.as_ref().map(|d| d.0.as_slice());
+    let input_range =
+        args.input_range.as_deref().map(|r| r.parse::<InputRange>().context("--input-range")).transpose()?;
+    let layers = match args.layer.layer.as_slice() {
+        [] => model.quantized_layers(shape)?,
+        [name] => vec![model.quantized_layer(name, shape)?],
+        more => bail!("--layer takes one node of an ONNX model; {} were given", more.len()),
+    };
+    if layers.is_empty() {
+        bail!(
+            "{} has no quantized convolution or matrix product (QLinearConv, ConvInteger, QLinearMatMul, MatMulInteger, or Conv / MatMul between DequantizeLinear nodes)",
+            path.display()
+        );
+    }
+    if args.witness.is_some() && layers.len() > 1 {
+        bail!("--witness writes one layer's inputs: give --layer NODE with it");
+    }
+    let mut reports = Vec::with_capacity(layers.len());
+    for q in &layers {
+        let range = q.accumulator_range(input_range)?;
+        let layer = q.conv_layer()?;
+        let witness = args.witness.as_deref().map(|dir| write_witnesses(dir, &layer, &range)).transpose()?;
+        let mut r = report(&layer, &range, witness)?;
+        r.node = Some(q.name.clone());
+        r.op = Some(q.op.clone());
+        r.form = Some(q.form.to_string());
+        let zps = range.weight_zero_points();
+        r.weight_zero_points = (zps.len() > 1).then(|| zps.to_vec());
+        reports.push(r);
+    }
+    if args.json {
+        let text = if args.layer.layer.is_empty() {
+            serde_json::to_string_pretty(&serde_json::json!({"model": path.display().to_string(), "layers": reports}))?
+        } else {
+            serde_json::to_string_pretty(&reports[0])?
+        };
+        println!("{text}");
+    } else {
+        for (k, r) in reports.iter().enumerate() {
+            if k > 0 {
+                println!();
+            }
+            println!(
+                "node '{}' ({}, {})",
+                r.node.as_deref().unwrap_or_default(),
+                r.op.as_deref().unwrap_or_default(),
+                r.form.as_deref().unwrap_or_default()
+            );
+            print_table(r);
+        }
     }
     Ok(())
 }
@@ -197,6 +281,10 @@ fn report(layer: &ConvLayer, range: &AccumulatorRange, witness: Option<Vec<Witne
     let (input_min, input_max) = range.input_bounds();
     let (input_zero_point, weight_zero_point) = range.zero_points();
     Ok(Report {
+        node: None,
+        op: None,
+        form: None,
+        weight_zero_points: None,
         layer: layer.description(),
         input_shape: layer.geometry().input_shape(),
         input_format: range.input_format().to_string(),
@@ -252,7 +340,10 @@ fn print_table(r: &Report) {
         r.input_max,
         r.input_zero_point,
         r.weight_format,
-        r.weight_zero_point,
+        match &r.weight_zero_points {
+            Some(z) => format!("{z:?} per channel"),
+            None => r.weight_zero_point.to_string(),
+        },
         r.frac_bits
     );
     println!("{:>7} {:>14} {:>14} {:>9} {:>5} {:>5} {:>5}", "channel", "min", "max", "reached", "bits", "A2Q", "A2Q+");

@@ -20,6 +20,13 @@ X is a batch (N, C, H, W) or one sample (C, H, W) in .npy or .npz[:key]. --trace
 tensor a node writes as DIR/NNN_<tensor>.npy (batch first) and DIR/trace.json (node, op, tensor,
 shape, file) in graph order; DIR must be new or empty, and appears only when complete.
 
+Quantized models (QuantizeLinear, QLinearConv, ConvInteger, QLinearMatMul, MatMulInteger, QDQ) run in
+exact integers: every convolution and matrix product accumulates sum((x - x_zp)(w - w_zp)) + bias
+exactly, then requantises as --reference does (onnxruntime: round_half_even(f32(acc) * m) + y_zp with
+m = x_scale * w_scale / y_scale in float32; onnx: the product in float64). DequantizeLinear -> Conv /
+MatMul -> QuantizeLinear runs as the one integer kernel onnxruntime fuses it into. Integer tensors are
+written (output, trace) as int64 stored integers; --dtype is not read.
+
 Examples:
   convmat run resnet18.onnx --input x.npy -o y.npy
   convmat run model.onnx --input x.npy --dtype float64 --trace trace/")]
@@ -39,6 +46,10 @@ pub struct RunArgs {
     /// Write every tensor of the run to this folder (new or empty).
     #[arg(long, value_name = "DIR")]
     trace: Option<PathBuf>,
+    /// Quantized models: whose requantisation to reproduce: onnxruntime (float32 products, its CPU
+    /// kernels) or onnx (onnx.reference: float64 products).
+    #[arg(long, default_value = "onnxruntime", value_name = "REF")]
+    reference: convmat_onnx::QuantReference,
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
@@ -56,6 +67,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     convmat_matrix::keep_freed_memory();
     let x = read_array(&args.input).context("reading --input")?;
     let model = Model::load(&args.model)?;
+    if model.is_quantized() {
+        return super::qrun::run(&model, x, args.output.as_deref(), args.trace.as_deref(), args.reference);
+    }
     match args.dtype {
         Precision::Float32 => finish::<f32>(&args, &model, x),
         Precision::Float64 => finish::<f64>(&args, &model, x),

@@ -82,7 +82,8 @@ pub use layer::Conv;
 pub use memory::{available_memory, check_memory, keep_freed_memory};
 pub use op::{Operator, OperatorPath};
 pub use range::{
-    accumulator_range, signed_bits, AccumulatorRange, ChannelRange, Extremum, InputRange, RangeError, RangeOptions,
+    accumulator_range, accumulator_range_per_channel, signed_bits, AccumulatorRange, ChannelRange, Extremum,
+    InputRange, RangeError, RangeOptions,
 };
 pub use resolved::{ConvLayer, Estimate, MatrixFormat};
 pub use rustfft::num_complex::Complex64;

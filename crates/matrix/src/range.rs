@@ -85,6 +85,14 @@ pub enum RangeError {
         /// Output channels.
         channels: usize,
     },
+    /// Per-channel weight zero points of the wrong count.
+    #[error("{got} weight zero points for {channels} output channels: give one, or one per output channel")]
+    ZeroPoints {
+        /// How many were given.
+        got: usize,
+        /// Output channels.
+        channels: usize,
+    },
     /// Text that is not `min` or `max`.
     #[error("invalid extremum '{text}': expected min or max")]
     ExtremumText {
@@ -274,6 +282,7 @@ pub struct AccumulatorRange {
     weight_format: QFormat,
     bounds: (i64, i64),
     zero_points: (i64, i64),
+    weight_zero_points: Vec<i64>,
     datatype_bits: u32,
 }
 
@@ -317,9 +326,14 @@ impl AccumulatorRange {
     pub fn input_bounds(&self) -> (i64, i64) {
         self.bounds
     }
-    /// The zero points, `(input, weight)`.
+    /// The zero points, `(input, weight)` (the first channel's weight zero point when they are per
+    /// channel).
     pub fn zero_points(&self) -> (i64, i64) {
         self.zero_points
+    }
+    /// The weight zero points: one for all channels, or one per output channel.
+    pub fn weight_zero_points(&self) -> &[i64] {
+        &self.weight_zero_points
     }
     /// The flat output index (row of the layer's matrix) where the channel's extremum is reached.
     ///
@@ -465,6 +479,20 @@ impl RowSide<'_> {
 /// [`RangeError`]: a non-integer weight without a weight format, an input range outside the input
 /// format, a zero point outside its format, formats or an accumulator beyond what convmat computes in.
 pub fn accumulator_range(layer: &ConvLayer, options: &RangeOptions) -> Result<AccumulatorRange, RangeError> {
+    accumulator_range_per_channel(layer, options, &[options.weight_zero_point])
+}
+
+/// [`accumulator_range`] with one weight zero point per output channel (ONNX's per-axis zero points of
+/// `QLinearConv`'s weight), or one for all; `options.weight_zero_point` is not read.
+///
+/// # Errors
+/// As [`accumulator_range`]; [`RangeError::ZeroPoints`] when `weight_zero_points` holds neither one
+/// value nor one per output channel.
+pub fn accumulator_range_per_channel(
+    layer: &ConvLayer,
+    options: &RangeOptions,
+    weight_zero_points: &[i64],
+) -> Result<AccumulatorRange, RangeError> {
     let xf = options.input_format;
     if !xf.fits_i64() {
         return Err(NumericError::NotI64 { format: xf.to_string() }.into());
@@ -480,9 +508,29 @@ pub fn accumulator_range(layer: &ConvLayer, options: &RangeOptions) -> Result<Ac
             Err(RangeError::ZeroPoint { what, value, format: f.to_string(), min: f.raw_min(), max: f.raw_max() })
         }
     };
-    let (x_zp, w_zp) = (options.input_zero_point, options.weight_zero_point);
+    let spec = layer.geometry().spec();
+    let channels = spec.out_channels();
+    if weight_zero_points.len() != 1 && weight_zero_points.len() != channels {
+        return Err(RangeError::ZeroPoints { got: weight_zero_points.len(), channels });
+    }
+    let x_zp = options.input_zero_point;
     check_zp("input", x_zp, xf)?;
-    check_zp("weight", w_zp, wf)?;
+    for &z in weight_zero_points {
+        check_zp("weight", z, wf)?;
+    }
+    let w_zp = weight_zero_points[0];
+    // the output channel of each weight: (C_out, C_in/g, *k), or transposed (C_in, C_out/g, *k)
+    let klen = spec.kernel_len();
+    let (groups, cin) = (spec.groups(), spec.in_channels());
+    let channel_of = |i: usize| -> usize {
+        if spec.is_transposed() {
+            let (ci, col) = (i / (channels / groups * klen), (i / klen) % (channels / groups));
+            ci / (cin / groups) * (channels / groups) + col
+        } else {
+            i / (cin / groups * klen)
+        }
+    };
+    let zp_of = |i: usize| if weight_zero_points.len() == 1 { w_zp } else { weight_zero_points[channel_of(i)] };
     let (lo, hi) = match options.input_range {
         None => (xf.raw_min() as i64, xf.raw_max() as i64),
         Some(r) => {
@@ -495,9 +543,10 @@ pub fn accumulator_range(layer: &ConvLayer, options: &RangeOptions) -> Result<Ac
         }
     };
     // FixedConv::accumulator_format's rule (products per output, plus one for a bias), on the formats
-    let spec = layer.geometry().spec();
     let terms = spec.in_channels() / spec.groups() * spec.kernel_len() + usize::from(spec.bias());
-    let datatype_bits = wf.product(xf)?.sum_of(terms)?.word_bits() + u32::from(x_zp != 0) + u32::from(w_zp != 0);
+    let datatype_bits = wf.product(xf)?.sum_of(terms)?.word_bits()
+        + u32::from(x_zp != 0)
+        + u32::from(weight_zero_points.iter().any(|&z| z != 0));
     if datatype_bits > 126 {
         return Err(NumericError::TooWide { bits: datatype_bits, max: 126 }.into());
     }
@@ -507,9 +556,10 @@ pub fn accumulator_range(layer: &ConvLayer, options: &RangeOptions) -> Result<Ac
     let weight = layer
         .weight()
         .iter()
-        .map(|&w| {
+        .enumerate()
+        .map(|(i, &w)| {
             let raw = if options.weight_format.is_some() { quantizer.quantize(w) } else { w as i64 };
-            raw.checked_sub(w_zp)
+            raw.checked_sub(zp_of(i))
         })
         .collect::<Option<Vec<i64>>>()
         .ok_or_else(|| NumericError::NotI64 { format: format!("{wf} minus its zero point") })?;
@@ -530,6 +580,7 @@ pub fn accumulator_range(layer: &ConvLayer, options: &RangeOptions) -> Result<Ac
         weight_format: wf,
         bounds: (lo, hi),
         zero_points: (x_zp, w_zp),
+        weight_zero_points: weight_zero_points.to_vec(),
         datatype_bits,
     })
 }

@@ -431,3 +431,25 @@ fn bad_input_is_one_clear_line() {
     let r = accumulator_range(&layer, &RangeOptions::new(fmt("q8.0"))).unwrap();
     assert!(matches!(r.witness(1, Extremum::Max), Err(RangeError::Channel { channel: 1, channels: 1 })));
 }
+
+/// Per-channel weight zero points (ONNX's per-axis `w_zero_point`): the same extrema as the weights
+/// shifted channel by channel with zero point 0, and a count that is neither one nor one per channel
+/// refused.
+#[test]
+fn per_channel_weight_zero_points_shift_each_channel() {
+    let w = vec![3.0, -2.0, 5.0, 1.0, 0.0, -4.0, 2.0, 2.0];
+    let opts = LayerOptions::new().with_padding(Padding::uniform(1));
+    let layer = ConvLayer::new(&[2, 2, 2], w.clone(), Some(vec![7.0, -9.0]), &[2, 3], &opts).unwrap();
+    let mut o = RangeOptions::new(fmt("q8.0"));
+    o.input_zero_point = 5;
+    let zps = [1i64, -2];
+    let got = convmat_matrix::accumulator_range_per_channel(&layer, &o, &zps).unwrap();
+    let shifted: Vec<f64> = w.iter().enumerate().map(|(i, &v)| v - zps[i / 4] as f64).collect();
+    let plain = ConvLayer::new(&[2, 2, 2], shifted, Some(vec![7.0, -9.0]), &[2, 3], &opts).unwrap();
+    let want = accumulator_range(&plain, &o).unwrap();
+    let ext = |r: &convmat_matrix::AccumulatorRange| r.channels().iter().map(|c| (c.min, c.max)).collect::<Vec<_>>();
+    assert_eq!(ext(&got), ext(&want));
+    assert_eq!(got.weight_zero_points(), zps);
+    let e = convmat_matrix::accumulator_range_per_channel(&layer, &o, &[1, 2, 3]).unwrap_err().to_string();
+    assert!(e.contains("3 weight zero points for 2 output channels"), "{e}");
+}

@@ -141,4 +141,12 @@ pub enum TraceError {
     /// Writing an array failed.
     #[error(transparent)]
     Write(#[from] convmat_io::IoError),
+    /// A trace folder's `trace.json` that is not a trace.
+    #[error("{}: {what}", path.display())]
+    Format {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        what: String,
+    },
 }

@@ -50,6 +50,7 @@
 
 mod block;
 mod chain;
+mod diff;
 mod error;
 mod eval;
 mod graph;
@@ -61,10 +62,11 @@ mod trace;
 pub use block::{BlockMap, Csr};
 pub use chain::{sequential_norms, NetworkError};
 pub use convmat_spectrum::{Certificate, Monitor, NormInterval, SpectrumError};
+pub use diff::{diff_traces, TensorDiff, TraceDiff};
 pub use error::{NetError, TraceError};
 pub use eval::{BlockSource, Run, Tensor, Traced};
 pub use graph::{Graph, Node, Port};
 pub use lipschitz::{GraphBound, Lipschitz, ERF, GELU, GELU_TANH, MISH, SILU};
 pub use norms::{block_norm, BlockInterval, BlockNorm, NetworkNorms, NormMethod, ASSUMED, DENSE_FALLBACK};
 pub use role::{broadcast, Junction, Kind, Nonlinearity, Precision, Role};
-pub use trace::{write_trace, TraceRecord};
+pub use trace::{write_trace, write_trace_with, TraceRecord};

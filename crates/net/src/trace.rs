@@ -40,6 +40,21 @@ fn file_name(k: usize, tensor: &str) -> String {
 /// # Errors
 /// [`TraceError::NotEmpty`]; a write error.
 pub fn write_trace<T: NpyElement>(dir: &Path, trace: &[Traced<T>]) -> Result<Vec<TraceRecord>, TraceError> {
+    let entries = trace.iter().map(|t| (t.node.clone(), t.op.clone(), t.tensor.clone(), t.value.shape.clone()));
+    write_trace_with(dir, entries.collect(), |k, w| write_npy_slice(w, &trace[k].value.shape, &trace[k].value.data))
+}
+
+/// [`write_trace`] for tensors of several element types (a quantized run's stored integers beside its
+/// floats): `entries` gives each tensor's node, op, name and shape, `write(k, w)` writes tensor `k`'s
+/// `.npy` bytes.
+///
+/// # Errors
+/// As [`write_trace`].
+pub fn write_trace_with(
+    dir: &Path,
+    entries: Vec<(String, String, String, Vec<usize>)>,
+    mut write: impl FnMut(usize, &mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<Vec<TraceRecord>, TraceError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| TraceError::Io { path, source }
@@ -59,19 +74,13 @@ pub fn write_trace<T: NpyElement>(dir: &Path, trace: &[Traced<T>]) -> Result<Vec
     let tmp: PathBuf = parent.join(format!(".{stem}.partial-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     let result = (|| {
-        let mut records = Vec::with_capacity(trace.len());
-        for (k, t) in trace.iter().enumerate() {
-            let file = file_name(k, &t.tensor);
+        let mut records = Vec::with_capacity(entries.len());
+        for (k, (node, op, tensor, shape)) in entries.into_iter().enumerate() {
+            let file = file_name(k, &tensor);
             let mut f = AtomicFile::create(&tmp.join(&file))?;
-            f.write(|w| write_npy_slice(w, &t.value.shape, &t.value.data))?;
+            f.write(|w| write(k, w))?;
             f.commit()?;
-            records.push(TraceRecord {
-                node: t.node.clone(),
-                op: t.op.clone(),
-                tensor: t.tensor.clone(),
-                shape: t.value.shape.clone(),
-                file,
-            });
+            records.push(TraceRecord { node, op, tensor, shape, file });
         }
         let mut f = AtomicFile::create(&tmp.join("trace.json"))?;
         f.write(|w| {

@@ -171,6 +171,28 @@ pub enum OnnxError {
         /// The value it reads.
         input: String,
     },
+    /// A quantized node's scale, zero point or bias that its op does not allow (a zero, negative or NaN
+    /// scale, a zero point outside its type, a bias that is not int32, a per-axis scale of the wrong
+    /// length).
+    #[error("node '{node}' ({op}): {what}")]
+    Quantization {
+        /// The node.
+        node: String,
+        /// Its op.
+        op: String,
+        /// What is wrong, naming the input and the value.
+        what: String,
+    },
+    /// The accumulator range of a quantized node could not be computed.
+    #[error("node '{node}' ({op}): {source}")]
+    Range {
+        /// The node.
+        node: String,
+        /// Its op.
+        op: String,
+        /// What the range analysis reported.
+        source: Box<convmat_matrix::RangeError>,
+    },
     /// The model's graph record does not validate, or a run of it failed (an input of the wrong shape).
     #[error(transparent)]
     Graph(Box<convmat_net::NetError>),

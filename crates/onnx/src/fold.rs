@@ -30,6 +30,7 @@ pub(crate) const FOLDABLE: &[&str] = &[
     "Dropout",
     "Sqrt",
     "Reciprocal",
+    "DequantizeLinear",
 ];
 
 /// The largest tensor a folded op may create (ConstantOfShape takes its size from data).
@@ -235,6 +236,7 @@ pub(crate) fn fold(node: &Node<'_>, inputs: &[Option<&Tensor>], opset: i64) -> R
                 }
             })
         }
+        "DequantizeLinear" => crate::quant::dequantize(node, input(0)?, input(1)?, inputs.get(2).copied().flatten()),
         _ => Err(OnnxError::unsupported(name, op, "convmat folds this op only as part of a computed activation")),
     }
 }

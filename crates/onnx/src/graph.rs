@@ -504,7 +504,9 @@ impl<'m> Analysis<'m> {
         info.params.remove("value");
         let present: Vec<&str> = node.p.input.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
         let acts: Vec<&str> = present.iter().copied().filter(|n| !self.is_const(n)).collect();
-        let custom = !node.p.domain.is_empty() && node.p.domain != "ai.onnx";
+        let custom = !node.p.domain.is_empty()
+            && node.p.domain != "ai.onnx"
+            && !(node.p.domain == "com.microsoft" && crate::quant::CONTRIB_OPS.contains(&op));
         if !custom
             && (op == "Constant" || (acts.is_empty() && FOLDABLE.contains(&op)) || (op == "Shape" && !acts.is_empty()))
         {
@@ -620,12 +622,23 @@ impl<'m> Analysis<'m> {
             } else {
                 format!("more than one computed operand ({}): not one affine map of one input", operands.join(", "))
             };
-            let out = if matches!(op, "Add" | "Sub" | "Mul" | "Div") {
+            let out = if matches!(op, "Add" | "Sub" | "Mul" | "Div" | "QLinearAdd" | "QLinearMul") {
                 let shapes: Vec<&[usize]> = acts.iter().filter_map(|a| self.act_shape(a)).collect();
                 shapes.iter().skip(1).try_fold(shapes[0].to_vec(), |acc, t| broadcast(&acc, t))
+            } else if op == "QLinearConcat" {
+                let shapes: Option<Vec<&[usize]>> = acts.iter().map(|a| self.act_shape(a)).collect();
+                shapes.and_then(|sh| {
+                    let a = fold::axis(node, node.int("axis")?, sh[0].len()).ok()?;
+                    let mut out = sh[0].to_vec();
+                    out[a] = sh.iter().map(|t| t.get(a).copied().unwrap_or(0)).sum();
+                    Some(out)
+                })
             } else {
                 None
             };
+            if crate::quant::is_quantized_op(op) {
+                return Ok((NodeKind::Unsupported(crate::quant::QUANT_WHY.into()), out));
+            }
             return Ok((NodeKind::Unsupported(why), out));
         }
         Ok(match op {
@@ -658,6 +671,37 @@ impl<'m> Analysis<'m> {
                 out.extend(geometry.output_shape());
                 self.convs.insert(i, parts);
                 (NodeKind::Affine, Some(out))
+            }
+            "QLinearConv" | "ConvInteger" => {
+                let (w_at, b_at) = if op == "QLinearConv" { (3, Some(8)) } else { (1, None) };
+                let parts = ConvParts::from_conv_inputs(self, node, s, w_at, b_at)?;
+                let geometry = parts.geometry()?;
+                params.insert("weight_shape".into(), json!(parts.weight_shape));
+                params.insert("bias".into(), json!(parts.has_bias()));
+                params.insert("expression".into(), json!(geometry.spec().to_string()));
+                let mut out = vec![1];
+                out.extend(geometry.output_shape());
+                (NodeKind::Unsupported(crate::quant::QUANT_WHY.into()), Some(out))
+            }
+            "QLinearMatMul" | "MatMulInteger" => {
+                let at = if op == "QLinearMatMul" { 3 } else { 1 };
+                match node.input(at).and_then(|b| self.const_shape(b)) {
+                    Some(b) if node.input(0) == Some(x) && b.len() == 2 && s.last() == Some(&b[0]) => {
+                        let mut out = s.to_vec();
+                        *out.last_mut().expect("rank >= 1") = b[1];
+                        params.insert("weight_shape".into(), json!(b));
+                        (NodeKind::Unsupported(crate::quant::QUANT_WHY.into()), Some(out))
+                    }
+                    _ => unsupported("only x @ W with a constant 2-d W whose rows match x's last dimension"),
+                }
+            }
+            "QuantizeLinear" | "DequantizeLinear" | "QLinearLeakyRelu" | "QLinearSigmoid" => {
+                (NodeKind::Unsupported(crate::quant::QUANT_WHY.into()), Some(s.to_vec()))
+            }
+            "QLinearGlobalAveragePool" if node.int("channels_last").unwrap_or(0) == 0 && s.len() >= 3 => {
+                let mut out = s[..2].to_vec();
+                out.extend(std::iter::repeat_n(1, s.len() - 2));
+                (NodeKind::Unsupported(crate::quant::QUANT_WHY.into()), Some(out))
             }
             "Pad" => {
                 let pad = PadParts::from_node(self, node)?;

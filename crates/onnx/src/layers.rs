@@ -59,10 +59,22 @@ impl ConvParts {
 
     /// Conv / ConvTranspose on an input of full shape `s` (batch first).
     pub fn from_conv(a: &Analysis<'_>, node: &Node<'_>, s: &[usize]) -> Result<Self, OnnxError> {
+        Self::from_conv_inputs(a, node, s, 1, Some(2))
+    }
+
+    /// A convolution whose weight is input `w_at` and bias input `b_at` (QLinearConv: 3 and 8,
+    /// ConvInteger: 1 and none), the attributes as Conv's.
+    pub fn from_conv_inputs(
+        a: &Analysis<'_>,
+        node: &Node<'_>,
+        s: &[usize],
+        w_at: usize,
+        b_at: Option<usize>,
+    ) -> Result<Self, OnnxError> {
         let (name, op) = (node.name, node.op());
         let rank = spatial_rank(node, s)?;
         let transposed = op == "ConvTranspose";
-        let w = node.input(1).ok_or_else(|| OnnxError::shape(name, op, "the weight input W is missing"))?;
+        let w = node.input(w_at).ok_or_else(|| OnnxError::shape(name, op, "the weight input W is missing"))?;
         let weight_shape = a.const_shape(w).ok_or_else(|| OnnxError::NotConstant {
             node: name.into(),
             op: op.into(),
@@ -76,8 +88,9 @@ impl ConvParts {
                 format!("weight of shape {weight_shape:?} does not fit an input of shape {:?} (ranks differ)", &s[1..]),
             ));
         }
-        let bias_len = node.input(2).and_then(|b| a.const_shape(b)).map(|s| s.iter().product());
-        let bias = match node.input(2) {
+        let bias_input = b_at.and_then(|b| node.input(b));
+        let bias_len = bias_input.and_then(|b| a.const_shape(b)).map(|s| s.iter().product());
+        let bias = match bias_input {
             Some(b) if a.is_const(b) => Some(b.to_string()),
             Some(b) => {
                 return Err(OnnxError::NotConstant { node: name.into(), op: op.into(), input: b.into(), role: "bias" })

@@ -47,6 +47,8 @@ mod network;
 mod node;
 mod norms;
 pub mod proto;
+mod qrun;
+mod quant;
 mod tensor;
 
 pub use blocks::{write_block, Activation, AffineLayer, AffineLayers, BlockOptions, Csr, ExportedBlock};
@@ -55,6 +57,8 @@ pub use error::OnnxError;
 pub use graph::{InputInfo, Model, NodeInfo, NodeKind, Summary, AFFINE_OPS, IDENTITIES, NONLINEARITIES};
 pub use lower::{Form, FormError, LowerOptions, LowerReport, Lowered, LoweredBlock, MaxPoolForm, MaxPoolFormError};
 pub use network::Network;
+pub use qrun::{QRun, QTensor, QTraced, QuantReference};
+pub use quant::{QuantForm, QuantLayer, QuantType, Quantization};
 pub use tensor::{Tensor, Values};
 
 use convmat_matrix::ConvLayer;

@@ -8,9 +8,11 @@ use clap::{Parser, Subcommand};
 mod apply;
 mod args;
 mod build;
+mod calibrate;
 mod check;
 mod demo;
 mod export;
+mod fixed;
 mod layer;
 mod lower;
 mod onnx;
@@ -34,6 +36,7 @@ pub struct Cli {
 enum Command {
     Apply(apply::ApplyArgs),
     Build(build::BuildArgs),
+    Calibrate(calibrate::CalibrateArgs),
     Check(check::CheckArgs),
     Demo(demo::DemoArgs),
     Export(export::ExportArgs),
@@ -63,6 +66,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Apply(a) => apply::run(a),
         Command::Build(a) => build::run(a),
+        Command::Calibrate(a) => calibrate::run(a),
         Command::Check(a) => check::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Export(a) => export::run(a),

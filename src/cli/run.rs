@@ -22,7 +22,8 @@ shape, file) in graph order; DIR must be new or empty, and appears only when com
 
 Examples:
   convmat run resnet18.onnx --input x.npy -o y.npy
-  convmat run model.onnx --input x.npy --dtype float64 --trace trace/")]
+  convmat run model.onnx --input x.npy --dtype float64 --trace trace/
+  convmat run model.onnx --input x.npy --fixed formats.json --report report.json")]
 pub struct RunArgs {
     /// The ONNX model.
     #[arg(value_name = "MODEL.onnx")]
@@ -39,6 +40,12 @@ pub struct RunArgs {
     /// Write every tensor of the run to this folder (new or empty).
     #[arg(long, value_name = "DIR")]
     trace: Option<PathBuf>,
+    /// Run in fixed point with these per-layer types (README: "A network in fixed point").
+    #[arg(long, value_name = "FORMATS.json")]
+    fixed: Option<PathBuf>,
+    /// With --fixed: write the per-layer report (overflows per channel, extremes, SQNR) as JSON.
+    #[arg(long, value_name = "REPORT.json", requires = "fixed")]
+    report: Option<PathBuf>,
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
@@ -52,8 +59,13 @@ pub fn run(args: RunArgs) -> Result<()> {
             bail!("{}: the trace folder exists and is not empty (give a new or empty folder)", dir.display());
         }
     }
+    let formats = args.fixed.as_deref().map(super::fixed::read_formats).transpose()?;
     let x = read_array(&args.input).context("reading --input")?;
     let model = Model::load(&args.model)?;
+    if let (Some(formats), Some(path)) = (&formats, &args.fixed) {
+        let outs = (args.output.as_ref(), args.report.as_ref(), args.trace.as_ref());
+        return super::fixed::run(&args.model, &model, x, formats, outs, path);
+    }
     match args.dtype {
         Precision::Float32 => finish::<f32>(&args, &model, x),
         Precision::Float64 => finish::<f64>(&args, &model, x),

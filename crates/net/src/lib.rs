@@ -45,15 +45,19 @@
 #![warn(missing_docs)]
 
 mod block;
+mod calibrate;
 mod error;
 mod eval;
+mod fixed;
 mod graph;
 mod role;
 mod trace;
 
 pub use block::{BlockMap, Csr};
+pub use calibrate::{best_precision, CalibrateOptions, Calibration, LayerRange};
 pub use error::{NetError, TraceError};
 pub use eval::{BlockSource, Run, Tensor, Traced};
+pub use fixed::{Arithmetic, ChannelReport, FixedError, FixedRun, Formats, LayerFormats, LayerReport};
 pub use graph::{Graph, Node, Port};
 pub use role::{broadcast, Junction, Kind, Nonlinearity, Precision, Role};
 pub use trace::{write_trace, TraceRecord};

@@ -272,6 +272,9 @@ impl Graph {
     }
 }
 
+/// A block's weight type, accumulator type and certified range per channel (stored units of the product).
+type Proposal = (QFormat, QFormat, Vec<(i128, i128)>);
+
 /// A block's weight type (best precision of its weights) and accumulator (from the certified range over
 /// every input of `input`, widened to hold every single product), with the certified range per channel
 /// in stored units of the product.
@@ -281,7 +284,7 @@ fn propose_block(
     input: QFormat,
     weights: [f64; 2],
     options: &CalibrateOptions,
-) -> Result<(QFormat, QFormat, Vec<(i128, i128)>), FixedError> {
+) -> Result<Proposal, FixedError> {
     let text = |source| FixedError::Text { layer: name.into(), key: "accumulator", source };
     let wf = best_precision(weights[0], weights[1], options.word_length).map_err(text)?;
     let mut opts = RangeOptions::new(input);

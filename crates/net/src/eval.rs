@@ -95,7 +95,7 @@ impl Graph {
         inputs: Vec<V>,
         trace: bool,
         mut eval: impl FnMut(usize, &Node, &[&V], usize) -> Result<Vec<V>, NetError>,
-    ) -> Result<(Vec<V>, Vec<(usize, String, V)>), NetError> {
+    ) -> Result<Walked<V>, NetError> {
         self.validate()?;
         if inputs.len() != self.inputs.len() {
             let names = self.inputs.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
@@ -143,6 +143,9 @@ impl Graph {
         Ok((outputs, traced))
     }
 }
+
+/// The graph outputs and the traced tensors (node index, tensor name, value) of a walk.
+pub(crate) type Walked<V> = (Vec<V>, Vec<(usize, String, V)>);
 
 /// A batch a run walks the graph with: a shape, batch first.
 pub(crate) trait Batch: Clone {

@@ -599,7 +599,7 @@ fn check_holds(layer: &str, what: &'static str, values: &[f64], ty: FixedType, m
 pub(crate) fn certified(layer: &ConvLayer, input: QFormat, weight: QFormat, modes: Modes, acc: QFormat) -> bool {
     let Ok(product) = weight.product(input) else { return false };
     let up = acc.frac_bits() - product.frac_bits();
-    if up < 0 || up > 64 || modes != Modes::MATLAB || !acc.signed() {
+    if !(0..=64).contains(&up) || modes != Modes::MATLAB || !acc.signed() {
         return false;
     }
     let fits = |v: i128| v.checked_mul(1i128 << up).is_some_and(|v| v >= acc.raw_min() && v <= acc.raw_max());

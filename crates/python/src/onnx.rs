@@ -323,7 +323,7 @@ impl OnnxModel {
             let a = ndarray::ArrayD::from_shape_vec(shape, t.data).map_err(|e| crate::error(e.to_string()))?;
             a.into_pyarray(py).into_py_any(py)
         };
-        let report = serde_json::to_string(&run.report).map_err(msg)?;
+        let report = serde_json::to_string(&run.report).map_err(|e| crate::error(e.to_string()))?;
         let format = run.formats[0].map(|f| f.to_string());
         let mut traced = Vec::with_capacity(run.trace.len());
         for t in run.trace {

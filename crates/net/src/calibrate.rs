@@ -125,8 +125,8 @@ fn used(observed: [f64; 2], lo: f64, hi: f64) -> Option<f64> {
 }
 
 impl Graph {
-    /// Runs the graph in `f64` on a calibration batch and proposes a formats file (see the
-    /// [module](self) docs), with the observed and certified ranges beside the proposals.
+    /// Runs the graph in `f64` on a calibration batch and proposes a formats file (see
+    /// [`CalibrateOptions`]), with the observed and certified ranges beside the proposals.
     ///
     /// # Errors
     /// The errors of [`run`](Self::run); a word length outside 2..=64; a layer whose certified range

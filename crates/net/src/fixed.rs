@@ -60,7 +60,13 @@ pub struct LayerFormats {
     pub overflow: Option<String>,
 }
 
-/// `FORMATS.json`: the graph input's type, defaults for every block and types per layer (node name).
+/// `FORMATS.json`: the graph input's type, defaults for every block and types per layer (node name):
+/// `{"input": "q1.7", "default": {"weight": "q1.7", "result": "q4.12"}, "layers": {"conv1": {"weight":
+/// "q2.6", "bias": "q4.12", "accumulator": "q8.14"}, "relu6": {"result": "uq3.5"}}}`. Per layer:
+/// `input` (a block's input is re-cast to it; default: the tensor's own format), `weight` (required for a
+/// block), `bias` (quantized to it first), `accumulator` (narrow; default: full precision), `result`,
+/// `rounding`, `overflow` (of the accumulator's and the result's casts); junctions and nonlinearities take
+/// `result`, `rounding`, `overflow` only.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Formats {
@@ -362,7 +368,7 @@ impl Batch for Value {
 const ONE_LINE: usize = 6;
 
 impl Graph {
-    /// Evaluates the graph in fixed point with `formats` (see the [module](self) docs), and beside it in
+    /// Evaluates the graph in fixed point with `formats` (see [`Formats`] and [`LayerFormats`]), and beside it in
     /// `f32` for the SQNR of every node.
     ///
     /// A block's result is bit-exact with [`ConvLayer::apply`] (`convmat apply`) of its layer (a

@@ -8,10 +8,12 @@ use clap::{Parser, Subcommand};
 mod apply;
 mod args;
 mod build;
+mod calibrate;
 mod check;
 mod demo;
 mod diff;
 mod export;
+mod fixed;
 mod layer;
 mod lower;
 mod onnx;
@@ -36,6 +38,7 @@ pub struct Cli {
 enum Command {
     Apply(apply::ApplyArgs),
     Build(build::BuildArgs),
+    Calibrate(calibrate::CalibrateArgs),
     Check(check::CheckArgs),
     Demo(demo::DemoArgs),
     Diff(diff::DiffArgs),
@@ -66,6 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Apply(a) => apply::run(a),
         Command::Build(a) => build::run(a),
+        Command::Calibrate(a) => calibrate::run(a),
         Command::Check(a) => check::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Diff(a) => diff::run(a),

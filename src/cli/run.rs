@@ -29,7 +29,8 @@ written (output, trace) as int64 stored integers; --dtype is not read.
 
 Examples:
   convmat run resnet18.onnx --input x.npy -o y.npy
-  convmat run model.onnx --input x.npy --dtype float64 --trace trace/")]
+  convmat run model.onnx --input x.npy --dtype float64 --trace trace/
+  convmat run model.onnx --input x.npy --fixed formats.json --report report.json")]
 pub struct RunArgs {
     /// The ONNX model.
     #[arg(value_name = "MODEL.onnx")]
@@ -50,6 +51,12 @@ pub struct RunArgs {
     /// kernels) or onnx (onnx.reference: float64 products).
     #[arg(long, default_value = "onnxruntime", value_name = "REF")]
     reference: convmat_onnx::QuantReference,
+    /// Run in fixed point with these per-layer types (README: "A network in fixed point").
+    #[arg(long, value_name = "FORMATS.json")]
+    fixed: Option<PathBuf>,
+    /// With --fixed: write the per-layer report (overflows per channel, extremes, SQNR) as JSON.
+    #[arg(long, value_name = "REPORT.json", requires = "fixed")]
+    report: Option<PathBuf>,
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
@@ -63,12 +70,24 @@ pub fn run(args: RunArgs) -> Result<()> {
             bail!("{}: the trace folder exists and is not empty (give a new or empty folder)", dir.display());
         }
     }
+    let formats = args.fixed.as_deref().map(super::fixed::read_formats).transpose()?;
     // one job, block after block: freed buffers are reused instead of faulting in fresh pages
     convmat_matrix::keep_freed_memory();
     let x = read_array(&args.input).context("reading --input")?;
     let model = Model::load(&args.model)?;
     if model.is_quantized() {
+        if args.fixed.is_some() {
+            bail!(
+                "{}: --fixed runs a float model in fixed point, and this model is quantized (it runs in its own \
+                 exact integers without --fixed)",
+                args.model.display()
+            );
+        }
         return super::qrun::run(&model, x, args.output.as_deref(), args.trace.as_deref(), args.reference);
+    }
+    if let (Some(formats), Some(path)) = (&formats, &args.fixed) {
+        let outs = (args.output.as_ref(), args.report.as_ref(), args.trace.as_ref());
+        return super::fixed::run(&args.model, &model, x, formats, outs, path);
     }
     match args.dtype {
         Precision::Float32 => finish::<f32>(&args, &model, x),

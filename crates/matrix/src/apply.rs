@@ -137,6 +137,23 @@ pub struct Output {
 }
 
 impl ConvLayer {
+    /// The fixed-point layer [`apply`](Self::apply) computes with under `options`: weights quantized to
+    /// their format with their modes, inputs in the dtype's format.
+    ///
+    /// # Errors
+    /// A float dtype ([`MatrixError::FixedPointOnly`]); the errors of [`FixedConv::with_modes`].
+    pub fn fixed_conv(&self, options: &ApplyOptions) -> Result<FixedConv, MatrixError> {
+        let o = options;
+        let Dtype::Fixed(xf) = o.dtype else { return Err(MatrixError::FixedPointOnly) };
+        FixedConv::with_modes(
+            self.geometry().clone(),
+            self.weight(),
+            self.bias(),
+            (o.weight_format.unwrap_or(xf), o.weight_modes.unwrap_or(o.input_modes)),
+            (xf, o.input_modes),
+        )
+    }
+
     /// The layer applied to `n` samples `x` (row-major `(n, C_in, *in)`, real values), with `options`:
     /// floats by the fast [`Operator`](crate::Operator) plus the bias; fixed point bit-exact with
     /// MATLAB's `fi` (inputs quantized with `nearest` and `saturate` as `fi(x, 1, w, f)` does, full
@@ -191,14 +208,8 @@ impl ConvLayer {
                 conv.add_bias(&mut y);
                 (Applied::F32(y), "f32".to_string())
             }
-            Dtype::Fixed(xf) => {
-                let fc = FixedConv::with_modes(
-                    self.geometry().clone(),
-                    self.weight(),
-                    self.bias(),
-                    (o.weight_format.unwrap_or(xf), o.weight_modes.unwrap_or(o.input_modes)),
-                    (xf, o.input_modes),
-                )?;
+            Dtype::Fixed(_) => {
+                let fc = self.fixed_conv(o)?;
                 let casts = Modes::new(o.rounding, o.overflow);
                 let out_modes = o.out_modes.unwrap_or(casts);
                 let cast = o.out_format.map(|f| (f, out_modes.rounding, out_modes.overflow));

@@ -4,6 +4,7 @@ use convmat_numeric::{Modes, NumericError, Overflow, QFormat, Quantizer, Roundin
 use convmat_shape::Geometry;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use crate::{direct_conv, Conv, Float, MatrixError};
 
@@ -26,6 +27,16 @@ pub enum Accumulation {
         /// Overflow action after every operation.
         overflow: Overflow,
     },
+}
+
+/// What [`FixedConv::apply_narrow_counted`] counted, per output channel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NarrowOverflows {
+    /// Products whose cast into the accumulator saturated or wrapped.
+    pub products: Vec<u64>,
+    /// Accumulations (one per output) in which the bias' cast or a partial sum saturated or wrapped.
+    pub accumulators: Vec<u64>,
 }
 
 /// The values [`FixedConv::apply_fused`] computed.
@@ -298,8 +309,38 @@ impl FixedConv {
         self.raw.check_batch_memory(x.nrows())?;
         match accumulation {
             Accumulation::Full => self.apply_full(x),
-            Accumulation::Narrow { format, rounding, overflow } => self.apply_narrow(x, format, rounding, overflow),
+            Accumulation::Narrow { format, rounding, overflow } => {
+                self.apply_narrow(x, format, rounding, overflow, None)
+            }
         }
+    }
+
+    /// [`apply`](Self::apply) with a narrow accumulator, counting per output channel the products whose
+    /// cast into the accumulator overflowed and the accumulations (outputs) in which the bias' cast or
+    /// any partial sum overflowed (saturated or wrapped). The values are [`apply`](Self::apply)'s.
+    ///
+    /// # Errors
+    /// As [`apply`](Self::apply).
+    pub fn apply_narrow_counted(
+        &self,
+        x: ArrayView2<'_, i64>,
+        format: QFormat,
+        rounding: Rounding,
+        overflow: Overflow,
+    ) -> Result<(FixedOutput, NarrowOverflows), MatrixError> {
+        if x.ncols() != self.raw.cols() {
+            return Err(MatrixError::Dimension {
+                what: "input",
+                expected: format!("(batch, {})", self.raw.cols()),
+                got: x.shape().to_vec(),
+            });
+        }
+        self.raw.check_batch_memory(x.nrows())?;
+        let cout = self.raw.geometry().spec().out_channels();
+        let counts: Vec<[AtomicU64; 2]> = (0..cout).map(|_| [AtomicU64::new(0), AtomicU64::new(0)]).collect();
+        let y = self.apply_narrow(x, format, rounding, overflow, Some(&counts))?;
+        let take = |k: usize| counts.iter().map(|c| c[k].load(AtomicOrdering::Relaxed)).collect();
+        Ok((y, NarrowOverflows { products: take(0), accumulators: take(1) }))
     }
 
     fn apply_full(&self, x: ArrayView2<'_, i64>) -> Result<FixedOutput, MatrixError> {
@@ -347,6 +388,7 @@ impl FixedConv {
         format: QFormat,
         rounding: Rounding,
         overflow: Overflow,
+        counts: Option<&[[AtomicU64; 2]]>,
     ) -> Result<FixedOutput, MatrixError> {
         let geo = self.raw.geometry();
         if geo.spec().is_transposed() {
@@ -357,6 +399,7 @@ impl FixedConv {
         let (cout, g) = (geo.spec().out_channels(), geo.spec().groups());
         let (cin_g, cout_g) = (geo.spec().in_channels() / g, cout / g);
         let pf = self.product_format().frac_bits();
+        let wide = QFormat::new(true, 128, format.frac_bits())?;
         let w = self.raw.weight();
         let mut out = Array2::zeros((x.nrows(), self.raw.rows()));
         out.outer_iter_mut().into_par_iter().zip(x.outer_iter()).for_each(|(mut y, xs)| {
@@ -370,14 +413,29 @@ impl FixedConv {
                         Some(b) => format.requantize(b[co], pf, rounding, overflow),
                         None => 0,
                     };
+                    // counting: a cast overflowed when it differs from the same rounding into 128 bits
+                    let mut acc_over = counts.is_some()
+                        && self.bias.as_ref().is_some_and(|b| wide.requantize(b[co], pf, rounding, overflow) != acc);
                     for cl in 0..cin_g {
                         let ci = grp * cin_g + cl;
                         for &(t, r) in &reads {
                             // a zero-padded tap multiplies 0: its product casts to 0 and adds nothing
                             let Some(p) = r else { continue };
-                            let prod = w[(co * cin_g + cl) * k + t] as i128 * xs[ci * glen + p] as i128;
-                            let prod = format.requantize(prod, pf, rounding, overflow);
-                            acc = format.add(acc, prod, overflow); // exact even for 127/128-bit words
+                            let exact = w[(co * cin_g + cl) * k + t] as i128 * xs[ci * glen + p] as i128;
+                            let prod = format.requantize(exact, pf, rounding, overflow);
+                            let sum = format.add(acc, prod, overflow); // exact even for 127/128-bit words
+                            if let Some(c) = counts {
+                                if wide.requantize(exact, pf, rounding, overflow) != prod {
+                                    c[co][0].fetch_add(1, AtomicOrdering::Relaxed);
+                                }
+                                acc_over |= acc.checked_add(prod) != Some(sum);
+                            }
+                            acc = sum;
+                        }
+                    }
+                    if acc_over {
+                        if let Some(c) = counts {
+                            c[co][1].fetch_add(1, AtomicOrdering::Relaxed);
                         }
                     }
                     y[co * l + win] = acc;

@@ -74,7 +74,7 @@ pub use build::{Affine, MatrixOptions};
 pub use circulant::{cconv, cconv_matrix, Circulant};
 pub use direct::{direct_conv, random_inputs, verify, Verification};
 pub use error::MatrixError;
-pub use fixed::{Accumulation, FixedConv, FixedOutput};
+pub use fixed::{Accumulation, FixedConv, FixedOutput, NarrowOverflows};
 pub use flip::{convmtx2, flip_kernel};
 pub use gemm::{matmul_transposed, Float};
 pub use grad::KernelGrad;

@@ -157,6 +157,31 @@ impl ConvLayer {
         Ok(Self { geometry, weight, bias })
     }
 
+    /// The same layer (geometry, kernel orientation) with other weights and bias: a per-channel scale
+    /// and shift folded in (a BatchNorm after the layer, a whole network's block in fixed point).
+    ///
+    /// # Errors
+    /// A weight buffer of another length, a bias not one value per output channel, a value that is NaN
+    /// or infinite.
+    pub fn with_weights(&self, weight: Vec<f64>, bias: Option<Vec<f64>>) -> Result<Self, MatrixError> {
+        if weight.len() != self.weight.len() {
+            return Err(MatrixError::WeightLen {
+                expected: self.weight.len(),
+                got: weight.len(),
+                shape: vec![weight.len()],
+            });
+        }
+        if let Some(b) = &bias {
+            self.geometry.spec().check_bias_len(b.len())?;
+        }
+        for (what, values) in [("weight", Some(&weight)), ("bias", bias.as_ref())] {
+            if let Some(i) = values.and_then(|v| v.iter().position(|x| !x.is_finite())) {
+                return Err(MatrixError::NotFinite { what, index: i, value: values.map_or(0.0, |v| v[i]).to_string() });
+            }
+        }
+        Ok(Self { geometry: self.geometry.clone(), weight, bias })
+    }
+
     /// The geometry: spec, input and output shapes, rows and columns.
     pub fn geometry(&self) -> &Geometry {
         &self.geometry

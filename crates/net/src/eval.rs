@@ -75,24 +75,43 @@ impl Graph {
         inputs: Vec<Tensor<T>>,
         trace: bool,
     ) -> Result<Run<T>, NetError> {
+        let (outputs, traced) = self.walk(inputs, trace, |i, node, ins, n| eval_node(blocks, i, node, ins, n))?;
+        let trace = traced
+            .into_iter()
+            .map(|(i, tensor, value)| {
+                let node = &self.nodes[i];
+                Traced { node: node.name.clone(), op: node.op.clone(), tensor, value }
+            })
+            .collect();
+        Ok(Run { outputs, trace })
+    }
+
+    /// The walk every run takes: inputs checked against the graph's, each node evaluated by `eval`
+    /// (its index, the node, the tensors it reads, the batch size) in graph order, each tensor dropped
+    /// after its last reader; the graph outputs and, with `trace`, every tensor written (node index,
+    /// tensor name, value).
+    pub(crate) fn walk<V: Batch>(
+        &self,
+        inputs: Vec<V>,
+        trace: bool,
+        mut eval: impl FnMut(usize, &Node, &[&V], usize) -> Result<Vec<V>, NetError>,
+    ) -> Result<Walked<V>, NetError> {
         self.validate()?;
         if inputs.len() != self.inputs.len() {
             let names = self.inputs.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
             return Err(NetError::InputCount { expected: self.inputs.len(), names, got: inputs.len() });
         }
-        let mut values: HashMap<&str, Tensor<T>> = HashMap::new();
+        let mut values: HashMap<&str, V> = HashMap::new();
         let mut n_batch = None;
         for (p, mut t) in self.inputs.iter().zip(inputs) {
-            if t.shape == p.shape {
-                t.shape = full(1, &p.shape);
+            if t.shape() == p.shape {
+                t.set_shape(full(1, &p.shape));
             }
-            if t.shape.len() != p.shape.len() + 1
-                || t.shape[1..] != p.shape[..]
-                || n_batch.is_some_and(|n| n != t.shape[0])
-            {
-                return Err(NetError::Input { input: p.name.clone(), expected: p.shape.clone(), got: t.shape.clone() });
+            let s = t.shape();
+            if s.len() != p.shape.len() + 1 || s[1..] != p.shape[..] || n_batch.is_some_and(|n| n != s[0]) {
+                return Err(NetError::Input { input: p.name.clone(), expected: p.shape.clone(), got: s.to_vec() });
             }
-            n_batch = Some(t.shape[0]);
+            n_batch = Some(s[0]);
             values.insert(&p.name, t);
         }
         let n = n_batch.unwrap_or(1);
@@ -102,8 +121,8 @@ impl Graph {
         }
         let mut traced = Vec::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            let ins: Vec<&Tensor<T>> = node.inputs.iter().map(|t| &values[t.as_str()]).collect();
-            let outs = eval_node(blocks, i, node, &ins, n)?;
+            let ins: Vec<&V> = node.inputs.iter().map(|t| &values[t.as_str()]).collect();
+            let outs = eval(i, node, &ins, n)?;
             for t in &node.inputs {
                 let left = readers.get_mut(t.as_str()).expect("counted");
                 *left -= 1;
@@ -113,12 +132,7 @@ impl Graph {
             }
             for (name, v) in node.outputs.iter().zip(outs) {
                 if trace {
-                    traced.push(Traced {
-                        node: node.name.clone(),
-                        op: node.op.clone(),
-                        tensor: name.clone(),
-                        value: v.clone(),
-                    });
+                    traced.push((i, name.clone(), v.clone()));
                 }
                 if readers.get(name.as_str()).is_some_and(|&r| r > 0) {
                     values.insert(name, v);
@@ -126,11 +140,31 @@ impl Graph {
             }
         }
         let outputs = self.outputs.iter().map(|t| values[t.as_str()].clone()).collect();
-        Ok(Run { outputs, trace: traced })
+        Ok((outputs, traced))
     }
 }
 
-fn eval_node<T: Float>(
+/// The graph outputs and the traced tensors (node index, tensor name, value) of a walk.
+pub(crate) type Walked<V> = (Vec<V>, Vec<(usize, String, V)>);
+
+/// A batch a run walks the graph with: a shape, batch first.
+pub(crate) trait Batch: Clone {
+    /// The shape.
+    fn shape(&self) -> &[usize];
+    /// Replaces the shape (same element count).
+    fn set_shape(&mut self, shape: Vec<usize>);
+}
+
+impl<T: Clone> Batch for Tensor<T> {
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn set_shape(&mut self, shape: Vec<usize>) {
+        self.shape = shape;
+    }
+}
+
+pub(crate) fn eval_node<T: Float>(
     blocks: &dyn BlockSource,
     i: usize,
     node: &Node,
@@ -169,7 +203,7 @@ fn eval_node<T: Float>(
 }
 
 /// Row-major strides.
-fn strides(s: &[usize]) -> Vec<usize> {
+pub(crate) fn strides(s: &[usize]) -> Vec<usize> {
     let mut st = vec![1; s.len()];
     for d in (0..s.len().saturating_sub(1)).rev() {
         st[d] = st[d + 1] * s[d + 1];
@@ -196,7 +230,7 @@ fn binary<T: Float>(a: &Tensor<T>, b: &Tensor<T>, f: impl Fn(T, T) -> T) -> Tens
     Tensor::new(out, ia.iter().zip(&ib).map(|(&i, &j)| f(a.data[i], b.data[j])).collect())
 }
 
-fn junction<T: Float>(j: &Junction, ins: &[&Tensor<T>], shapes: Vec<Vec<usize>>) -> Vec<Tensor<T>> {
+pub(crate) fn junction<T: Float>(j: &Junction, ins: &[&Tensor<T>], shapes: Vec<Vec<usize>>) -> Vec<Tensor<T>> {
     let x = ins[0];
     match j {
         Junction::Add => vec![binary(ins[0], ins[1], |a, b| a + b)],
@@ -293,7 +327,7 @@ fn softmax<T: Float>(x: &Tensor<T>, axis: usize, coerce: bool, log: bool) -> Vec
     y
 }
 
-fn nonlinearity<T: Float>(f: &Nonlinearity, ins: &[&Tensor<T>], out: Vec<usize>) -> Tensor<T> {
+pub(crate) fn nonlinearity<T: Float>(f: &Nonlinearity, ins: &[&Tensor<T>], out: Vec<usize>) -> Tensor<T> {
     let x = ins[0];
     let map = |g: &dyn Fn(f64) -> f64| -> Tensor<T> {
         Tensor::new(x.shape.clone(), x.data.iter().map(|&v| T::from_f64(g(v.to_f64()))).collect())

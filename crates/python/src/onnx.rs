@@ -296,6 +296,43 @@ impl OnnxModel {
             }
         }
     }
+    /// The model run in fixed point with a formats file's JSON text (`convmat run --fixed`):
+    /// `(output, output_format, report_json, trace)`, the report the list of per-node records
+    /// `--report` writes under `layers`.
+    #[pyo3(signature = (x, formats, trace))]
+    fn run_fixed(
+        &self,
+        py: Python<'_>,
+        x: PyReadonlyArrayDyn<'_, f64>,
+        formats: &str,
+        trace: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let formats = convmat_net::Formats::from_json(formats).map_err(|e| crate::error(e.to_string()))?;
+        let x = x.as_array();
+        let shape = x.shape().to_vec();
+        let data: Vec<f64> = x.iter().copied().collect();
+        let model = &self.model;
+        let sample = model.sample_shape(&shape);
+        let batched = sample != shape;
+        let run = heavy(py, || {
+            let network = model.network(Some(&sample), &BlockOptions::default()).map_err(onnx_msg)?;
+            network.graph().run_fixed(&network, vec![Tensor::new(shape, data)], &formats, trace).map_err(msg)
+        })?;
+        let array = |t: Tensor<f64>, drop_batch: bool| -> PyResult<Py<PyAny>> {
+            let shape = if drop_batch { t.shape[1..].to_vec() } else { t.shape.clone() };
+            let a = ndarray::ArrayD::from_shape_vec(shape, t.data).map_err(|e| crate::error(e.to_string()))?;
+            a.into_pyarray(py).into_py_any(py)
+        };
+        let report = serde_json::to_string(&run.report).map_err(|e| crate::error(e.to_string()))?;
+        let format = run.formats[0].map(|f| f.to_string());
+        let mut traced = Vec::with_capacity(run.trace.len());
+        for t in run.trace {
+            traced.push((t.tensor, t.node, t.op, array(t.value, false)?).into_py_any(py)?);
+        }
+        let y = run.outputs.into_iter().next().ok_or_else(|| crate::error("the graph has no output"))?;
+        (array(y, !batched)?, format, report, traced).into_py_any(py)
+    }
+
     /// Writes the model lowered to dense Gemm (or MatMul + Add) blocks and its nonlinearities, as
     /// `convmat lower` does; returns `{"model", "output", "blocks", "bytes"}` as JSON text.
     // the keyword arguments of `Model.lower`, one each

@@ -90,6 +90,9 @@ class OnnxModel:
     def run(
         self, x: npt.NDArray[np.float64], trace: bool, dtype: str
     ) -> Tuple[Any, List[Tuple[str, str, str, Any]]]: ...
+    def run_fixed(
+        self, x: npt.NDArray[np.float64], formats: str, trace: bool
+    ) -> Tuple[Any, Optional[str], str, List[Tuple[str, str, str, Any]]]: ...
     def lower(
         self,
         out_path: str,

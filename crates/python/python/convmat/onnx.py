@@ -61,7 +61,7 @@ import numpy as np
 from . import _native
 from ._native import ConvmatError
 
-__all__ = ["Activation", "AffineLayer", "ConvNode", "GraphNode", "Input", "Model", "Node", "load"]
+__all__ = ["Activation", "AffineLayer", "ConvNode", "FixedRun", "GraphNode", "Input", "Model", "Node", "load"]
 
 
 def _tuple(shape: Optional[Sequence[int]]) -> Optional[Tuple[int, ...]]:
@@ -195,6 +195,23 @@ def _bool(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ConvmatError(f"invalid {name} {value!r}: expected True or False")
     return bool(value)
+
+
+class FixedRun:
+    """What :meth:`Model.run_fixed` returns: ``output``, its fixed-point ``format`` (``None``: real values
+    after a float node without a type), the per-node ``report`` and, with ``trace=True``, ``tensors``."""
+
+    __slots__ = ("output", "format", "report", "tensors")
+
+    def __init__(self, output: Any, format: Optional[str], report: List[dict], tensors: dict) -> None:
+        self.output = output
+        self.format = format
+        self.report = report
+        self.tensors = tensors
+
+    def __repr__(self) -> str:
+        over = sum(r["products"] + r["accumulators"] + r["results"] for r in self.report)
+        return f"convmat.onnx.FixedRun(output {tuple(self.output.shape)} in {self.format}, {len(self.report)} nodes, {over} overflows)"
 
 
 class Model:
@@ -386,7 +403,7 @@ class Model:
             for r in records
         ]
 
-    def run(self, x: Any, trace: bool = False, dtype: str = "float32") -> Any:
+    def run(self, x: Any, trace: bool = False, dtype: str = "float32", fixed: Any = None) -> Any:
         """The model evaluated on ``x`` through its exact blocks (``convmat run``).
 
         Every block (Conv, Gemm, pools, BatchNorm folded) is applied through convmat's operator, every
@@ -420,6 +437,8 @@ class Model:
         >>> y.shape, y.dtype, list(tensors)[0]
         ((2, 10), dtype('float32'), '/0/Conv_output_0')
         """
+        if fixed is not None:
+            return self.run_fixed(x, fixed, trace=trace)
         arr = np.asarray(getattr(x, "detach", lambda: x)(), dtype=np.float64)
         if not isinstance(dtype, str):
             raise ConvmatError(f"invalid dtype {dtype!r}: expected 'float32' or 'float64'")
@@ -427,6 +446,59 @@ class Model:
         if not trace:
             return y
         return y, {name: value for name, _node, _op, value in traced}
+
+    def run_fixed(self, x: Any, formats: Any, trace: bool = False) -> "FixedRun":
+        """The model evaluated in fixed point (``convmat run --fixed``): every block through convmat's
+        fixed-point apply with its layer's types, Relu / MaxPool / Clip / Add / Concat on the stored values,
+        the other nonlinearities through float and cast back; ``model.run(x, fixed=formats)`` is the same.
+
+        Parameters
+        ----------
+        x : array_like
+            A batch ``(N, *sample)`` or one sample.
+        formats : dict, str or os.PathLike
+            The formats file's content as a ``dict`` (``{"input": "q1.7", "default": {...}, "layers":
+            {NODE: {"weight", "bias", "accumulator", "result", "input", "rounding", "overflow"}}}``), its
+            JSON text, or its path.
+        trace : bool
+            Also keep every tensor of the run (``.tensors``).
+
+        Returns
+        -------
+        FixedRun
+            ``.output`` (real values of ``.format``), ``.format``, ``.report`` (one ``dict`` per node: the
+            types, ``arithmetic`` fixed / exact / float, ``sqnr_db`` against a float32 run, overflow counts
+            ``products`` / ``accumulators`` / ``results`` and per output ``channels``), ``.tensors``.
+
+        Raises
+        ------
+        ConvmatError
+            A formats file naming a layer the model lacks, a type that does not parse or cannot hold a
+            layer's weights, malformed JSON.
+
+        Examples
+        --------
+        >>> import numpy as np, convmat.onnx
+        >>> model = convmat.onnx.load("cnn.onnx")
+        >>> r = model.run_fixed(np.ones((1, 1, 12, 12)) / 2, {"input": "q1.7", "default": {"weight": "q2.6", "result": "q4.8"}})
+        >>> r.output.shape, r.format, r.report[0]["arithmetic"]
+        ((1, 10), 'q4.8', 'fixed')
+        """
+        if isinstance(formats, dict):
+            text = json.dumps(formats)
+        elif isinstance(formats, (str, os.PathLike)) and not str(formats).lstrip().startswith("{"):
+            try:
+                with open(formats) as f:
+                    text = f.read()
+            except OSError as e:
+                raise ConvmatError(f"{formats}: {e.strerror} (give the formats as a dict, JSON text or a path)") from None
+        elif isinstance(formats, str):
+            text = formats
+        else:
+            raise ConvmatError(f"invalid formats {type(formats).__name__}: expected a dict, JSON text or a path")
+        arr = np.asarray(getattr(x, "detach", lambda: x)(), dtype=np.float64)
+        y, fmt, report, traced = self._native.run_fixed(arr, text, _bool("trace", trace))
+        return FixedRun(y, fmt, json.loads(report), {name: value for name, _node, _op, value in traced})
 
     def norms(self, tol: float = 1e-6) -> "convmat.NetworkNorms":
         """Every affine block's certified spectral norm and their product (AutoLip): exactly

@@ -58,6 +58,12 @@ class AffineLayer:
     activations: List[Activation]
     nodes: List[str]
 
+class FixedRun:
+    output: npt.NDArray[np.float64]
+    format: Optional[str]
+    report: List[Dict[str, Any]]
+    tensors: Dict[str, npt.NDArray[np.float64]]
+
 class Model:
     path: str
     opset: int
@@ -73,8 +79,9 @@ class Model:
     @property
     def graph(self) -> List[GraphNode]: ...
     def run(
-        self, x: Any, trace: bool = False, dtype: Literal["float32", "float64"] = "float32"
-    ) -> Union[npt.NDArray[Any], Tuple[npt.NDArray[Any], Dict[str, npt.NDArray[Any]]]]: ...
+        self, x: Any, trace: bool = False, dtype: Literal["float32", "float64"] = "float32", fixed: Any = None
+    ) -> Union[npt.NDArray[Any], Tuple[npt.NDArray[Any], Dict[str, npt.NDArray[Any]]], FixedRun]: ...
+    def run_fixed(self, x: Any, formats: Any, trace: bool = False) -> FixedRun: ...
     def lower(
         self,
         out_path: _Path,

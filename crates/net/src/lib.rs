@@ -49,9 +49,9 @@
 #![warn(missing_docs)]
 
 mod block;
+mod calibrate;
 mod chain;
 mod diff;
-mod calibrate;
 mod error;
 mod eval;
 mod fixed;
@@ -62,10 +62,10 @@ mod role;
 mod trace;
 
 pub use block::{BlockMap, Csr};
+pub use calibrate::{best_precision, CalibrateOptions, Calibration, LayerRange};
 pub use chain::{sequential_norms, NetworkError};
 pub use convmat_spectrum::{Certificate, Monitor, NormInterval, SpectrumError};
 pub use diff::{diff_traces, TensorDiff, TraceDiff};
-pub use calibrate::{best_precision, CalibrateOptions, Calibration, LayerRange};
 pub use error::{NetError, TraceError};
 pub use eval::{BlockSource, Run, Tensor, Traced};
 pub use fixed::{Arithmetic, ChannelReport, FixedError, FixedRun, Formats, LayerFormats, LayerReport};

@@ -479,8 +479,8 @@ class Model:
         Examples
         --------
         >>> import numpy as np, convmat.onnx
-        >>> model = convmat.onnx.load("cnn.onnx")
-        >>> r = model.run_fixed(np.ones((1, 1, 12, 12)) / 2, {"input": "q1.7", "default": {"weight": "q2.6", "result": "q4.8"}})
+        >>> model = convmat.onnx.load("examples/cnn.onnx")
+        >>> r = model.run_fixed(np.ones((1, 1, 28, 28)) / 2, {"input": "q1.7", "default": {"weight": "q2.6", "result": "q4.8"}})
         >>> r.output.shape, r.format, r.report[0]["arithmetic"]
         ((1, 10), 'q4.8', 'fixed')
         """

@@ -5,6 +5,7 @@ Lanczos steps), so an interrupted call leaves no core busy behind it.
 """
 
 import _thread
+import signal
 import threading
 import time
 
@@ -15,6 +16,17 @@ import convmat
 
 
 def test_ctrl_c_stops_a_long_spectrum_and_its_worker():
+    # _thread.interrupt_main does nothing while SIGINT is ignored or at its default: an earlier test
+    # (a Dask cluster, a subprocess helper) may have left it so, and the spectrum would then run to
+    # the end (minutes) instead of being interrupted. Python's own handler, as in an interactive session.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_a_long_spectrum()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_a_long_spectrum():
     rng = np.random.default_rng(0)
     # the top 8 of 16 -> 16 3x3 on 64x64 at a residual of 1e-14: many block steps, each short
     layer = convmat.Conv(rng.standard_normal((16, 16, 3, 3)) / 12, padding=1)

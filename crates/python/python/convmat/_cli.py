@@ -13,10 +13,14 @@ def main() -> int:
     # As the binary starts: Ctrl-C ends the process (commands with long computations install their own
     # handler, which stops between steps); a closed stdout is the library's to handle (Python already
     # ignores SIGPIPE, as Rust does).
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # Called in-process (a test, a notebook), the caller's handler comes back on return.
+    previous = signal.signal(signal.SIGINT, signal.SIG_DFL)
     from ._native import cli_main
 
-    return cli_main(sys.argv)
+    try:
+        return cli_main(sys.argv)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

@@ -444,29 +444,8 @@ pub(crate) fn nonlinearity<T: Float>(f: &Nonlinearity, ins: &[&Tensor<T>], out: 
             Tensor::new(x.shape.clone(), y)
         }
         Nonlinearity::MaxPool { kernel, strides: st, dilations, pads_begin, output } => {
-            let r = kernel.len();
-            let (ins_sp, in_st) = (&x.shape[2..], strides(&x.shape[2..]));
-            let (plane_in, plane_out) = (numel(ins_sp), numel(output));
-            let os = strides(output);
-            let taps = numel(kernel);
-            let ks = strides(kernel);
-            // the taps each output position reads inside one plane, found once for every plane
-            let (mut reads, mut starts) = (Vec::new(), vec![0]);
-            for o in 0..plane_out {
-                'tap: for k in 0..taps {
-                    let mut src = 0;
-                    for d in 0..r {
-                        let pos = ((o / os[d]) % output[d] * st[d] + (k / ks[d]) % kernel[d] * dilations[d]) as isize
-                            - pads_begin[d] as isize;
-                        if pos < 0 || pos >= ins_sp[d] as isize {
-                            continue 'tap;
-                        }
-                        src += pos as usize * in_st[d];
-                    }
-                    reads.push(src);
-                }
-                starts.push(reads.len());
-            }
+            let (reads, starts) = window_taps(&x.shape, kernel, st, dilations, pads_begin, output);
+            let (plane_in, plane_out) = (numel(&x.shape[2..]), numel(output));
             let mut data = Vec::with_capacity(numel(&out));
             for plane in x.data.chunks(plane_in) {
                 for o in 0..plane_out {
@@ -496,6 +475,39 @@ fn lp(v: impl Iterator<Item = f64>, p: f64) -> f64 {
     }
 }
 
+/// The taps each output position of a pool on `(N, C, *spatial)` reads inside one `(N, C)` plane, found
+/// once for every plane: position `o` reads the element offsets `reads[starts[o]..starts[o + 1]]` (pads
+/// left out).
+fn window_taps(
+    shape: &[usize],
+    kernel: &[usize],
+    st: &[usize],
+    dilations: &[usize],
+    pads_begin: &[usize],
+    output: &[usize],
+) -> (Vec<usize>, Vec<usize>) {
+    let r = kernel.len();
+    let (ins_sp, in_st) = (&shape[2..], strides(&shape[2..]));
+    let (os, ks, taps) = (strides(output), strides(kernel), numel(kernel));
+    let (mut reads, mut starts) = (Vec::new(), vec![0]);
+    for o in 0..numel(output) {
+        'tap: for k in 0..taps {
+            let mut src = 0;
+            for d in 0..r {
+                let pos = ((o / os[d]) % output[d] * st[d] + (k / ks[d]) % kernel[d] * dilations[d]) as isize
+                    - pads_begin[d] as isize;
+                if pos < 0 || pos >= ins_sp[d] as isize {
+                    continue 'tap;
+                }
+                src += pos as usize * in_st[d];
+            }
+            reads.push(src);
+        }
+        starts.push(reads.len());
+    }
+    (reads, starts)
+}
+
 /// Every window of a pool on `(N, C, *spatial)`, in output order: `f(plane offset, element offsets in
 /// the plane of the taps inside the input)` (pads left out).
 fn windows(
@@ -507,27 +519,11 @@ fn windows(
     output: &[usize],
     mut f: impl FnMut(usize, &[usize]),
 ) {
-    let r = kernel.len();
-    let (ins_sp, in_st) = (&shape[2..], strides(&shape[2..]));
-    let (plane_in, plane_out) = (numel(ins_sp), numel(output));
-    let (os, ks, taps) = (strides(output), strides(kernel), numel(kernel));
-    let mut inside = Vec::with_capacity(taps);
+    let (reads, starts) = window_taps(shape, kernel, st, dilations, pads_begin, output);
+    let plane_in = numel(&shape[2..]);
     for plane in (0..numel(&shape[..2])).map(|p| p * plane_in) {
-        for o in 0..plane_out {
-            inside.clear();
-            'tap: for k in 0..taps {
-                let mut src = 0;
-                for d in 0..r {
-                    let pos = ((o / os[d]) % output[d] * st[d] + (k / ks[d]) % kernel[d] * dilations[d]) as isize
-                        - pads_begin[d] as isize;
-                    if pos < 0 || pos >= ins_sp[d] as isize {
-                        continue 'tap;
-                    }
-                    src += pos as usize * in_st[d];
-                }
-                inside.push(src);
-            }
-            f(plane, &inside);
+        for w in starts.windows(2) {
+            f(plane, &reads[w[0]..w[1]]);
         }
     }
 }

@@ -615,6 +615,26 @@ impl<'a, 'm> Reader<'a, 'm> {
     }
 
     /// A `Cast` to float → `Mul` by a constant after an integer op's output: the scale, and the nodes.
+    /// The nodes a layer stands for and, for ConvInteger / MatMulInteger, the float scale after it.
+    fn nodes_and_scale(
+        &self,
+        node: &Node<'m>,
+        form: QuantForm,
+        channels: usize,
+    ) -> Result<(Vec<String>, Option<Vec<f32>>), OnnxError> {
+        let mut nodes = vec![node.name.to_string()];
+        if form != QuantForm::Integer {
+            return Ok((nodes, None));
+        }
+        Ok(match self.output_scale(node.p.output.first().map_or("", String::as_str), channels)? {
+            Some((scale, more)) => {
+                nodes.extend(more);
+                (nodes, Some(scale))
+            }
+            None => (nodes, None),
+        })
+    }
+
     fn output_scale(&self, out: &str, channels: usize) -> Result<Option<ScaleAfter>, OnnxError> {
         let only = |v: &str| -> Option<Node<'m>> {
             match self.readers.get(v).map(Vec::as_slice) {
@@ -663,14 +683,7 @@ impl<'a, 'm> Reader<'a, 'm> {
                 None,
             )
         };
-        let mut nodes = vec![node.name.to_string()];
-        let mut output_scale = None;
-        if form == QuantForm::Integer {
-            if let Some((scale, more)) = self.output_scale(node.p.output.first().map_or("", String::as_str), c_out)? {
-                output_scale = Some(scale);
-                nodes.extend(more);
-            }
-        }
+        let (nodes, output_scale) = self.nodes_and_scale(&node, form, c_out)?;
         Ok(QuantLayer {
             name: node.name.into(),
             op: node.op().into(),
@@ -722,14 +735,7 @@ impl<'a, 'm> Reader<'a, 'm> {
         };
         let mut out = s[1..].to_vec();
         *out.last_mut().expect("rank >= 1") = n;
-        let mut nodes = vec![node.name.to_string()];
-        let mut output_scale = None;
-        if form == QuantForm::Integer {
-            if let Some((scale, more)) = self.output_scale(node.p.output.first().map_or("", String::as_str), n)? {
-                output_scale = Some(scale);
-                nodes.extend(more);
-            }
-        }
+        let (nodes, output_scale) = self.nodes_and_scale(&node, form, n)?;
         Ok(QuantLayer {
             name: node.name.into(),
             op: node.op().into(),
